@@ -1,0 +1,153 @@
+"""Inference backends for one padded tile: torch (always works) and OpenVINO (optional, CPU).
+
+A backend takes a tile already padded to the network's size multiple and returns the restored
+tile (float32, clamped). OpenVINO gets the network converted once per pack and cached on disk,
+and one compiled model per tile shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .descriptor import ModelDescriptor, psnr
+
+__all__ = [
+    "TorchBackend",
+    "OpenVINOBackend",
+    "openvino_available",
+    "cpu_supports_bf16",
+    "MIN_PSNR_DB",
+]
+
+# Reduced precision is used only where the output stays this close to float32.
+MIN_PSNR_DB = 45.0
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, descriptor: ModelDescriptor, dtype: torch.dtype = torch.float32) -> None:
+        self.descriptor = descriptor
+        self.dtype = dtype
+
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(tile))
+        out = self.descriptor(x, torch.from_numpy(e), dtype=self.dtype)
+        return out.cpu().numpy()
+
+
+class _Padded(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_padded(x, e)
+
+
+def _state_fingerprint(net: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class OpenVINOBackend:
+    """OpenVINO on the CPU. Converted IR cached in ``cache_folder``; compiled per tile shape."""
+
+    name = "openvino"
+
+    def __init__(
+        self, descriptor: ModelDescriptor, cache_folder: Path, precision: str = "fp32"
+    ) -> None:
+        import openvino as ov
+
+        self._ov = ov
+        self.core = ov.Core()
+        self.precision = precision
+        self.descriptor = descriptor
+        cache_folder = Path(cache_folder)
+        cache_folder.mkdir(parents=True, exist_ok=True)
+        xml = cache_folder / f"instructir-{_state_fingerprint(descriptor.net)}.xml"
+        if not xml.is_file():
+            self._convert(xml)
+        self._xml = xml
+        self._compiled: dict[tuple[int, int], object] = {}
+        self._lock = threading.Lock()
+
+    def _convert(self, xml: Path) -> None:
+        ov = self._ov
+        net = self.descriptor.net
+        textdim = net.config.textdim
+        m = net.size_multiple
+        wrapper = _Padded(net).eval()
+        example = (
+            torch.rand(1, 3, 4 * m, 4 * m).contiguous(memory_format=torch.channels_last),
+            torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),
+        )
+        with torch.no_grad():
+            model = ov.convert_model(
+                wrapper,
+                example_input=example,
+                input=[ov.PartialShape([1, 3, -1, -1]), ov.PartialShape([1, textdim])],
+            )
+        tmp = xml.with_name(xml.stem + ".tmp.xml")
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        tmp.replace(xml)
+
+    def _compiled_for(self, h: int, w: int):
+        with self._lock:
+            compiled = self._compiled.get((h, w))
+            if compiled is None:
+                model = self.core.read_model(str(self._xml))
+                model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
+                hint = "bf16" if self.precision == "bf16" else "f32"
+                compiled = self.core.compile_model(
+                    model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+                )
+                self._compiled[(h, w)] = compiled
+            return compiled
+
+    def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
+        compiled = self._compiled_for(tile.shape[2], tile.shape[3])
+        request = compiled.create_infer_request()
+        request.infer([np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)])
+        out = request.get_output_tensor(0).data
+        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=True)
+
+
+def agrees_with_fp32(backend, reference: TorchBackend, size: int = 128, seed: int = 0) -> float:
+    """PSNR of ``backend`` against torch fp32 on a fixed smooth + textured calibration tile."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = np.stack([xx, yy, 0.5 * (xx + yy)])[None]
+    tile = np.clip(base + 0.1 * rng.standard_normal(base.shape).astype(np.float32), 0, 1)
+    e = rng.standard_normal((1, reference.descriptor.net.config.textdim)).astype(np.float32)
+    e /= np.linalg.norm(e)
+    return psnr(backend.run(tile, e), reference.run(tile, e))

@@ -1,0 +1,89 @@
+"""Model descriptor: fixes the calling rules of an image network (spandrel style).
+
+Callers never touch the raw nn.Module: the descriptor pads to the size multiple, runs under
+inference_mode in the chosen dtype and memory format, and clamps to [0, 1].
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ModelCorruptError
+from .network import InstructIRNet, NetworkConfig, network_from_config
+
+__all__ = ["ModelDescriptor", "psnr"]
+
+
+def psnr(a, b, peak: float = 1.0) -> float:
+    """PSNR in dB between two arrays/tensors of the same shape (inf when identical)."""
+    a_t = torch.as_tensor(a, dtype=torch.float64)
+    b_t = torch.as_tensor(b, dtype=torch.float64)
+    mse = float(((a_t - b_t) ** 2).mean())
+    if mse == 0:
+        return float("inf")
+    return 10 * torch.log10(torch.tensor(peak**2 / mse)).item()
+
+
+@dataclass
+class ModelDescriptor:
+    """A loaded image network plus how it must be called."""
+
+    net: InstructIRNet
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = True
+
+    supports_tiling = True
+    supported_dtypes = (torch.float32, torch.bfloat16, torch.float16)
+
+    @classmethod
+    def from_state_dict(
+        cls, config: NetworkConfig, state: dict, device: torch.device | str = "cpu", **kw
+    ) -> ModelDescriptor:
+        net = network_from_config(config)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelCorruptError(
+                f"The image network weights do not match the pack's network configuration: {exc}"
+            ) from exc
+        return cls.wrap(net, device, **kw)
+
+    @classmethod
+    def wrap(cls, net: InstructIRNet, device: torch.device | str = "cpu", **kw) -> ModelDescriptor:
+        device = torch.device(device)
+        channels_last = kw.pop("channels_last", device.type == "cpu")
+        net = net.eval().to(device)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return cls(net=net, device=device, channels_last=channels_last, **kw)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.net.size_multiple
+
+    @property
+    def config(self) -> NetworkConfig:
+        return self.net.config
+
+    def _autocast(self, dtype: torch.dtype):
+        if dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def __call__(
+        self, image: torch.Tensor, e: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """image [N,3,H,W] in [0,1], e [N,textdim] → restored [N,3,H,W] float32 in [0,1]."""
+        dtype = dtype or self.dtype
+        with torch.inference_mode(), self._autocast(dtype):
+            x = image.to(self.device, torch.float32)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = self.net(x, e.to(self.device, torch.float32))
+            return out.float().clamp(0.0, 1.0).contiguous()

@@ -1,0 +1,278 @@
+"""Model packs: what a pack is (manifest) and which packs exist (catalog).
+
+A pack bundles an image network (config + weights), a text encoder id, a text head, the intent
+labels, a version and the size + sha256 of every file. Manifests are JSON so that they can be
+read without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ModelCorruptError, UnknownModelError
+from .network import OFFICIAL_7D, NetworkConfig
+from .resources import resource_path
+
+__all__ = [
+    "TASKS",
+    "TASK_TITLES",
+    "PackFile",
+    "TextEncoderSpec",
+    "PackManifest",
+    "catalog",
+    "catalog_entry",
+    "OFFICIAL_ID",
+    "LITE_ID",
+]
+
+TASKS: tuple[str, ...] = (
+    "denoise",
+    "deblur",
+    "derain",
+    "dehaze",
+    "lowlight",
+    "superres",
+    "enhance",
+)
+TASK_TITLES: dict[str, str] = {
+    "denoise": "Denoise",
+    "deblur": "Deblur",
+    "derain": "Remove rain",
+    "dehaze": "Dehaze",
+    "lowlight": "Brighten",
+    "superres": "Upscale detail",
+    "enhance": "Enhance colour",
+}
+# A short instruction per task, used when the user picks a task from the suggestions.
+TASK_PROMPTS: dict[str, str] = {
+    "denoise": "Remove the noise from this photo",
+    "deblur": "Remove the blur and make it sharp",
+    "derain": "Remove the rain from this photo",
+    "dehaze": "Remove the haze and fog",
+    "lowlight": "The photo is too dark, brighten it",
+    "superres": "Increase the resolution and detail",
+    "enhance": "Improve the colours and contrast",
+}
+
+OFFICIAL_ID = "instructir-7d"
+LITE_ID = "instructir-lite"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PackFile:
+    """One file of a pack. ``repo``/``filename`` say where the Hub has it (None: local only)."""
+
+    role: str
+    path: str
+    size: int | None
+    sha256: str | None
+    repo: str | None = None
+    filename: str | None = None
+    revision: str = "main"
+
+    def to_dict(self) -> dict:
+        return {
+            "role": self.role,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "repo": self.repo,
+            "filename": self.filename,
+            "revision": self.revision,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PackFile:
+        return cls(
+            role=str(d["role"]),
+            path=str(d["path"]),
+            size=None if d.get("size") is None else int(d["size"]),
+            sha256=d.get("sha256"),
+            repo=d.get("repo"),
+            filename=d.get("filename"),
+            revision=d.get("revision", "main"),
+        )
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """Which frozen sentence encoder produces the 384-d text features.
+
+    kind ``"package"``: loaded from an installed Python package (works offline);
+    kind ``"hub"``: a sentence-transformers folder inside the pack (files listed as role
+    ``text_encoder``), downloaded from ``id`` on the Hub.
+    """
+
+    id: str
+    kind: str
+    dim: int = 384
+    package: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "dim": self.dim, "package": self.package}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TextEncoderSpec:
+        return cls(id=d["id"], kind=d["kind"], dim=int(d.get("dim", 384)), package=d.get("package"))
+
+
+@dataclass(frozen=True)
+class PackManifest:
+    """Everything the app needs to know to download, verify and load a pack."""
+
+    id: str
+    name: str
+    version: str
+    description: str
+    network: NetworkConfig
+    text_encoder: TextEncoderSpec
+    files: tuple[PackFile, ...]
+    labels: tuple[str, ...] = TASKS
+    head: dict = field(default_factory=lambda: {"in_dim": 384, "embed_dim": 256, "n_classes": 7})
+    licence: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def file(self, role: str) -> PackFile:
+        for f in self.files:
+            if f.role == role:
+                return f
+        raise ModelCorruptError(f"The model pack '{self.id}' has no {role} file in its manifest.")
+
+    def files_with_role(self, role: str) -> list[PackFile]:
+        return [f for f in self.files if f.role == role]
+
+    @property
+    def download_size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": 1,
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "network": self.network.to_dict(),
+            "text_encoder": self.text_encoder.to_dict(),
+            "head": dict(self.head),
+            "labels": list(self.labels),
+            "files": [f.to_dict() for f in self.files],
+            "licence": self.licence,
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PackManifest:
+        try:
+            return cls(
+                id=str(d["id"]),
+                name=str(d.get("name", d["id"])),
+                version=str(d["version"]),
+                description=str(d.get("description", "")),
+                network=NetworkConfig.from_dict(d["network"]),
+                text_encoder=TextEncoderSpec.from_dict(d["text_encoder"]),
+                files=tuple(PackFile.from_dict(f) for f in d["files"]),
+                labels=tuple(d.get("labels", TASKS)),
+                head=dict(d.get("head", {"in_dim": 384, "embed_dim": 256, "n_classes": 7})),
+                licence=str(d.get("licence", "")),
+                extra=dict(d.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelCorruptError(f"The model pack manifest is damaged ({exc}).") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> PackManifest:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ModelCorruptError(f"Cannot read the model pack manifest {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ModelCorruptError(f"The model pack manifest {path} is not a JSON object.")
+        return cls.from_dict(data)
+
+
+BGE_MICRO_FILES = (
+    "config.json",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+
+
+def official_manifest() -> PackManifest:
+    """The public InstructIR 7D release on the Hugging Face Hub."""
+    repo = "marcosv/InstructIR"
+    files = [
+        PackFile(
+            "image",
+            "im_instructir-7d.pt",
+            63_627_895,
+            "f28d8f0f66ff57449ebe2be52241dfdd53a3dfab1003d63e65493f96ea152fd0",
+            repo,
+            "im_instructir-7d.pt",
+        ),
+        PackFile(
+            "head",
+            "lm_instructir-7d.pt",
+            403_275,
+            "b239e5d5dbc811813a90e709f9647dead0e35a96a294a7d6c5263da549016fe6",
+            repo,
+            "lm_instructir-7d.pt",
+        ),
+    ]
+    # The Hub does not publish fixed hashes we could pin for the encoder's small files; their
+    # sha256 is recorded at download (trust on first use) and verified from then on.
+    for name in BGE_MICRO_FILES:
+        files.append(
+            PackFile(
+                "text_encoder", f"text_encoder/{name}", None, None, "TaylorAI/bge-micro-v2", name
+            )
+        )
+    return PackManifest(
+        id=OFFICIAL_ID,
+        name="InstructIR 7D (official, ECCV 2024)",
+        version="1.0",
+        description="The paper's released model: 7 tasks, 15.8 M parameters, best quality.",
+        network=OFFICIAL_7D,
+        text_encoder=TextEncoderSpec("TaylorAI/bge-micro-v2", "hub"),
+        files=tuple(files),
+        licence="MIT (marcosv/InstructIR)",
+    )
+
+
+def lite_manifest() -> PackManifest | None:
+    """The bundled pack trained by training/, or None when resources/ does not have it yet."""
+    path = resource_path("packs", LITE_ID, MANIFEST_NAME)
+    if not path.is_file():
+        return None
+    return PackManifest.load(path)
+
+
+def catalog() -> dict[str, PackManifest]:
+    """All packs this version of the app knows, by id."""
+    packs = {OFFICIAL_ID: official_manifest()}
+    lite = lite_manifest()
+    if lite is not None:
+        packs[LITE_ID] = lite
+    return packs
+
+
+def catalog_entry(pack_id: str) -> PackManifest:
+    packs = catalog()
+    if pack_id not in packs:
+        known = ", ".join(sorted(packs))
+        raise UnknownModelError(f"Unknown model pack '{pack_id}'. Known packs: {known}.")
+    return packs[pack_id]

@@ -1,0 +1,310 @@
+"""The Restorer: one loaded pack that turns (photo, instruction) into a restored photo.
+
+It owns the text encoder and the image network, picks device, precision, backend and tile
+size, tiles big photos with blended overlaps, reports progress per tile and can be cancelled
+between tiles (nothing partial is returned).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backends import (
+    MIN_PSNR_DB,
+    OpenVINOBackend,
+    TorchBackend,
+    agrees_with_fp32,
+    cpu_supports_bf16,
+    openvino_available,
+)
+from .descriptor import ModelDescriptor
+from .errors import CancelledError, DeviceError, InstructIRError
+from .packs import MANIFEST_NAME, PackManifest
+from .text import InstructionEncoder, Intent, clean_instruction
+from .tiling import DEFAULT_OVERLAP, blend_weights, plan_tiles, tile_size_for_budget
+from .weights import load_state_dict
+
+__all__ = [
+    "Step",
+    "RestoreRequest",
+    "JobEvent",
+    "Restorer",
+    "resolve_device",
+    "available_devices",
+    "ProgressFn",
+    "CancelFn",
+]
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+# Tiles larger than this gain nothing on CPUs (cache) and cost memory.
+CPU_MAX_TILE = 512
+GPU_MAX_TILE = 2048
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.insert(0, "mps")
+    return devices
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto → CUDA, then Apple MPS, then CPU. A forced device that is missing is an error."""
+    name = (name or "auto").lower()
+    available = available_devices()
+    if name == "auto":
+        for candidate in ("cuda", "mps", "cpu"):
+            if candidate in available:
+                return torch.device(candidate)
+    if name not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"Unknown device '{name}'. Choose auto, cpu, cuda or mps.")
+    if name not in available:
+        raise DeviceError(
+            f"The device '{name}' is not available on this computer (available: "
+            f"{', '.join(available)})."
+        )
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instruction of a stack, applied with a strength in [0, 1]."""
+
+    instruction: str
+    strength: float = 1.0
+
+
+@dataclass
+class RestoreRequest:
+    """Everything that describes one job: the photo, the instruction stack, where to run."""
+
+    image: np.ndarray
+    steps: list[Step]
+    job_id: str = ""
+    tile: int | None = None
+
+
+@dataclass
+class JobEvent:
+    """The one event type that flows back from a job: progress, result or error."""
+
+    event: str
+    job_id: str
+    progress: float = 0.0
+    message: str = ""
+    result: Any = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Restorer:
+    """Loads a pack once; restores photos given as float32 H x W x 3 (or x 4, alpha kept)."""
+
+    def __init__(
+        self,
+        pack_dir: Path,
+        *,
+        device: str = "auto",
+        backend: str = "auto",
+        precision: str = "auto",
+        memory_budget: int | None = None,
+        tile: int | None = None,
+        cache_folder: Path | None = None,
+    ) -> None:
+        self.pack_dir = Path(pack_dir)
+        self.manifest = PackManifest.load(self.pack_dir / MANIFEST_NAME)
+        self.device = resolve_device(device)
+        t0 = time.perf_counter()
+        self.encoder = InstructionEncoder(self.manifest, self.pack_dir)
+        state = load_state_dict(self.pack_dir / self.manifest.file("image").path)
+        self.descriptor = ModelDescriptor.from_state_dict(self.manifest.network, state, self.device)
+        self.memory_budget = memory_budget or default_memory_budget(self.device)
+        self.fixed_tile = tile
+        self.backend = self._choose_backend(backend, precision, cache_folder)
+        self.load_seconds = time.perf_counter() - t0
+
+    @property
+    def pack_id(self) -> str:
+        return self.manifest.id
+
+    def describe(self) -> dict:
+        return {
+            "pack": self.manifest.id,
+            "pack_version": self.manifest.version,
+            "device": self.device.type,
+            "backend": self.backend.name,
+            "precision": self.backend.precision,
+            "tile": self.tile_size(),
+        }
+
+    def _choose_backend(self, backend: str, precision: str, cache_folder: Path | None):
+        reference = TorchBackend(self.descriptor)
+        if precision == "auto":
+            if self.device.type == "cuda":
+                precision = "fp16"
+            elif self.device.type == "cpu" and cpu_supports_bf16():
+                precision = "bf16"
+            else:
+                precision = "fp32"
+        want_ov = backend == "openvino" or (
+            backend == "auto" and self.device.type == "cpu" and openvino_available()
+        )
+        if backend == "openvino" and not openvino_available():
+            raise InstructIRError("The OpenVINO backend is not installed (pip install openvino).")
+        candidates = []
+        if want_ov:
+            folder = cache_folder or _default_cache() / "openvino"
+            candidates.append(lambda p: OpenVINOBackend(self.descriptor, folder, p))
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        candidates.append(lambda p: TorchBackend(self.descriptor, dtypes[p]))
+        for make in candidates:
+            for p in dict.fromkeys((precision, "fp32")):
+                try:
+                    candidate = make(p)
+                except Exception:  # noqa: BLE001 - try the next, torch fp32 always works
+                    continue
+                if (candidate.name, p) == ("torch", "fp32"):
+                    return candidate
+                if agrees_with_fp32(candidate, reference) >= MIN_PSNR_DB:
+                    return candidate
+        return reference
+
+    def tile_size(self) -> int:
+        if self.fixed_tile:
+            return self.fixed_tile
+        cap = CPU_MAX_TILE if self.device.type == "cpu" else GPU_MAX_TILE
+        edge = tile_size_for_budget(
+            self.memory_budget, self.manifest.network.width, multiple=self.descriptor.size_multiple
+        )
+        return min(cap, edge)
+
+    def intent(self, text: str) -> Intent:
+        return self.encoder.intent(text)
+
+    def restore(
+        self,
+        image: np.ndarray,
+        instruction: str,
+        *,
+        strength: float = 1.0,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        tile: int | None = None,
+    ) -> np.ndarray:
+        """Apply one instruction. ``image``: float32 H x W x 3|4 in [0, 1]. Returns a new array."""
+        instruction = clean_instruction(instruction)
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError("strength must be between 0 and 1")
+        image = _check_image(image)
+        rgb, alpha = image[..., :3], image[..., 3:] if image.shape[2] == 4 else None
+        if strength == 0.0:
+            return image.copy()
+        e = self.encoder.embedding(instruction).numpy()[None].astype(np.float32)
+        restored = self._tiled(rgb, e, tile or self.tile_size(), progress, cancel)
+        if strength < 1.0:
+            restored = rgb + np.float32(strength) * (restored - rgb)
+        if alpha is not None:
+            restored = np.concatenate([restored, alpha], axis=2)
+        return restored
+
+    def run(
+        self,
+        request: RestoreRequest,
+        on_event: Callable[[JobEvent], None] | None = None,
+        cancel: CancelFn | None = None,
+    ) -> np.ndarray:
+        """Apply a stack of instructions in order, reporting JobEvents."""
+        emit = on_event or (lambda ev: None)
+        steps = request.steps
+        if not steps:
+            raise InstructIRError("Give at least one instruction.")
+        current = request.image
+        try:
+            for i, step in enumerate(steps):
+
+                def step_progress(p: float, msg: str, i=i) -> None:
+                    emit(JobEvent("progress", request.job_id, (i + p) / len(steps), msg))
+
+                current = self.restore(
+                    current,
+                    step.instruction,
+                    strength=step.strength,
+                    progress=step_progress,
+                    cancel=cancel,
+                    tile=request.tile,
+                )
+        except InstructIRError as exc:
+            emit(JobEvent("error", request.job_id, error=str(exc)))
+            raise
+        emit(JobEvent("result", request.job_id, 1.0, result=current))
+        return current
+
+    def _tiled(self, rgb, e, tile, progress, cancel) -> np.ndarray:
+        h, w, _ = rgb.shape
+        m = self.descriptor.size_multiple
+        tile = max(m * 2, tile - tile % m)
+        overlap = min(DEFAULT_OVERLAP, tile // 4)
+        tiles = plan_tiles(h, w, tile, overlap)
+        single = len(tiles) == 1
+        out = np.empty_like(rgb) if single else np.zeros((h, w, 3), np.float32)
+        weight = None if single else np.zeros((h, w, 1), np.float32)
+        for n, t in enumerate(tiles):
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled.")
+            th, tw = t.shape
+            ph, pw = (-th) % m, (-tw) % m
+            patch = np.zeros((1, 3, th + ph, tw + pw), np.float32)
+            patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)
+            result = self.backend.run(patch, e)[0, :, :th, :tw].transpose(1, 2, 0)
+            if single:
+                out[...] = result
+            else:
+                wgt = blend_weights(t, h, w, overlap)[..., None]
+                out[t.y0 : t.y1, t.x0 : t.x1] += result * wgt
+                weight[t.y0 : t.y1, t.x0 : t.x1] += wgt
+            if progress is not None:
+                progress((n + 1) / len(tiles), f"tile {n + 1}/{len(tiles)}")
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled.")
+        if not single:
+            np.divide(out, weight, out=out)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InstructIRError("The image must be an H x W x 3 (or 4) array.")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InstructIRError("The image is empty.")
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes of activations one tile may use: a share of free GPU memory, or of system RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return int(min(1.5 * (1 << 30), total * 0.1))
+
+
+def _default_cache() -> Path:
+    from .store import cache_dir
+
+    return cache_dir()

@@ -1,0 +1,856 @@
+"""Where model packs live on this computer: download, import, verify, locate and remove them.
+
+Installed packs live in ``<data_dir>/packs/<id>/`` next to their installed ``manifest.json``
+(which records the size and sha256 measured at install for files the catalog cannot pin, so
+later checks are strict). A pack shipped in resources/ is used in place, read-only.
+
+Downloads go to ``packs/.staging-<id>/<path>.part``, resume with HTTP Range requests, are
+checked against size + sha256, and only when every file is verified does the staging folder
+become the pack folder. A failed or partial download is never visible as an installed pack.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from .errors import (
+    CancelledError,
+    DownloadError,
+    ModelCorruptError,
+    ModelError,
+    ModelNotInstalledError,
+    UnknownModelError,
+)
+from .packs import MANIFEST_NAME, PackFile, PackManifest, catalog, catalog_entry
+from .resources import resource_path
+
+__all__ = [
+    "APP_NAME",
+    "FileCheck",
+    "ModelStore",
+    "PackStatus",
+    "ProgressCallback",
+    "VerifyReport",
+    "cache_dir",
+    "data_dir",
+]
+
+APP_NAME = "InstructIR"
+DATA_ENV = "INSTRUCTIR_DATA_DIR"
+CACHE_ENV = "INSTRUCTIR_CACHE_DIR"
+
+ProgressCallback = Callable[[int, int, str], None]
+CancelCallback = Callable[[], bool]
+
+_HASH_BLOCK = 1 << 20
+_CONNECT_TIMEOUT_S = 15.0
+_READ_TIMEOUT_S = 60.0
+_VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def data_dir() -> Path:
+    """Per-user data folder ($INSTRUCTIR_DATA_DIR overrides it). Not created here."""
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, APP_NAME))
+
+
+def cache_dir() -> Path:
+    """Per-user cache folder ($INSTRUCTIR_CACHE_DIR overrides it). Not created here."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME, APP_NAME))
+
+
+@dataclass(frozen=True)
+class PackStatus:
+    """One line of ``ModelStore.list()``."""
+
+    id: str
+    name: str
+    version: str
+    installed: bool
+    bundled: bool
+    size: int
+    path: Path | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """Result of checking one pack file. status: ok, missing, size mismatch, hash mismatch."""
+
+    path: str
+    status: str
+    expected_size: int | None = None
+    actual_size: int | None = None
+    expected_sha256: str | None = None
+    actual_sha256: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of ``ModelStore.verify()``: one FileCheck per manifest file."""
+
+    pack_id: str
+    path: Path
+    files: tuple[FileCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    @property
+    def problems(self) -> list[FileCheck]:
+        return [f for f in self.files if not f.ok]
+
+
+def _how_to_get(pack_id: str) -> str:
+    return (
+        f"Download it with `instructir models download {pack_id}` or Models → Download in the "
+        f"app, or on an offline computer import the files with "
+        f"`instructir models import {pack_id} FILE...`."
+    )
+
+
+def _check_id(pack_id: str) -> str:
+    if not isinstance(pack_id, str) or not _VALID_ID.match(pack_id):
+        raise UnknownModelError(f"'{pack_id}' is not a valid model pack name.")
+    return pack_id
+
+
+def _rel_path(f: PackFile) -> PurePosixPath:
+    """The file's path inside the pack, refused if it could escape the pack folder."""
+    rel = PurePosixPath(f.path)
+    if rel.is_absolute() or not rel.parts or ".." in rel.parts or "\\" in f.path:
+        raise ModelCorruptError(f"The model pack manifest has an unsafe file path: {f.path!r}.")
+    return rel
+
+
+def _display_name(f: PackFile) -> str:
+    return f.filename or f.path
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable on POSIX; directories cannot be opened for fsync on Windows."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _pack_lock(packs_dir: Path, pack_id: str, error: type[ModelError]) -> Iterator[None]:
+    """Keep two programs (the app and the CLI) from writing the same pack at once. An OS lock,
+    so it is released even when a process dies."""
+    packs_dir.mkdir(parents=True, exist_ok=True)
+    with open(packs_dir / f".lock-{pack_id}", "a+b") as fh:
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise error(
+                f"The model pack '{pack_id}' is being downloaded or installed by another "
+                f"InstructIR window or command. Wait for it to finish, then try again."
+            ) from exc
+        yield  # The lock goes with the file handle.
+
+
+class ModelStore:
+    """The packs installed on this computer, under ``root/packs`` (root: ``data_dir()``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else data_dir()
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.root / "packs"
+
+    def pack_dir(self, pack_id: str) -> Path:
+        """Where a downloaded or imported pack lives (whether or not it is there)."""
+        return self.packs_dir / _check_id(pack_id)
+
+    def _staging_dir(self, pack_id: str) -> Path:
+        return self.packs_dir / f".staging-{pack_id}"
+
+    def bundled_dir(self, pack_id: str) -> Path | None:
+        """The read-only pack folder shipped in resources/, or None."""
+        folder = resource_path("packs", _check_id(pack_id))
+        return folder if (folder / MANIFEST_NAME).is_file() else None
+
+    def _installed_dir(self, pack_id: str) -> Path | None:
+        """The folder in use for ``pack_id``: the bundled copy wins, it always matches the app."""
+        bundled = self.bundled_dir(pack_id)
+        if bundled is not None:
+            return bundled
+        folder = self.pack_dir(pack_id)
+        return folder if (folder / MANIFEST_NAME).is_file() else None
+
+    def installed_manifest(self, pack_id: str) -> PackManifest | None:
+        """The manifest of the installed (or bundled) pack, or None when it is not installed."""
+        folder = self._installed_dir(pack_id)
+        if folder is None:
+            return None
+        return PackManifest.load(folder / MANIFEST_NAME)
+
+    def is_installed(self, pack_id: str) -> bool:
+        """True when the manifest and every file are present with their recorded sizes."""
+        try:
+            self.locate(pack_id)
+        except (ModelNotInstalledError, ModelCorruptError):
+            return False
+        return True
+
+    def locate(self, pack_id: str) -> Path:
+        """The folder of an installed pack; cheap (sizes only; ``verify`` checks hashes)."""
+        folder = self._installed_dir(pack_id)
+        if folder is None:
+            raise ModelNotInstalledError(
+                f"The model pack '{pack_id}' is not installed. {_how_to_get(pack_id)}"
+            )
+        manifest = PackManifest.load(folder / MANIFEST_NAME)
+        for f in manifest.files:
+            path = folder / _rel_path(f)
+            if not path.is_file():
+                raise ModelCorruptError(
+                    f"The model pack '{pack_id}' is incomplete: {f.path} is missing. "
+                    f"{_how_to_get(pack_id)}"
+                )
+            if f.size is not None and path.stat().st_size != f.size:
+                raise ModelCorruptError(
+                    f"The model pack '{pack_id}' is damaged: {f.path} has "
+                    f"{path.stat().st_size:,} bytes instead of {f.size:,}. {_how_to_get(pack_id)}"
+                )
+        return folder
+
+    def list(self) -> list[PackStatus]:
+        """Every pack the catalog knows, plus packs installed from an explicit manifest."""
+        manifests = dict(catalog())
+        if self.packs_dir.is_dir():
+            for child in sorted(self.packs_dir.iterdir()):
+                if child.name.startswith(".") or child.name in manifests:
+                    continue
+                if (child / MANIFEST_NAME).is_file() and _VALID_ID.match(child.name):
+                    try:
+                        manifests[child.name] = PackManifest.load(child / MANIFEST_NAME)
+                    except ModelCorruptError:
+                        continue
+        result = []
+        for pack_id, manifest in manifests.items():
+            installed = self.is_installed(pack_id)
+            path = self._installed_dir(pack_id) if installed else None
+            shown = (self.installed_manifest(pack_id) if installed else None) or manifest
+            result.append(
+                PackStatus(
+                    id=pack_id,
+                    name=shown.name,
+                    version=shown.version,
+                    installed=installed,
+                    bundled=self.bundled_dir(pack_id) is not None,
+                    size=shown.download_size,
+                    path=path,
+                    description=shown.description,
+                )
+            )
+        return result
+
+    def verify(self, pack_id: str) -> VerifyReport:
+        """Check every file of an installed or bundled pack against its manifest."""
+        folder = self._installed_dir(pack_id)
+        if folder is None:
+            raise ModelNotInstalledError(
+                f"The model pack '{pack_id}' is not installed. {_how_to_get(pack_id)}"
+            )
+        manifest = PackManifest.load(folder / MANIFEST_NAME)
+        checks = [self._check_file(folder / _rel_path(f), f) for f in manifest.files]
+        return VerifyReport(pack_id, folder, tuple(checks))
+
+    @staticmethod
+    def _check_file(path: Path, f: PackFile) -> FileCheck:
+        if not path.is_file():
+            return FileCheck(f.path, "missing", f.size, None, f.sha256, None)
+        size = path.stat().st_size
+        if f.size is not None and size != f.size:
+            return FileCheck(f.path, "size mismatch", f.size, size, f.sha256, None)
+        actual = _sha256_file(path)
+        if f.sha256 is not None and actual != f.sha256.lower():
+            return FileCheck(f.path, "hash mismatch", f.size, size, f.sha256, actual)
+        return FileCheck(f.path, "ok", f.size, size, f.sha256, actual)
+
+    def remove(self, pack_id: str) -> bool:
+        """Delete a downloaded or imported pack (and any partial download). The bundled pack
+        cannot be removed. Returns True when something was deleted."""
+        folder = self.pack_dir(pack_id)
+        removed = False
+        if self.packs_dir.is_dir():
+            with _pack_lock(self.packs_dir, pack_id, ModelError):
+                for path in (folder, self._staging_dir(pack_id)):
+                    if path.exists():
+                        shutil.rmtree(path)
+                        removed = True
+        if not removed and self.bundled_dir(pack_id) is not None:
+            raise ModelError(
+                f"The model pack '{pack_id}' comes with the app and cannot be removed."
+            )
+        return removed
+
+    def _resolve(self, manifest: PackManifest | str) -> PackManifest:
+        if isinstance(manifest, PackManifest):
+            _check_id(manifest.id)
+            return manifest
+        return catalog_entry(_check_id(manifest))
+
+    def download(
+        self,
+        manifest: PackManifest | str,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCallback | None = None,
+        *,
+        force: bool = False,
+    ) -> Path:
+        """Download a pack from the Hugging Face Hub, verify it and install it atomically.
+
+        ``progress(done_bytes, total_bytes, filename)`` is called between chunks (total can
+        grow when a file of unknown size starts); ``cancel()`` is polled between chunks and
+        raises CancelledError, keeping the partial file for a later resume. Without ``force``
+        an intact installed copy of the same version is kept and nothing is downloaded.
+        """
+        m = self._resolve(manifest)
+        rels = [_rel_path(f) for f in m.files]
+        if not force and self._up_to_date(m):
+            folder = self._installed_dir(m.id)
+            assert folder is not None
+            return folder
+        local_only = [f for f in m.files if not f.repo]
+        if local_only:
+            if len(local_only) == len(m.files) and self.bundled_dir(m.id) is not None:
+                return self.locate(m.id)
+            names = ", ".join(_display_name(f) for f in local_only)
+            raise DownloadError(
+                f"The model pack '{m.id}' cannot be downloaded: {names} is not published on "
+                f"the Hugging Face Hub. Import the files with "
+                f"`instructir models import {m.id} FILE...`."
+            )
+
+        with _pack_lock(self.packs_dir, m.id, DownloadError):
+            staging = self._staging_dir(m.id)
+            staging.mkdir(parents=True, exist_ok=True)
+            job = _DownloadJob(m, staging, progress, cancel)
+            measured: list[PackFile] = []
+            try:
+                for f, rel in zip(m.files, rels, strict=True):
+                    target = staging / rel
+                    if self._staged_ok(target, f) or self._reuse_installed(m, f, target):
+                        job.skip(f, target)
+                    else:
+                        job.fetch(f, target)
+                    measured.append(self._measured(f, target))
+            except ModelCorruptError:
+                _rmtree(staging)
+                raise
+            except BaseException:
+                # Keep partial files for a resume, but not an empty staging folder.
+                if not any(p.is_file() for p in staging.rglob("*")):
+                    _rmtree(staging)
+                raise
+            return self._install(m, measured, staging)
+
+    def _up_to_date(self, m: PackManifest) -> bool:
+        """An intact install of the same version and files: nothing to download."""
+        if not self.is_installed(m.id):
+            return False
+        installed = self.installed_manifest(m.id)
+        if installed is None or installed.version != m.version:
+            return False
+        have = {f.path: f for f in installed.files}
+        for f in m.files:
+            old = have.pop(f.path, None)
+            if old is None or (f.sha256 is not None and old.sha256 != f.sha256):
+                return False
+        return not have and self.verify(m.id).ok
+
+    @staticmethod
+    def _staged_ok(target: Path, f: PackFile) -> bool:
+        """A file finished and verified by an earlier, interrupted attempt."""
+        if not target.is_file():
+            return False
+        check = ModelStore._check_file(target, f)
+        if check.ok:
+            return True
+        target.unlink()
+        return False
+
+    def _reuse_installed(self, m: PackManifest, f: PackFile, target: Path) -> bool:
+        """Copy an unchanged file from the current install instead of downloading it again."""
+        if f.sha256 is None:
+            return False
+        folder = self.pack_dir(m.id)
+        source = folder / _rel_path(f)
+        if not (folder / MANIFEST_NAME).is_file() or not source.is_file():
+            return False
+        if self._check_file(source, f).status != "ok":
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_hashed(source, target)
+        return True
+
+    @staticmethod
+    def _measured(f: PackFile, path: Path) -> PackFile:
+        """The file as installed: sizes and hashes the catalog could not pin are recorded."""
+        if f.size is not None and f.sha256 is not None:
+            return f
+        return replace(f, size=path.stat().st_size, sha256=_sha256_file(path))
+
+    def _install(self, m: PackManifest, files: list[PackFile], staging: Path) -> Path:
+        """Turn a staging folder whose files are all verified into the pack folder."""
+        wanted = {str(_rel_path(f)) for f in files}
+        for path in sorted(staging.rglob("*"), reverse=True):
+            rel = path.relative_to(staging).as_posix()
+            if path.is_file() and rel not in wanted:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        installed = replace(m, files=tuple(files))
+        _write_atomic(staging / MANIFEST_NAME, installed.to_json())
+        _fsync_dir(staging)
+
+        final = self.pack_dir(m.id)
+        old = self.packs_dir / f".old-{m.id}-{uuid.uuid4().hex[:8]}"
+        try:
+            # Two renames: Windows cannot replace a folder that exists.
+            if final.exists():
+                os.replace(final, old)
+            try:
+                os.replace(staging, final)
+            except OSError:
+                if old.exists():
+                    os.replace(old, final)
+                raise
+            _fsync_dir(self.packs_dir)
+        except OSError as exc:
+            raise ModelError(
+                f"Could not install the model pack '{m.id}' in {final}: {exc.strerror or exc}."
+            ) from exc
+        for stale in self.packs_dir.glob(f".old-{m.id}-*"):
+            _rmtree(stale)
+        return final
+
+    def import_files(self, manifest: PackManifest | str, paths: list[Path]) -> Path:
+        """Install a pack from local files (offline computers).
+
+        Files are matched by name to the manifest; a folder is searched by relative path
+        (e.g. a sentence-transformers folder for the text encoder, or a whole pack folder).
+        """
+        m = self._resolve(manifest)
+        sources = self._match_sources(m, [Path(p) for p in paths])
+        missing = [f for f in m.files if f.path not in sources]
+        if missing:
+            names = ", ".join(_display_name(f) for f in missing)
+            raise ModelNotInstalledError(
+                f"Cannot import the model pack '{m.id}': these files were not found among the "
+                f"given files: {names}."
+            )
+        with _pack_lock(self.packs_dir, m.id, ModelError):
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{m.id}-", dir=self.packs_dir))
+            try:
+                measured = []
+                for f in m.files:
+                    source = sources[f.path]
+                    target = staging / _rel_path(f)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    size, digest = _copy_hashed(source, target)
+                    _raise_if_corrupt(f, size, digest, target, source)
+                    measured.append(replace(f, size=size, sha256=digest))
+                final = self._install(m, measured, staging)
+            except OSError as exc:
+                _rmtree(staging)
+                raise ModelError(f"Could not import the model pack '{m.id}': {exc}") from exc
+            except BaseException:
+                _rmtree(staging)
+                raise
+            _rmtree(self._staging_dir(m.id))  # A partial download is no longer needed.
+            return final
+
+    @staticmethod
+    def _match_sources(m: PackManifest, paths: list[Path]) -> dict[str, Path]:
+        by_name: dict[str, Path] = {}
+        by_rel: dict[str, Path] = {}
+        for p in paths:
+            if p.is_dir():
+                for child in sorted(p.rglob("*")):
+                    if child.is_file():
+                        by_rel.setdefault(child.relative_to(p).as_posix(), child)
+            elif p.is_file():
+                by_name.setdefault(p.name, p)
+            else:
+                raise ModelNotInstalledError(f"Cannot import {p}: no such file or folder.")
+        basenames = [PurePosixPath(_display_name(f)).name for f in m.files]
+        found: dict[str, Path] = {}
+        for f, base in zip(m.files, basenames, strict=True):
+            for key in (f.filename, f.path):
+                if key and key in by_rel:
+                    found[f.path] = by_rel[key]
+                    break
+            else:
+                # A lone file matches by name only when the name is unambiguous in the pack
+                # (the encoder has config.json at two levels).
+                if basenames.count(base) == 1 and base in by_name:
+                    found[f.path] = by_name[base]
+        return found
+
+
+def _copy_hashed(source: Path, target: Path) -> tuple[int, str]:
+    """Copy while hashing what is written; fsync before returning."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while block := src.read(_HASH_BLOCK):
+            dst.write(block)
+            digest.update(block)
+            size += len(block)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return size, digest.hexdigest()
+
+
+def _raise_if_corrupt(
+    f: PackFile, size: int, digest: str, part: Path, source: Path | None = None
+) -> None:
+    """Delete ``part`` and raise ModelCorruptError when size or sha256 differ from ``f``."""
+    name = _display_name(f) + (f" ({source})" if source is not None else "")
+    if f.size is not None and size != f.size:
+        part.unlink(missing_ok=True)
+        raise ModelCorruptError(
+            f"{name} has {size:,} bytes but the model pack expects {f.size:,} "
+            f"(sha256 {digest}, expected {f.sha256 or 'not recorded'}). Nothing was installed."
+        )
+    if f.sha256 is not None and digest != f.sha256.lower():
+        part.unlink(missing_ok=True)
+        raise ModelCorruptError(
+            f"{name} is damaged: its sha256 is {digest}, expected {f.sha256}. "
+            f"Nothing was installed."
+        )
+
+
+def _hub_url(repo: str, filename: str, revision: str) -> str:
+    """The file's URL, honouring $HF_ENDPOINT as it is now (huggingface_hub reads it once at
+    import, so a later change, as tests make, would otherwise be ignored)."""
+    from huggingface_hub import constants, hf_hub_url
+
+    endpoint = (
+        os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
+        or constants.ENDPOINT
+        or "https://huggingface.co"
+    )
+    return hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
+
+
+def _hub_headers() -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    from .. import __version__ as version
+
+    headers = build_hf_headers(library_name="instructir-desktop", library_version=str(version))
+    # Content-Encoding would make Range offsets and sizes refer to the encoded bytes.
+    headers["Accept-Encoding"] = "identity"
+    return headers
+
+
+def _lower(headers: object) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in headers.items()}  # type: ignore[attr-defined]
+
+
+class _Response:
+    """The part of an HTTP response the downloader needs (header names in lower case)."""
+
+    def __init__(self, status: int, headers: dict[str, str], chunks: Iterator[bytes]) -> None:
+        self.status = status
+        self.headers = headers
+        self.chunks = chunks
+
+
+@contextmanager
+def _open_stream(url: str, headers: dict[str, str]) -> Iterator[_Response]:
+    """GET ``url`` streaming with the HTTP client huggingface_hub itself uses (httpx in 1.x+,
+    requests in 0.x), following redirects (the Hub sends large files to its CDN)."""
+    from huggingface_hub import get_session
+
+    session = get_session()
+    if callable(getattr(session, "stream", None)):  # httpx-style (requests has a bool there)
+        module = __import__(type(session).__module__.split(".")[0])
+        timeout = module.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
+        with session.stream(
+            "GET", url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as r:
+            yield _Response(r.status_code, _lower(r.headers), r.iter_bytes())
+    else:
+        r = session.get(
+            url,
+            headers=headers,
+            stream=True,
+            allow_redirects=True,
+            timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
+        )
+        try:
+            yield _Response(r.status_code, _lower(r.headers), r.iter_content(1 << 16))
+        finally:
+            r.close()
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean 'the network failed' for the installed HTTP client."""
+    from huggingface_hub import get_session
+
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
+    module = __import__(type(get_session()).__module__.split(".")[0])
+    for name in ("HTTPError", "StreamError", "RequestException", "InvalidURL"):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            errors.append(cls)
+    try:
+        from huggingface_hub.errors import OfflineModeIsEnabled
+
+        errors.append(OfflineModeIsEnabled)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """A short, human reason for a network failure, from the exception and its causes."""
+    chain: list[BaseException] = []
+    seen = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
+    if any(type(e).__name__ == "OfflineModeIsEnabled" for e in chain):
+        return "offline mode is on (HF_HUB_OFFLINE is set)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        s in text for s in ("name or service not known", "getaddrinfo", "nodename", "resolve")
+    ):
+        return "the server name could not be found (are you offline?)"
+    if "timeout" in text or "timed out" in text:
+        return "the connection timed out"
+    if any(s in text for s in ("reset", "incomplete", "closed", "broken", "protocol")):
+        return "the connection was interrupted"
+    detail = str(exc) or type(exc).__name__
+    return detail[:200]
+
+
+def _http_reason(status: int) -> str:
+    reasons = {
+        401: "access denied (HTTP 401: the Hub asks for a login or the token is not valid)",
+        403: "access forbidden (HTTP 403)",
+        404: "file not found (HTTP 404)",
+        429: "too many requests, try again later (HTTP 429)",
+    }
+    if status in reasons:
+        return reasons[status]
+    if status >= 500:
+        return f"the server had a problem (HTTP {status}), try again later"
+    return f"unexpected answer from the server (HTTP {status})"
+
+
+def _content_range_start(value: str | None) -> int | None:
+    match = re.match(r"^\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*$", value or "")
+    return int(match.group(1)) if match else None
+
+
+class _RestartError(Exception):
+    """The partial file cannot be resumed; the job downloads the file again from zero."""
+
+
+class _DownloadJob:
+    """Downloads the files of one pack into its staging folder, with shared progress."""
+
+    def __init__(
+        self,
+        manifest: PackManifest,
+        staging: Path,
+        progress: ProgressCallback | None,
+        cancel: CancelCallback | None,
+    ) -> None:
+        self.manifest = manifest
+        self.staging = staging
+        self.progress = progress
+        self.cancel = cancel
+        self.total = manifest.download_size
+        # Bytes of files already finished, counted once their size is known.
+        self.done = 0
+        self._counted: set[str] = set()
+
+    def _report(self, current: int, name: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done + current, max(self.total, self.done + current), name)
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CancelledError(
+                f"The download of '{self.manifest.id}' was cancelled; it will resume where it "
+                f"stopped next time."
+            )
+
+    def _fail(self, f: PackFile, reason: str) -> DownloadError:
+        endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
+        where = "the Hugging Face Hub" + (f" ({endpoint})" if endpoint else "")
+        return DownloadError(
+            f"Could not download {_display_name(f)} from {where}: {reason}. Check your internet "
+            f"connection, or import the files with "
+            f"`instructir models import {self.manifest.id} FILE...`."
+        )
+
+    def fetch(self, f: PackFile, target: Path) -> None:
+        """Download one file to ``target`` (via ``target.part``), verified, or raise."""
+        part = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.size is not None and part.is_file() and part.stat().st_size > f.size:
+            part.unlink()
+        if not part.is_file():
+            self._fetch(f, part, target)
+            return
+        try:
+            self._fetch(f, part, target)
+        except (_RestartError, ModelCorruptError):
+            # The kept partial file cannot be continued or was itself damaged: once more
+            # from zero.
+            part.unlink(missing_ok=True)
+            self._fetch(f, part, target)
+
+    def _fetch(self, f: PackFile, part: Path, target: Path) -> None:
+        assert f.repo is not None
+        name = _display_name(f)
+        have = part.stat().st_size if part.is_file() else 0
+        self._check_cancel()
+        if f.size is not None and have == f.size:
+            self._finish(f, part, target, have)
+            return
+        url = _hub_url(f.repo, f.filename or f.path, f.revision)
+        headers = _hub_headers()
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        network_errors = _network_errors()
+        try:
+            with _open_stream(url, headers) as response:
+                have, expected = self._start(f, part, response, have)
+                mode = "ab" if have else "wb"
+                with open(part, mode) as out:
+                    self._report(have, name)
+                    for chunk in response.chunks:
+                        if not chunk:
+                            continue
+                        out.write(chunk)
+                        have += len(chunk)
+                        if f.size is not None and have > f.size:
+                            break
+                        self._report(have, name)
+                        self._check_cancel()
+                    out.flush()
+                    os.fsync(out.fileno())
+        except (CancelledError, DownloadError, ModelCorruptError, _RestartError):
+            raise
+        except network_errors as exc:
+            raise self._fail(f, _network_reason(exc)) from exc
+        except OSError as exc:
+            raise DownloadError(
+                f"Could not save {name} in {self.staging}: {exc.strerror or exc}."
+                + (" The disk is full." if exc.errno == errno.ENOSPC else "")
+            ) from exc
+        if expected is not None and have < expected:
+            raise self._fail(f, "the connection was interrupted")
+        self._finish(f, part, target, have)
+
+    def _start(
+        self, f: PackFile, part: Path, response: _Response, have: int
+    ) -> tuple[int, int | None]:
+        """Check the status; returns (bytes kept from the .part, expected final size)."""
+        status = response.status
+        length = response.headers.get("content-length")
+        body = int(length) if length and length.isdigit() else None
+        if status == 416 and have:
+            raise _RestartError("the server cannot continue the partial file")
+        if status >= 400:
+            raise self._fail(f, _http_reason(status))
+        if status == 206:
+            if _content_range_start(response.headers.get("content-range")) != have:
+                raise _RestartError("the server resumed at the wrong place")
+        elif status == 200:
+            have = 0  # The server ignored the Range header: the whole file follows.
+        else:
+            raise self._fail(f, _http_reason(status))
+        expected = None if body is None else have + body
+        if f.size is None and expected is not None and f.path not in self._counted:
+            self.total += expected
+            self._counted.add(f.path)
+        return have, expected
+
+    def skip(self, f: PackFile, target: Path) -> None:
+        """Count a file that is already in place (earlier attempt or current install)."""
+        size = target.stat().st_size
+        self.done += size
+        if f.size is None:
+            self.total += size
+        self._report(0, _display_name(f))
+
+    def _finish(self, f: PackFile, part: Path, target: Path, size: int) -> None:
+        digest = _sha256_file(part)
+        _raise_if_corrupt(f, size, digest, part)
+        os.replace(part, target)
+        self.done += size
+        if f.size is None and f.path not in self._counted:
+            self.total += size
+            self._counted.add(f.path)
+        self._report(0, _display_name(f))
