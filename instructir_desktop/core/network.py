@@ -59,7 +59,7 @@ class NetworkConfig:
 
 
 OFFICIAL_7D = NetworkConfig()
-LITE = NetworkConfig(width=16, enc_blks=(1, 1, 1, 2), middle_blk_num=2, dec_blks=(1, 1, 1, 1))
+LITE = NetworkConfig(width=12, enc_blks=(1, 1, 1, 2), middle_blk_num=2, dec_blks=(1, 1, 1, 1))
 
 
 class LayerNorm2d(nn.Module):

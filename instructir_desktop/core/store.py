@@ -33,10 +33,10 @@ from .errors import (
     UnknownModelError,
 )
 from .packs import MANIFEST_NAME, PackFile, PackManifest, catalog, catalog_entry
+from .paths import cache_dir, data_dir
 from .resources import resource_path
 
 __all__ = [
-    "APP_NAME",
     "FileCheck",
     "ModelStore",
     "PackStatus",
@@ -46,9 +46,6 @@ __all__ = [
     "data_dir",
 ]
 
-APP_NAME = "InstructIR"
-DATA_ENV = "INSTRUCTIR_DATA_DIR"
-CACHE_ENV = "INSTRUCTIR_CACHE_DIR"
 
 ProgressCallback = Callable[[int, int, str], None]
 CancelCallback = Callable[[], bool]
@@ -57,26 +54,6 @@ _HASH_BLOCK = 1 << 20
 _CONNECT_TIMEOUT_S = 15.0
 _READ_TIMEOUT_S = 60.0
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def data_dir() -> Path:
-    """Per-user data folder ($INSTRUCTIR_DATA_DIR overrides it). Not created here."""
-    override = os.environ.get(DATA_ENV)
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME, APP_NAME))
-
-
-def cache_dir() -> Path:
-    """Per-user cache folder ($INSTRUCTIR_CACHE_DIR overrides it). Not created here."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir(APP_NAME, APP_NAME))
 
 
 @dataclass(frozen=True)

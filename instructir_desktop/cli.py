@@ -1,0 +1,348 @@
+"""The `instructir` command line. Uses core/ only (and the bridge server for `serve`).
+
+Exit codes: 0 success, 1 a job failed, 2 bad usage or bad input, 130 cancelled (Ctrl+C).
+Errors are one line on stderr; --json prints one JSON object per line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .core.errors import InstructIRError
+
+__all__ = ["main"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+class _Output:
+    """Progress on a terminal (a one-line bar on stderr) or JSON lines on stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def event(self, **fields) -> None:
+        if self.as_json:
+            print(json.dumps(fields), flush=True)
+
+    def progress(self, label: str, fraction: float, **fields) -> None:
+        if self.as_json:
+            now = time.monotonic()
+            if fraction >= 1.0 or now - self._last > 0.2:
+                self._last = now
+                self.event(event="progress", progress=round(fraction, 4), **fields)
+            return
+        if self.tty:
+            width = 30
+            done = int(width * fraction)
+            bar = "#" * done + "-" * (width - done)
+            sys.stderr.write(f"\r{label[:40]:<40} [{bar}] {fraction * 100:5.1f}%")
+            if fraction >= 1.0:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def info(self, text: str) -> None:
+        if not self.as_json:
+            print(text, flush=True)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"instructir: error: {message}", file=sys.stderr)
+    return code
+
+
+def _open_restorer(args):
+    from .core.packs import LITE_ID, OFFICIAL_ID
+    from .core.restorer import Restorer
+    from .core.store import ModelStore
+
+    store = ModelStore()
+    pack_id = args.model
+    if pack_id is None:
+        pack_id = OFFICIAL_ID if store.is_installed(OFFICIAL_ID) else LITE_ID
+    return Restorer(store.locate(pack_id), device=args.device, tile=getattr(args, "tile", None))
+
+
+def _collect_inputs(paths: list[str]) -> list[Path]:
+    from .core.errors import UnsupportedImageError
+    from .core.images import SUPPORTED_EXTENSIONS
+
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in SUPPORTED_EXTENSIONS))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise UnsupportedImageError(f"'{raw}' not found.")
+    if not found:
+        raise UnsupportedImageError("No images found in the given inputs.")
+    return found
+
+
+def _output_path(src: Path, out: Path, many: bool, fmt: str | None) -> Path:
+    ext = f".{fmt.lower()}" if fmt else src.suffix
+    if fmt and fmt.lower() == "jpeg":
+        ext = ".jpg"
+    if many:
+        return out / f"{src.stem}{ext}"
+    if out.is_dir():
+        return out / f"{src.stem}{ext}"
+    return out
+
+
+def cmd_restore(args) -> int:
+    from .core.images import format_for_path, load_image, save_image
+    from .core.restorer import Step
+    from .core.text import clean_instruction
+
+    out = _Output(args.json)
+    for text in args.instruction:
+        clean_instruction(text)
+    if not 0.0 <= args.strength <= 1.0:
+        return _fail("--strength must be between 0 and 1")
+    inputs = _collect_inputs(args.inputs)
+    many = len(inputs) > 1
+    target = Path(args.output)
+    if many:
+        if target.exists() and not target.is_dir():
+            return _fail(f"'{target}' is a file; with several inputs -o must be a folder")
+        target.mkdir(parents=True, exist_ok=True)
+    elif not (target.parent.exists() or target.is_dir()):
+        return _fail(f"the output folder '{target.parent}' does not exist")
+    plans = [(src, _output_path(src, target, many, args.format)) for src in inputs]
+    for _, dst in plans:
+        format_for_path(dst)  # fail early on an unknown output type
+    restorer = _open_restorer(args)
+    steps = [Step(text, args.strength) for text in args.instruction]
+    failures = 0
+    for src, dst in plans:
+        t0 = time.perf_counter()
+        try:
+            photo = load_image(src)
+            image = photo.pixels
+            for i, step in enumerate(steps):
+
+                def progress(f, msg, i=i, src=src):
+                    out.progress(src.name, (i + f) / len(steps), input=str(src), step=i)
+
+                image = restorer.restore(
+                    image,
+                    step.instruction,
+                    strength=step.strength,
+                    progress=progress,
+                    tile=args.tile,
+                )
+            saved = save_image(photo.with_pixels(image), dst, quality=args.quality)
+        except InstructIRError as exc:
+            failures += 1
+            out.event(event="result", input=str(src), ok=False, error=str(exc))
+            print(f"instructir: error: {src}: {exc}", file=sys.stderr)
+            continue
+        seconds = time.perf_counter() - t0
+        out.event(
+            event="result",
+            input=str(src),
+            output=str(saved),
+            ok=True,
+            seconds=round(seconds, 3),
+            pack=restorer.pack_id,
+        )
+        out.info(f"{src} -> {saved} ({seconds:.1f} s)")
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_intent(args) -> int:
+    from .core.packs import LITE_ID, MANIFEST_NAME, OFFICIAL_ID, PackManifest
+    from .core.store import ModelStore
+    from .core.text import InstructionEncoder
+
+    store = ModelStore()
+    pack_id = args.model or (OFFICIAL_ID if store.is_installed(OFFICIAL_ID) else LITE_ID)
+    folder = store.locate(pack_id)
+    encoder = InstructionEncoder(PackManifest.load(folder / MANIFEST_NAME), folder)
+    for text in args.text:
+        intent = encoder.intent(text)
+        if args.json:
+            print(json.dumps(intent.to_dict()), flush=True)
+        else:
+            print(f"{intent.task:<9} {intent.confidence * 100:5.1f}%  {intent.text}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .core.store import ModelStore
+
+    store = ModelStore()
+    out = _Output(args.json)
+    if args.action == "list":
+        for s in store.list():
+            row = {
+                "id": s.id,
+                "name": s.name,
+                "version": s.version,
+                "installed": s.installed,
+                "bundled": s.bundled,
+                "size": s.size,
+                "path": str(s.path) if s.path else None,
+            }
+            if args.json:
+                print(json.dumps(row))
+            else:
+                state = "bundled" if s.bundled else ("installed" if s.installed else "available")
+                print(f"{s.id:<18} {state:<10} {s.size / 1e6:7.1f} MB  {s.name}")
+        return 0
+    if args.action == "download":
+        if not args.id:
+            return _fail("models download needs a pack id")
+
+        def progress(done, total, name):
+            out.progress(name, done / total if total else 0.0, done=done, total=total, file=name)
+
+        path = store.download(args.id, progress=progress)
+        out.event(event="result", id=args.id, path=str(path), ok=True)
+        out.info(f"Installed {args.id} in {path}")
+        return 0
+    if args.action == "import":
+        if not args.id or not args.paths:
+            return _fail("models import needs a pack id and the files")
+        path = store.import_files(args.id, [Path(p) for p in args.paths])
+        out.event(event="result", id=args.id, path=str(path), ok=True)
+        out.info(f"Imported {args.id} into {path}")
+        return 0
+    if args.action == "verify":
+        ids = [args.id] if args.id else [s.id for s in store.list() if s.installed or s.bundled]
+        bad = 0
+        for pack_id in ids:
+            report = store.verify(pack_id)
+            bad += not report.ok
+            problems = [f"{c.path}: {c.status}" for c in report.problems]
+            if args.json:
+                print(json.dumps({"id": pack_id, "ok": report.ok, "problems": problems}))
+            else:
+                print(f"{pack_id}: {'ok' if report.ok else 'DAMAGED'}")
+                for line in problems:
+                    print(f"  {line}")
+        return EXIT_FAILED if bad else 0
+    return _fail(f"unknown models action '{args.action}'")
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    out = _Output(args.json)
+    summary = run_demo(Path(args.output), device=args.device, progress=out.progress)
+    if args.json:
+        out.event(event="result", **summary)
+    else:
+        print(summary["text"])
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .app.bridge import serve_forever
+
+    return serve_forever(args.model, args.device, args.port)
+
+
+def cmd_gimp(args) -> int:
+    from . import gimp_install
+
+    paths = gimp_install.install() if args.action == "install" else gimp_install.uninstall()
+    if args.json:
+        print(json.dumps({"action": args.action, "paths": [str(p) for p in paths]}))
+    else:
+        verb = "Installed the plug-in into" if args.action == "install" else "Removed it from"
+        if not paths:
+            print("No GIMP 3 plug-ins folder found. Start GIMP 3 once, then run this again.")
+        for p in paths:
+            print(f"{verb} {p}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="instructir",
+        description="Restore photos from plain-language instructions, on your own computer.",
+    )
+    ap.add_argument("--version", action="version", version=f"instructir {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", default=None, help="model pack id (default: best installed)")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+
+    p = sub.add_parser("restore", help="restore one or more photos")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument(
+        "-i",
+        "--instruction",
+        action="append",
+        required=True,
+        help="what is wrong with the photo; repeat to stack instructions",
+    )
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1, applies to every step")
+    p.add_argument("--tile", type=int, default=None, help="tile size in pixels")
+    p.add_argument("--format", default=None, choices=["png", "jpeg", "tiff", "webp"])
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    model_args(p)
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("intent", help="show which task an instruction asks for")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--model", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_intent)
+
+    p = sub.add_parser("models", help="list, download, import or verify model packs")
+    p.add_argument("action", choices=["list", "download", "import", "verify"])
+    p.add_argument("id", nargs="?")
+    p.add_argument("paths", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="degrade the sample photo, restore it, report the gain")
+    p.add_argument("-o", "--output", default="instructir-demo", help="folder for the results")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the local bridge for the GIMP plug-in")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    model_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("gimp", help="install or remove the GIMP 3 plug-in")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gimp)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("instructir: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except InstructIRError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

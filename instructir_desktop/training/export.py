@@ -1,0 +1,57 @@
+"""Export a training checkpoint (EMA weights + head) as the bundled instructir-lite pack.
+
+python -m instructir_desktop.training.export --run runs/lite --out resources/packs/instructir-lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..core.network import NetworkConfig
+from ..core.packs import LITE_ID
+from ..core.packwriter import write_pack
+
+__all__ = ["main", "export"]
+
+
+def export(run: Path, out: Path, version: str, extra: dict | None = None) -> Path:
+    ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+    config = NetworkConfig.from_dict(json.loads(ck["config"]))
+    write_pack(
+        out,
+        pack_id=LITE_ID,
+        name="InstructIR Lite (bundled)",
+        version=version,
+        description=(
+            f"Small InstructIR network (width {config.width}) trained on this project's "
+            "synthetic degradations and LOL low-light pairs; works offline."
+        ),
+        config=config,
+        image_state=ck["ema"],
+        head_state=ck["head"],
+        licence="MIT (InstructIR Desktop); trained on BSDS500 and LOL (research use)",
+        extra={
+            "training_steps": int(ck["step"]),
+            "training_minutes": round(float(ck["elapsed"]) / 60, 1),
+            **(extra or {}),
+        },
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", type=Path, default=Path("runs/lite"))
+    ap.add_argument("--out", type=Path, default=Path("resources/packs") / LITE_ID)
+    ap.add_argument("--version", default="1.0.0")
+    args = ap.parse_args(argv)
+    print(export(args.run, args.out, args.version))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

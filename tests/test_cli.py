@@ -1,0 +1,149 @@
+"""The `instructir` command line, run in-process on a tiny pack installed in a temp data dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instructir_desktop.cli import main
+from instructir_desktop.core.paths import data_dir
+
+
+@pytest.fixture
+def installed(tiny_pack):
+    target = data_dir() / "packs" / "tiny-test"
+    shutil.copytree(tiny_pack, target)
+    return "tiny-test"
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray((rng.random((40, 56, 3)) * 255).astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_restore_one_file(capsys, installed, photos, tmp_path):
+    out_file = tmp_path / "out.png"
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(photos / "a.png"),
+        "-i",
+        "too dark",
+        "-i",
+        "remove the noise",
+        "-o",
+        str(out_file),
+        "--model",
+        installed,
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    assert Image.open(out_file).size == (56, 40)
+
+
+def test_restore_folder_with_json_events(capsys, installed, photos, tmp_path):
+    out_dir = tmp_path / "results"
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(photos),
+        "-i",
+        "denoise",
+        "-o",
+        str(out_dir),
+        "--model",
+        installed,
+        "--json",
+        "--strength",
+        "0.5",
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    results = [e for e in events if e["event"] == "result"]
+    assert {r["ok"] for r in results} == {True}
+    assert any(e["event"] == "progress" for e in events)
+    assert (out_dir / "a.png").is_file() and (out_dir / "b.jpg").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["restore", "missing.png", "-i", "x", "-o", "o.png"], "not found"),
+        (["restore", "{a}", "-i", "   ", "-o", "o.png"], "empty"),
+        (["restore", "{a}", "-i", "x", "-o", "o.png", "--model", "nope"], "nope"),
+        (["restore", "{a}", "-i", "x", "-o", "/no/such/folder/o.png"], "does not exist"),
+        (["restore", "{a}", "-i", "x", "-o", "o.xyz"], "xyz"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(capsys, installed, photos, args, message):
+    args = [a.replace("{a}", str(photos / "a.png")) for a in args]
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert message in err.lower() and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_image_fails_without_touching_the_output(capsys, installed, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(bad),
+        "-i",
+        "denoise",
+        "-o",
+        str(tmp_path / "o.png"),
+        "--model",
+        installed,
+    )
+    assert code == 1 and "damaged" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_never_overwrites_the_input(capsys, installed, photos):
+    src = photos / "a.png"
+    before = src.read_bytes()
+    code, out, err = run(
+        capsys, "restore", str(src), "-i", "denoise", "-o", str(src), "--model", installed
+    )
+    assert code != 0 and "original" in err
+    assert src.read_bytes() == before
+
+
+def test_intent_json(capsys, installed):
+    code, out, err = run(
+        capsys, "intent", "too dark", "remove grain", "--model", installed, "--json"
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["text"] for r in rows] == ["too dark", "remove grain"]
+    assert set(rows[0]) == {"text", "task", "confidence", "probabilities"}
+    assert len(rows[0]["probabilities"]) == 7
+
+
+def test_models_list_and_verify(capsys, installed):
+    code, out, err = run(capsys, "models", "list", "--json")
+    assert code == 0
+    ids = {json.loads(line)["id"] for line in out.splitlines()}
+    assert "instructir-7d" in ids
+    code, out, err = run(capsys, "models", "verify", installed, "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    (data_dir() / "packs" / installed / "image.safetensors").write_bytes(b"tampered")
+    code, out, err = run(capsys, "models", "verify", installed, "--json")
+    assert code == 1 and json.loads(out)["ok"] is False
