@@ -53,6 +53,7 @@ def write_pack(
     ):
         path = folder / fname
         save_safetensors(state, path, half=half)
+        os.chmod(path, 0o644)
         files.append(PackFile(role, fname, path.stat().st_size, sha256_file(path)))
     fc1 = head_state["fc1.weight"]
     manifest = PackManifest(

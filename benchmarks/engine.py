@@ -1,0 +1,168 @@
+"""Engine benchmark: naive full-frame fp32 (how the paper's demo runs) vs our Restorer.
+
+    python benchmarks/engine.py            # 1 MP naive vs ours, then ours at 4 MP and 24 MP
+    python benchmarks/engine.py --quick    # smaller sizes, for a smoke run
+
+Official 7D network configuration with random (but non-trivial) weights; speed does not
+depend on the weight values. Every measurement runs in its own process so peak RSS is that
+measurement's alone. Prints seconds per megapixel, peak RSS, the speed-up and the PSNR of ours
+vs naive at 1 MP, then one JSON line with everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {"1mp": (864, 1152), "4mp": (1728, 2304), "24mp": (4000, 6000)}
+QUICK = {"1mp": (384, 512), "4mp": (768, 1024), "24mp": (1536, 2048)}
+
+
+def make_pack(folder: Path) -> Path:
+    """The official 7D config with seeded random weights, written as a pack folder."""
+    import torch
+
+    from instructir_desktop.core.network import OFFICIAL_7D, TextHead, network_from_config
+    from instructir_desktop.core.packwriter import write_pack
+
+    torch.manual_seed(0)
+    net = network_from_config(OFFICIAL_7D)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            # Trained NAFNets have small residual scales; zeros would make blocks identities.
+            if name.endswith(("beta", "gamma")) and p.dim() == 4:
+                p.normal_(0.0, 0.05)
+    write_pack(folder, pack_id="bench-7d", name="benchmark 7D", version="0", description="",
+               config=OFFICIAL_7D, image_state=net.state_dict(),
+               head_state=TextHead().state_dict(), half=False)
+    return folder
+
+
+def test_image(h: int, w: int) -> np.ndarray:
+    from PIL import Image
+
+    sample = ROOT / "resources" / "sample" / "sample.jpg"
+    im = Image.open(sample).convert("RGB").resize((w, h), Image.BICUBIC)
+    rng = np.random.default_rng(0)
+    a = np.asarray(im, dtype=np.float32) / 255
+    return np.clip(a + rng.normal(0, 0.04, a.shape), 0, 1).astype(np.float32)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def part_naive(pack: Path, size: tuple[int, int], out: Path) -> dict:
+    import torch
+
+    from instructir_desktop.core.packs import MANIFEST_NAME, PackManifest
+    from instructir_desktop.core.text import InstructionEncoder
+    from instructir_desktop.core.weights import load_state_dict
+    from instructir_desktop.core.network import network_from_config
+
+    manifest = PackManifest.load(pack / MANIFEST_NAME)
+    enc = InstructionEncoder(manifest, pack)
+    e = enc.embedding("remove the noise")[None]
+    net = network_from_config(manifest.network).eval()
+    net.load_state_dict(load_state_dict(pack / "image.safetensors"))
+    img = test_image(*size)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        y = net(x, e).clamp(0, 1)
+    seconds = time.perf_counter() - t0
+    np.save(out, y[0].permute(1, 2, 0).numpy())
+    return {"seconds": seconds}
+
+
+def part_ours(pack: Path, size: tuple[int, int], out: Path | None) -> dict:
+    from instructir_desktop.core.restorer import Restorer
+
+    r = Restorer(pack, device="cpu", cache_folder=pack / "cache")
+    img = test_image(*size)
+    r.restore(img[:256, :256], "remove the noise")  # compile for the edge shapes, warm caches
+    t0 = time.perf_counter()
+    y = r.restore(img, "remove the noise")
+    seconds = time.perf_counter() - t0
+    if out is not None:
+        np.save(out, y)
+    return {"seconds": seconds, **r.describe()}
+
+
+def child(args) -> None:
+    size = (QUICK if args.quick else SIZES)[args.size]
+    out = Path(args.out) if args.out else None
+    fn = part_naive if args.part == "naive" else part_ours
+    result = fn(Path(args.pack), size, out)
+    mp = size[0] * size[1] / 1e6
+    result.update({"part": args.part, "size": args.size, "megapixels": round(mp, 2),
+                   "s_per_mp": round(result["seconds"] / mp, 3),
+                   "peak_rss_mb": round(peak_rss_mb(), 1), "seconds": round(result["seconds"], 2)})
+    print(json.dumps(result), flush=True)
+
+
+def run_child(pack: Path, part: str, size: str, quick: bool, out: Path | None) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--part", part, "--size", size, "--pack", str(pack)]
+    if quick:
+        cmd.append("--quick")
+    if out is not None:
+        cmd += ["--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{part} {size} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["naive", "ours"])
+    ap.add_argument("--size", choices=list(SIZES))
+    ap.add_argument("--pack")
+    ap.add_argument("--out")
+    ap.add_argument("--skip-24mp", action="store_true")
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return 0
+    from instructir_desktop.core.descriptor import psnr
+
+    work = Path(tempfile.mkdtemp(prefix="instructir-bench-"))
+    pack = make_pack(work / "pack")
+    print(f"CPU threads: {os.cpu_count()}; official 7D config, random weights; work dir {work}")
+    rows = []
+    naive = run_child(pack, "naive", "1mp", args.quick, work / "naive.npy")
+    rows.append(naive)
+    ours = run_child(pack, "ours", "1mp", args.quick, work / "ours.npy")
+    rows.append(ours)
+    quality = psnr(np.load(work / "ours.npy"), np.load(work / "naive.npy"))
+    for size in ("4mp",) + (() if args.skip_24mp else ("24mp",)):
+        rows.append(run_child(pack, "ours", size, args.quick, None))
+    for r in rows:
+        extra = f" backend={r.get('backend')}/{r.get('precision')} tile={r.get('tile')}" \
+            if r["part"] == "ours" else ""
+        print(f"{r['part']:<5} {r['size']:<4} {r['megapixels']:6.2f} MP  {r['seconds']:8.2f} s  "
+              f"{r['s_per_mp']:7.2f} s/MP  peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
+    speedup = naive["seconds"] / ours["seconds"]
+    print(f"speed-up at 1 MP (naive / ours): {speedup:.2f}x")
+    print(f"PSNR ours vs naive at 1 MP: {quality:.2f} dB")
+    print(json.dumps({"rows": rows, "speedup_1mp": round(speedup, 2),
+                      "psnr_vs_naive_1mp": round(quality, 2), "quick": args.quick}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

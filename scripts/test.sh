@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian/Ubuntu machine, then run it.
+# Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # Qt's offscreen platform still needs these shared libraries.
+  apt-get install -y -qq libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
+    libglib2.0-0 >/dev/null 2>&1 || { apt-get update -qq >/dev/null && \
+    apt-get install -y -qq libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
+    libglib2.0-0 >/dev/null; }
+fi
+# CPU build of torch first: any other torch request would fetch a multi-GB CUDA build.
+$PY -m pip install -q torch==2.13.0
+$PY -m pip install -q -e ".[test,fast]"
+export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
+$PY -m pytest "$@"
