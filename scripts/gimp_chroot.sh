@@ -2,7 +2,8 @@
 # A Debian 13 (trixie) chroot with GIMP 3 and its Python plug-in support, for the real-GIMP
 # integration test (tests/test_gimp_integration.py). GIMP 3 is not packaged for Debian 12.
 #
-#   scripts/gimp_chroot.sh [build]        build once (cached), print the chroot folder
+#   scripts/gimp_chroot.sh [build]        build once (cached; reruns only add missing
+#                                         packages), print the chroot folder
 #   scripts/gimp_chroot.sh run CMD ARG..  run a command inside it (mounts /proc and /dev)
 #   scripts/gimp_chroot.sh path           print the chroot folder
 #   scripts/gimp_chroot.sh check          exit 0 when the chroot is built and usable
@@ -15,7 +16,9 @@ set -euo pipefail
 
 ROOT="${INSTRUCTIR_GIMP_CHROOT:-/var/cache/instructir-gimp-chroot}"
 SUITE=trixie
-PACKAGES=(gimp python3 python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 fonts-dejavu-core)
+# xvfb: the dialog check builds the real GimpUi dialog on a virtual display.
+PACKAGES=(gimp python3 python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 gir1.2-babl-0.1 fonts-dejavu-core
+          xvfb xauth)
 STAMP="$ROOT/.instructir-ready"
 
 die() { echo "gimp_chroot: $*" >&2; exit 1; }
@@ -60,13 +63,18 @@ usable() {
 }
 
 build() {
-    if usable; then echo "$ROOT"; return; fi
+    if usable && [[ "$(cat "$STAMP")" == "${PACKAGES[*]}" ]]; then echo "$ROOT"; return; fi
     [[ $(id -u) -eq 0 ]] || die "building the chroot needs root"
     command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-    mkdir -p "$ROOT"
+    if [[ -d "$ROOT/debootstrap" ]]; then
+        # An interrupted debootstrap: start again (never crossing into a leftover mount).
+        for target in proc dev; do umount -l "$ROOT/$target" 2>/dev/null || true; done
+        rm -rf --one-file-system "$ROOT"
+    fi
     if [[ ! -x "$ROOT/usr/bin/apt-get" ]]; then
         local url
         url=$(mirror)
+        mkdir -p "$ROOT"
         echo "gimp_chroot: debootstrap $SUITE from $url into $ROOT" >&2
         debootstrap --variant=minbase "$SUITE" "$ROOT" "$url" >&2
     fi
@@ -76,12 +84,10 @@ build() {
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >&2
     chroot "$ROOT" apt-get clean
-    # GIMP refuses nothing as root, but a normal home keeps its config apart from /root.
-    chroot "$ROOT" sh -c 'id gimpuser >/dev/null 2>&1 || useradd -m -s /bin/sh gimpuser'
     unmount_all
     trap - EXIT
     [[ -x "$ROOT/usr/bin/gimp-console-3.0" ]] || die "gimp-console-3.0 is missing after the install"
-    touch "$STAMP"
+    echo "${PACKAGES[*]}" >"$STAMP"
     echo "$ROOT"
 }
 
@@ -97,9 +103,16 @@ run() {
     return "$rc"
 }
 
+# One build or run at a time: a run unmounts /proc and /dev when it ends.
+lock() {
+    mkdir -p "$(dirname "$ROOT")"
+    exec 9>"$ROOT.lock"
+    flock 9
+}
+
 case "${1:-build}" in
-    build) build ;;
-    run) shift; [[ $# -gt 0 ]] || die "usage: $0 run CMD [ARG...]"; run "$@" ;;
+    build) lock; build ;;
+    run) shift; [[ $# -gt 0 ]] || die "usage: $0 run CMD [ARG...]"; lock; run "$@" ;;
     path) echo "$ROOT" ;;
     check) usable ;;
     *) die "usage: $0 [build|run CMD...|path|check]" ;;

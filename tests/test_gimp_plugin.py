@@ -1,0 +1,391 @@
+"""The GIMP plug-in against a fake ``gi.repository`` (tests/fake_gi.py) and a real bridge on
+127.0.0.1, and its pure-Python helpers (bridge client, PNG codec, layer arithmetic)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fake_gi import FakeConfig, FakeDialog, FakeImage, FakeLayer, FakeWidget, fake_gi
+from PIL import Image
+
+from instructir_desktop.app.bridge import BridgeServer, read_bridge_info, write_bridge_info
+from instructir_desktop.core.errors import CancelledError, InstructIRError
+from instructir_desktop.core.images import encode_image, load_image_bytes, to_uint8, to_uint16
+from instructir_desktop.core.packs import TASK_PROMPTS, TASKS
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "gimp" / "instructir"
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """The plug-in's entry module, imported with the fake gi in sys.modules."""
+    for name, mod in fake_gi().items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delitem(sys.modules, "instructir_client", raising=False)
+    path = list(sys.path)
+    spec = importlib.util.spec_from_file_location(
+        "instructir_gimp_entry", PLUGIN_DIR / "instructir.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.path[:] = path
+    monkeypatch.setattr(module, "PLUGIN_DIR", Path(os.environ["INSTRUCTIR_CONFIG_DIR"]).parent)
+    FakeDialog.answer, FakeDialog.on_run = True, None
+    FakeWidget.created = []
+    yield module
+
+
+@pytest.fixture
+def client(plugin):
+    return plugin.client
+
+
+@pytest.fixture
+def server(tiny_restorer):
+    srv = BridgeServer(lambda pack: tiny_restorer)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def make_layer(image, w=36, h=28, seed=0, offsets=(0, 0), kind="rgb"):
+    layer = FakeLayer(image, "Background", w, h, kind)
+    rng = np.random.default_rng(seed)
+    layer.pixels[..., :3] = rng.random((h, w, 3), dtype=np.float32)
+    layer.pixels[..., 3] = 1.0
+    layer.offsets = offsets
+    image.layers.append(layer)
+    return layer
+
+
+def run(plugin, image, layer, instruction="remove the noise", strength=1.0, mode="noninteractive"):
+    proc = plugin.InstructIR().do_create_procedure(plugin.client.PROCEDURE)
+    config = FakeConfig(instruction=instruction, strength=strength)
+    return proc.run(proc, mode, image, [layer], config, None)
+
+
+# ---------------------------------------------------------------- the procedure
+
+
+def test_registration(plugin):
+    p = plugin.InstructIR()
+    assert p.do_query_procedures() == ["python-fu-instructir"]
+    proc = p.do_create_procedure("python-fu-instructir")
+    assert proc.menu_paths == ["<Image>/Filters/Enhance"]
+    assert proc.info["label"] == "InstructIR…"
+    assert proc.info["image_types"] == "RGB*, GRAY*"
+    assert proc.arguments == {"instruction": ("string", ""), "strength": ("double", 0.0, 1.0, 1.0)}
+
+
+def test_eight_bit_layer_gets_a_new_layer_with_the_bridge_result(plugin, server, tiny_restorer):
+    image = FakeImage()
+    source = make_layer(image)
+    status, error = run(plugin, image, source)
+    assert (status, error) == ("success", None)
+    assert [layer.name for layer in image.layers] == ["InstructIR: remove the noise", "Background"]
+    new = image.layers[0]
+    assert new.size == source.size and new.offsets == (0, 0) and new.mask is None
+    assert new.flushed and new.updates == [(0, 0, 36, 28)]
+    want = to_uint8(
+        tiny_restorer.restore(to_uint8(source.pixels) / np.float32(255), "remove the noise")
+    )
+    np.testing.assert_array_equal(to_uint8(new.pixels), want)
+    # One undo group around the whole change, balanced.
+    assert image.undo_groups == 1 and image.undo_depth == 0
+    assert image.log == [("new-layer", 1), ("insert", 1)]
+    calls = [c[0] for c in plugin.Gimp.calls]
+    assert (
+        calls[0] == "progress_init" and "progress_update" in calls and calls[-1] == "progress_end"
+    )
+
+
+def test_selection_bounds_and_offsets_sixteen_bit(plugin, server, tiny_restorer):
+    image = FakeImage("GIMP_PRECISION_U16_LINEAR")
+    source = make_layer(image, offsets=(3, 4), seed=2)
+    image.selection = (10, 5, 20, 12)  # image coordinates
+    status, _ = run(plugin, image, source, "it is too dark", 0.5)
+    assert status == "success"
+    new = image.layers[0]
+    assert new.size == (20, 12) and new.offsets == (10, 5)
+    assert new.mask == ("mask", "selection") and new.name == "InstructIR: it is too dark"
+    crop = to_uint16(source.pixels[1:13, 7:27]) / np.float32(65535)
+    want = tiny_restorer.restore(crop, "it is too dark", strength=0.5)
+    np.testing.assert_array_equal(to_uint16(new.pixels), to_uint16(want))
+
+
+def test_selection_outside_the_layer(plugin, server):
+    image = FakeImage()
+    source = make_layer(image)
+    image.selection = (100, 100, 5, 5)
+    status, error = run(plugin, image, source)
+    assert status == "execution-error" and "selection does not touch" in error
+    assert len(image.layers) == 1
+
+
+def test_empty_instruction_and_wrong_drawables(plugin, server):
+    image = FakeImage()
+    source = make_layer(image)
+    status, error = run(plugin, image, source, "   ")
+    assert status == "execution-error" and "Type what is wrong" in error
+    proc = plugin.InstructIR().do_create_procedure("python-fu-instructir")
+    config = FakeConfig(instruction="x", strength=1.0)
+    status, error = proc.run(proc, "noninteractive", image, [], config, None)
+    assert status == "execution-error" and "exactly one layer" in error
+    status, error = proc.run(proc, "noninteractive", image, [object()], config, None)
+    assert status == "execution-error" and "pixel layer" in error
+
+
+def test_no_bridge_settings_says_how_to_install(plugin):
+    image = FakeImage()
+    status, error = run(plugin, image, make_layer(image))
+    assert status == "execution-error" and "instructir gimp install" in error
+
+
+def test_bridge_not_running_says_how_to_start(plugin, client):
+    port = free_port()
+    write_bridge_info({"token": "t" * 43, "port": port, "url": f"http://127.0.0.1:{port}"})
+    image = FakeImage()
+    status, error = run(plugin, image, make_layer(image))
+    assert status == "execution-error"
+    assert "does not answer" in error and "instructir serve" in error
+    assert len(image.layers) == 1
+
+
+def test_bridge_job_error_becomes_a_gimp_error(plugin, tiny_restorer):
+    def broken(pack):
+        raise InstructIRError("The model pack 'instructir-7d' is damaged.")
+
+    srv = BridgeServer(broken)
+    srv.start()
+    try:
+        image = FakeImage()
+        status, error = run(plugin, image, make_layer(image))
+        assert status == "execution-error" and "is damaged" in error
+    finally:
+        srv.stop()
+
+
+def test_wrong_token(plugin, server):
+    info = read_bridge_info()
+    info["token"] = "x" * 43
+    write_bridge_info(info)
+    image = FakeImage()
+    status, error = run(plugin, image, make_layer(image))
+    assert status == "execution-error" and "wrong token" in error
+
+
+def test_interactive_dialog_suggestions_and_intent(plugin, server):
+    image = FakeImage()
+    source = make_layer(image)
+    glib = sys.modules["gi.repository.GLib"]
+
+    def user(dialog):
+        buttons = [w for w in FakeWidget.created if type(w).__name__ == "Button"]
+        assert [b.text for b in buttons] == [plugin.client.TASK_LABELS[t] for t in TASKS]
+        next(b for b in buttons if b.text == "Too dark").click()
+        for cb in list(glib.timeouts):
+            cb()
+        labels = [w.text for w in FakeWidget.created if type(w).__name__ == "Label"]
+        assert any(t.startswith("Understood as: ") for t in labels), labels
+
+    FakeDialog.on_run = user
+    status, _ = run(plugin, image, source, "", mode="interactive")
+    assert status == "success"
+    assert image.layers[0].name == "InstructIR: " + TASK_PROMPTS["lowlight"]
+    FakeDialog.on_run, FakeDialog.answer = None, False
+    status, _ = run(plugin, image, source, "x", mode="interactive")
+    assert status == "cancel" and len(image.layers) == 2
+
+
+# ---------------------------------------------------------------- client helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tasks_match_core(client):
+    assert client.TASKS == TASKS and client.TASK_PROMPTS == TASK_PROMPTS
+    assert set(client.TASK_LABELS) == set(TASKS)
+
+
+def test_layer_name_and_rect_and_depth(client):
+    assert client.layer_name("  too   dark ") == "InstructIR: too dark"
+    long = client.layer_name("word " * 40)
+    assert long.endswith("…") and len(long) == len("InstructIR: ") + 60
+    assert client.intersect_rect((True, 1, 2, 3, 4)) == (1, 2, 3, 4)
+    assert client.intersect_rect((False, 0, 0, 0, 0)) is None
+    assert client.intersect_rect((1, 2, 3, 4)) == (1, 2, 3, 4)
+    assert not client.is_high_bit_depth(SimpleNamespace(value_name="GIMP_PRECISION_U8_LINEAR"))
+    for p in ("U16_NON_LINEAR", "U32_LINEAR", "HALF_LINEAR", "FLOAT_PERCEPTUAL", "DOUBLE_LINEAR"):
+        assert client.is_high_bit_depth(SimpleNamespace(value_name=f"GIMP_PRECISION_{p}"))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png_codec_round_trips_and_reads_pillow_filters(client, depth, channels):
+    rng = np.random.default_rng(depth * 10 + channels)
+    dtype = np.uint16 if depth == 16 else np.uint8
+    samples = rng.integers(0, 1 << depth, (9, 13, channels), dtype=np.int64).astype(dtype)
+    be = samples.astype(">u2").tobytes() if depth == 16 else samples.tobytes()
+    png = client.encode_png(13, 9, be, depth, channels)
+    assert client.decode_png(png) == (13, 9, depth, channels, be)
+    photo = load_image_bytes(png)  # a real decoder agrees
+    np.testing.assert_array_equal(
+        (to_uint16 if depth == 16 else to_uint8)(photo.pixels),
+        samples[..., :3] if channels >= 3 else np.repeat(samples[..., :1], 3, axis=2),
+    )
+    rgba = np.frombuffer(
+        client.png_samples_to_gegl(be, depth, channels, 9 * 13), "=" + dtype().dtype.str[1:]
+    )
+    rgba = rgba.reshape(9, 13, 4)
+    colour = samples[..., :3] if channels >= 3 else np.repeat(samples[..., :1], 3, axis=2)
+    np.testing.assert_array_equal(rgba[..., :3], colour)
+    alpha = samples[..., -1] if channels in (2, 4) else (1 << depth) - 1
+    np.testing.assert_array_equal(rgba[..., 3], alpha)
+
+
+def test_png_decoder_handles_all_filter_types(client):
+    rng = np.random.default_rng(7)
+    smooth = np.cumsum(rng.integers(0, 4, (20, 17, 4)), axis=1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(smooth, "RGBA").save(buf, "PNG")  # Pillow picks filters per row
+    raw = buf.getvalue()
+    w, h, depth, channels, samples = client.decode_png(raw)
+    assert (w, h, depth, channels) == (17, 20, 8, 4)
+    assert samples == smooth.tobytes()
+    sixteen = encode_image(load_image_bytes(raw), "PNG", bit_depth=16)  # core's writer
+    assert client.decode_png(sixteen)[2] == 16
+    with pytest.raises(client.BridgeError):
+        client.decode_png(b"not a png")
+
+
+def test_gegl_samples_become_big_endian(client):
+    native = np.array([1, 258, 65535], "=u2").tobytes()
+    assert client.gegl_to_png_samples(native, 16) == np.array([1, 258, 65535], ">u2").tobytes()
+    assert client.gegl_to_png_samples(b"\x01\x02", 8) == b"\x01\x02"
+
+
+def test_find_bridge_info_order(client, tmp_path, monkeypatch):
+    monkeypatch.delenv("INSTRUCTIR_CONFIG_DIR")
+    home = tmp_path / "home"
+    plugin_dir = tmp_path / "plug-in"
+    plugin_dir.mkdir()
+    env = {"HOME": str(home)}
+    assert client.find_bridge_info(plugin_dir, env) is None
+    location = {"token": "L" * 43, "port": 1111, "command": ["/opt/instructir"]}
+    (plugin_dir / "bridge-location.json").write_text(json.dumps(location))
+    info = client.find_bridge_info(plugin_dir, env)
+    assert (info.token, info.port, info.command) == ("L" * 43, 1111, ["/opt/instructir"])
+    default = home / ".config" / "InstructIR" / "bridge.json"
+    default.parent.mkdir(parents=True)
+    default.write_text(json.dumps({"token": "D" * 43, "url": "http://127.0.0.1:2222"}))
+    info = client.find_bridge_info(plugin_dir, env)
+    assert (info.token, info.port, info.command) == ("D" * 43, 2222, ["/opt/instructir"])
+    recorded = tmp_path / "real" / "bridge.json"
+    recorded.parent.mkdir()
+    recorded.write_text(json.dumps({"token": "R" * 43, "port": 3333, "command": ["x"]}))
+    location["config_file"] = str(recorded)
+    (plugin_dir / "bridge-location.json").write_text(json.dumps(location))
+    assert client.find_bridge_info(plugin_dir, env).token == "R" * 43
+    override = tmp_path / "override"
+    override.mkdir()
+    (override / "bridge.json").write_text(json.dumps({"token": "E" * 43}))
+    env["INSTRUCTIR_CONFIG_DIR"] = str(override)
+    info = client.find_bridge_info(plugin_dir, env)
+    assert info.token == "E" * 43 and info.port == client.DEFAULT_PORT
+
+
+def test_default_config_dir_matches_platformdirs(client, monkeypatch):
+    import platformdirs
+
+    monkeypatch.delenv("INSTRUCTIR_CONFIG_DIR")
+    env = dict(os.environ)
+    env.pop("XDG_CONFIG_HOME", None)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    if sys.platform.startswith("linux"):
+        assert client.default_config_dir(env) == Path(
+            platformdirs.user_config_dir("InstructIR", "InstructIR")
+        )
+    win = client.default_config_dir({"LOCALAPPDATA": "C:/Users/a/AppData/Local"}, "win32")
+    assert win == Path("C:/Users/a/AppData/Local/InstructIR/InstructIR")
+    mac = client.default_config_dir({"HOME": "/Users/a"}, "darwin")
+    assert mac == Path("/Users/a/Library/Application Support/InstructIR")
+
+
+def test_connect_starts_the_bridge_and_waits(client, tiny_restorer, tmp_path):
+    port = free_port()
+    write_bridge_info({"token": "s" * 43, "port": port})
+    info = client.BridgeInfo(
+        f"http://127.0.0.1:{port}", "s" * 43, ["instructir"], tmp_path / "b.json"
+    )
+    started = []
+
+    def popen(argv, log):
+        srv = BridgeServer(lambda pack: tiny_restorer, port=port)
+        srv.start()
+        started.append((argv, srv))
+        return SimpleNamespace(poll=lambda: None)
+
+    messages = []
+    bridge = client.connect(
+        info, popen=popen, sleep=lambda s: time.sleep(0.01), on_wait=messages.append
+    )
+    try:
+        assert started[0][0] == ["instructir", "serve", "--port", str(port)]
+        assert bridge.health()["authorized"] and messages == ["Starting the InstructIR bridge…"]
+    finally:
+        started[0][1].stop()
+
+
+def test_connect_reports_a_bridge_that_dies(client, tmp_path):
+    port = free_port()
+    info = client.BridgeInfo(
+        f"http://127.0.0.1:{port}", "t" * 43, ["instructir"], tmp_path / "b.json"
+    )
+
+    def popen(argv, log):
+        log.write_text("instructir serve: The model pack 'instructir-lite' is not installed.\n")
+        return SimpleNamespace(poll=lambda: 2)
+
+    with pytest.raises(client.BridgeNotRunning, match="is not installed"):
+        client.connect(info, popen=popen, sleep=lambda s: None, wait_s=5)
+    with pytest.raises(client.BridgeNotRunning, match="could not start"):
+        client.connect(
+            info, popen=lambda argv, log: (_ for _ in ()).throw(OSError("no such file")), wait_s=1
+        )
+
+
+def test_run_job_cancel_posts_cancel(client, tiny_restorer):
+    class WaitsForCancel:
+        pack_id = "tiny-test"
+
+        def restore(self, image, instruction, *, strength=1.0, progress=None, cancel=None):
+            deadline = time.monotonic() + 10
+            while not cancel() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raise CancelledError("Cancelled.")
+
+    srv = BridgeServer(lambda pack: WaitsForCancel())
+    srv.start()
+    try:
+        bridge = client.BridgeClient(srv.url, srv.token)
+        png = client.encode_png(8, 8, bytes(8 * 8 * 4), 8)
+        polls = iter([False, False, True])
+        with pytest.raises(client.JobCancelled):
+            client.run_job(bridge, png, "denoise", 1.0, should_cancel=lambda: next(polls))
+        assert srv.list_jobs()["jobs"] == []  # cancelled, then deleted by the client
+    finally:
+        srv.stop()
