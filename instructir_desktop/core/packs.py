@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import OFFICIAL_7D, NetworkConfig
 from .errors import ModelCorruptError, UnknownModelError
-from .network import OFFICIAL_7D, NetworkConfig
 from .resources import resource_path
 
 __all__ = [

@@ -1,0 +1,71 @@
+"""Hosts the GIMP bridge (``app/bridge.py``) while the desktop app runs.
+
+The bridge shares the app's model (through the worker) and its ``model_lock``, so a GIMP job
+and a job from the chat never run the model at the same time. When the bridge module or its
+port is not available the app logs it and carries on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .worker import ModelWorker
+
+__all__ = ["BridgeHost"]
+
+log = logging.getLogger(__name__)
+
+
+class BridgeHost:
+    """Start/stop the local bridge server; never raises."""
+
+    def __init__(self, worker: ModelWorker, model_lock: threading.Lock) -> None:
+        self.worker = worker
+        self.model_lock = model_lock
+        self.server = None
+        self.problem = ""
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
+    @property
+    def url(self) -> str:
+        return str(getattr(self.server, "url", "")) if self.server is not None else ""
+
+    def start(self) -> bool:
+        if self.server is not None:
+            return True
+        try:
+            from .bridge import DEFAULT_PORT, BridgeServer
+        except ImportError as exc:
+            self.problem = f"The GIMP bridge is not available in this build ({exc})."
+            log.info(self.problem)
+            return False
+        server = None
+        # The well-known port first (Snap/Flatpak GIMP only knows that one), then any port.
+        for port in (DEFAULT_PORT, 0):
+            try:
+                server = BridgeServer(
+                    self.worker.restorer_for, model_lock=self.model_lock, port=port
+                )
+                server.start()
+                break
+            except Exception as exc:  # noqa: BLE001 - a busy port must not stop the app
+                server = None
+                self.problem = f"The GIMP bridge could not start: {exc}"
+        if server is None:
+            log.warning(self.problem)
+            return False
+        self.server, self.problem = server, ""
+        log.info("GIMP bridge listening on %s", self.url)
+        return True
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                log.exception("stopping the GIMP bridge failed")

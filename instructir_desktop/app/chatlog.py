@@ -1,0 +1,83 @@
+"""The chat history: one message per instruction, with what the model understood and did."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+__all__ = ["ChatMessage", "ChatLog", "STATES"]
+
+# thinking: reading the intent; unclear: low confidence, suggestions offered; queued/rendering:
+# waiting for / running the model; applied: a layer exists; undone: its layer was removed.
+STATES = ("thinking", "unclear", "queued", "rendering", "applied", "undone", "cancelled", "failed")
+
+
+@dataclass(frozen=True, eq=False)
+class ChatMessage:
+    """One instruction typed (or picked) by the user."""
+
+    id: int
+    text: str
+    state: str = "thinking"
+    task: str = ""
+    title: str = ""  # the task's display name, e.g. "Denoise"
+    confidence: float = 0.0
+    layer_id: str = ""
+    thumbnail: np.ndarray | None = None
+    note: str = ""  # error or explanation shown under the message
+
+    @property
+    def chip(self) -> str:
+        """The intent chip, e.g. "Denoise · 96%"; empty until the intent is known."""
+        if not self.title:
+            return ""
+        return f"{self.title} · {round(self.confidence * 100)}%"
+
+
+class ChatLog(QObject):
+    """Ordered messages; widgets listen to ``added``/``changed``/``cleared``."""
+
+    added = Signal(object)
+    changed = Signal(object)
+    cleared = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._messages: dict[int, ChatMessage] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def messages(self) -> list[ChatMessage]:
+        return list(self._messages.values())
+
+    def get(self, message_id: int) -> ChatMessage:
+        return self._messages[message_id]
+
+    def add(self, text: str, **fields) -> ChatMessage:
+        message = ChatMessage(next(self._ids), text, **fields)
+        self._messages[message.id] = message
+        self.added.emit(message)
+        return message
+
+    def update(self, message_id: int, **changes) -> ChatMessage | None:
+        old = self._messages.get(message_id)
+        if old is None:
+            return None
+        new = dataclasses.replace(old, **changes)
+        self._messages[message_id] = new
+        self.changed.emit(new)
+        return new
+
+    def for_layer(self, layer_id: str) -> ChatMessage | None:
+        for message in self._messages.values():
+            if message.layer_id == layer_id:
+                return message
+        return None
+
+    def clear(self) -> None:
+        self._messages.clear()
+        self.cleared.emit()

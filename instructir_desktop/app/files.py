@@ -1,0 +1,100 @@
+"""File work done on the I/O thread: decode a photo or project, prepare its levels, export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from instructir_desktop.core.images import Photo, load_image_bytes, save_image
+
+from .document import Layer, Source
+from .project import ProjectData, ProjectError, is_project, load_project
+from .render import Level
+from .stack import Pyramid, build_pyramid, level_fingerprint, preview_size, resize_rgb
+
+__all__ = ["Opened", "open_file", "open_bytes", "prepare", "export_photo"]
+
+
+@dataclass
+class Opened:
+    """Everything the GUI thread needs to show a newly opened photo or project."""
+
+    source: Source
+    levels: list[Level]
+    pyramid: Pyramid
+    layers: list[Layer]
+    project_path: Path | None
+    pack: str = ""
+    extra: dict | None = None
+
+
+def prepare(source: Source, preview_edge: int) -> tuple[list[Level], Pyramid]:
+    """The preview (when the photo is bigger than it) and full levels, and the source pyramid."""
+    photo = source.photo
+    full = Level(
+        "full", photo.pixels, level_fingerprint(source.fingerprint, (photo.height, photo.width))
+    )
+    levels = [full]
+    size = preview_size(photo.width, photo.height, preview_edge)
+    if size is not None:
+        base = resize_rgb(photo.pixels, size)
+        fp = level_fingerprint(source.fingerprint, (size[1], size[0]))
+        levels.insert(0, Level("preview", base, fp))
+    return levels, build_pyramid(photo.pixels, photo.width, full.fingerprint)
+
+
+def open_bytes(data: bytes, name: str, preview_edge: int, path: Path | None = None) -> Opened:
+    """Decode photo bytes (raises UnsupportedImageError with a message for the user)."""
+    photo: Photo = load_image_bytes(data, name=name)
+    photo.path = path  # lets save_image refuse to overwrite the original photo by accident
+    source = Source(photo, data, name, path)
+    levels, pyramid = prepare(source, preview_edge)
+    return Opened(source, levels, pyramid, [], None)
+
+
+def open_file(path: Path, preview_edge: int) -> Opened:
+    """Open a photo or an ``.instructir`` project."""
+    path = Path(path)
+    if is_project(path):
+        project = load_project(path)
+        try:
+            opened = open_bytes(project.source_bytes, project.source_name, preview_edge)
+        except Exception as exc:  # noqa: BLE001 - reported as a damaged project
+            raise ProjectError(
+                f"The photo inside the project '{path.name}' cannot be opened: {exc}"
+            ) from exc
+        opened.layers = project.layers
+        opened.project_path = path
+        opened.pack = project.pack
+        opened.extra = project.extra
+        return opened
+    from instructir_desktop.core.errors import UnsupportedImageError
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise UnsupportedImageError(f"'{path.name}' was not found.") from exc
+    except IsADirectoryError as exc:
+        raise UnsupportedImageError(f"'{path.name}' is a folder, not a photo.") from exc
+    except OSError as exc:
+        raise UnsupportedImageError(f"'{path.name}' cannot be read: {exc.strerror}.") from exc
+    return open_bytes(data, path.name, preview_edge, path)
+
+
+def export_photo(
+    source: Source,
+    pixels,
+    path: Path,
+    *,
+    format: str | None = None,
+    quality: int = 95,
+    bit_depth: int | None = None,
+) -> Path:
+    """Write the full-resolution composite with the source's alpha, EXIF and ICC (atomic)."""
+    photo = source.photo.with_pixels(pixels)
+    return save_image(photo, path, format=format, quality=quality, bit_depth=bit_depth or None)
+
+
+def project_data(source: Source, layers: list[Layer], pack: str, extra: dict | None = None):
+    """What ``save_project`` needs, from the current document."""
+    return ProjectData(source.data, source.name, list(layers), pack, dict(extra or {}))

@@ -1,0 +1,403 @@
+"""The render scheduler: keeps the composite of the document up to date, preview first.
+
+On every change it walks the stack on the compute thread (blending only, from the cache) for
+each target in order: the preview of the document, the preview of a pending new instruction,
+then the full resolution. The first restore the cache lacks becomes one job for the model
+worker; when its result lands in the cache the walk starts again. A running job whose key is
+no longer needed by the current stack is cancelled; a result that arrives late is still
+cached (its key says exactly what it is), so undoing back to it is instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .document import Document, Layer
+from .stack import (
+    Missing,
+    Pyramid,
+    RenderCache,
+    StepSpec,
+    build_pyramid,
+    chain,
+    evaluate,
+    thumbnail,
+)
+from .threads import Background
+from .worker import ModelWorker
+
+__all__ = ["Level", "Frame", "RenderScheduler"]
+
+
+@dataclass(frozen=True)
+class Level:
+    """The source at one resolution: ``preview`` (display size) or ``full``."""
+
+    name: str
+    base: np.ndarray
+    fingerprint: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.base.shape[0]), int(self.base.shape[1])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A finished composite of the document at one level, with its display pyramid."""
+
+    level: str
+    fingerprint: str
+    image: np.ndarray
+    pyramid: Pyramid
+
+
+@dataclass
+class _Job:
+    job_id: str
+    level: str
+    key: tuple
+    target: str  # "doc" or "pending"
+    layer_id: str
+
+
+class RenderScheduler(QObject):
+    """Turns document changes into model jobs and frames; never blocks the GUI thread."""
+
+    frameReady = Signal(object)  # Frame
+    progress = Signal(float, str)
+    activityChanged = Signal(str)  # idle | preview | pending | full | paused | waiting
+    failed = Signal(str)
+    pendingReady = Signal(str)  # layer id: its preview is rendered, the layer can be added
+    pendingFailed = Signal(str, str)  # layer id, message
+    pendingCancelled = Signal(str)
+    thumbnailReady = Signal(str, object)  # layer id, uint8 RGB array
+    waitersDropped = Signal(str)  # a full-resolution wait (export) ended without a frame
+
+    def __init__(
+        self,
+        document: Document,
+        worker: ModelWorker,
+        background: Background,
+        cache: RenderCache,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.doc, self.worker, self.bg, self.cache = document, worker, background, cache
+        self.pack: str | None = None
+        self.tile: int | None = None
+        self._levels: list[Level] = []
+        self._source_pyramid: Pyramid | None = None
+        self._pending: Layer | None = None
+        self._job: _Job | None = None
+        self._submitted: dict[str, tuple] = {}
+        self._failed: set[tuple] = set()
+        self._frames: dict[str, Frame] = {}
+        self._waiters: list[Callable[[Frame], None]] = []
+        self._gen = 0
+        self._evaluating = False
+        self._dirty = False
+        self._paused = False
+        self._activity = "idle"
+        # Built and read only on the compute thread.
+        self._pyramids: dict[str, Pyramid] = {}
+        self._thumb_fps: dict[str, str] = {}
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)  # coalesce bursts of changes (slider drags) into one walk
+        self._timer.timeout.connect(self._replan)
+        document.layersChanged.connect(self._on_document_changed)
+        worker.event.connect(self._on_worker_event)
+
+    # Configuration
+
+    def configure(self, *, pack: str | None = None, tile: int | None = None) -> None:
+        """Set the loaded pack id (part of every cache key) and the tile size."""
+        self.pack = pack
+        self.tile = tile or None
+        self._failed.clear()
+        self.invalidate()
+
+    def set_levels(self, levels: list[Level], source_pyramid: Pyramid) -> None:
+        """A new source photo: ``levels`` ordered preview first, full last."""
+        self._drop_waiters("another photo was opened.")
+        if self._job is not None:
+            self.worker.cancel(self._job.job_id)
+            self._job = None
+        self._levels = list(levels)
+        self._source_pyramid = source_pyramid
+        # The bare photo's frame reuses the source pyramid (built while opening), in order
+        # with the walks on the compute thread that owns _pyramids.
+        self.bg.run(
+            self.bg.compute,
+            lambda: self._pyramids.__setitem__(source_pyramid.fingerprint, source_pyramid),
+        )
+        self._frames.clear()
+        self._failed.clear()
+        self._pending = None
+        self._paused = False
+        self.invalidate()
+
+    @property
+    def source_pyramid(self) -> Pyramid | None:
+        return self._source_pyramid
+
+    @property
+    def levels(self) -> list[Level]:
+        return list(self._levels)
+
+    # State for the UI and tests
+
+    def current_fp(self, level: str = "full") -> str | None:
+        """Fingerprint the composite of the current document has at ``level`` (no pixels)."""
+        for lv in self._levels:
+            if lv.name == level:
+                links = chain(lv.fingerprint, self.doc.steps(), self.pack or "", lv.size)
+                return links[-1].output_fp if links else lv.fingerprint
+        return None
+
+    def frame(self, level: str = "full") -> Frame | None:
+        """The frame of ``level`` if it shows the current document, else None."""
+        frame = self._frames.get(level)
+        if frame is not None and frame.fingerprint == self.current_fp(level):
+            return frame
+        return None
+
+    def best_frame(self) -> Frame | None:
+        """Full resolution when it is current, else the preview."""
+        return self.frame("full") or self.frame("preview")
+
+    @property
+    def activity(self) -> str:
+        return self._activity
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running and every level current."""
+        return (
+            self._job is None
+            and not self._evaluating
+            and not self._timer.isActive()
+            and self._pending is None
+            and all(self.frame(lv.name) is not None for lv in self._levels)
+        )
+
+    def when_full(self, callback: Callable[[Frame], None]) -> None:
+        """Call back with the full-resolution frame of the current document (now or later)."""
+        frame = self.frame("full")
+        if frame is not None:
+            callback(frame)
+            return
+        self._waiters.append(callback)
+        if self._paused:
+            self.resume()
+
+    # Pending instruction (a new layer that is only added once its preview exists)
+
+    def set_pending(self, layer: Layer) -> None:
+        self._pending = layer
+        self._paused = False
+        self._failed.clear()  # the user asks again: a failed render deserves another try
+        self.invalidate()
+
+    def clear_pending(self) -> None:
+        self._pending = None
+        self.invalidate()
+
+    @property
+    def pending(self) -> Layer | None:
+        return self._pending
+
+    # User control
+
+    def cancel(self) -> None:
+        """Stop the running job; a pending instruction is dropped, the document is unchanged."""
+        if self._pending is not None:
+            layer_id = self._pending.id
+            self._pending = None
+            self.pendingCancelled.emit(layer_id)
+        if self._job is not None:
+            self.worker.cancel(self._job.job_id)
+            self._job = None
+        self._paused = True
+        self._drop_waiters("Cancelled.")
+        self._set_activity("paused" if not self.idle else "idle")
+
+    def _drop_waiters(self, reason: str) -> None:
+        if self._waiters:
+            self._waiters = []
+            self.waitersDropped.emit(reason)
+
+    def resume(self) -> None:
+        self._paused = False
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Schedule a walk of the stack (coalesced)."""
+        self._timer.start()
+
+    # Internals
+
+    def _on_document_changed(self) -> None:
+        self._paused = False  # a new edit restarts rendering after a Cancel
+        self._failed.clear()
+        self.invalidate()
+
+    def _set_activity(self, activity: str) -> None:
+        if activity != self._activity:
+            self._activity = activity
+            self.activityChanged.emit(activity)
+
+    def _targets(self) -> list[tuple[Level, str, list[StepSpec]]]:
+        steps = self.doc.steps()
+        targets = [(self._levels[0], "doc", steps)]
+        if self._pending is not None:
+            targets.append((self._levels[0], "pending", [*steps, self._pending.step()]))
+        if len(self._levels) > 1:
+            targets.append((self._levels[-1], "doc", steps))
+        return targets
+
+    def _replan(self) -> None:
+        if not self._levels:
+            return
+        if self._evaluating:
+            self._dirty = True
+            return
+        self._gen += 1
+        targets = self._targets()
+        pack = self.pack or ""
+        if self._job is not None:
+            needed = {
+                link.key
+                for level, _, steps in targets
+                for link in chain(level.fingerprint, steps, pack, level.size)
+            }
+            if self._job.key not in needed:
+                self.worker.cancel(self._job.job_id)
+                self._job = None
+        self._evaluating = True
+        self._dirty = False
+        gen = self._gen
+        pending_id = self._pending.id if self._pending is not None else None
+        width = self._levels[-1].base.shape[1]
+        self.bg.run(
+            self.bg.compute,
+            lambda: self._walk(gen, targets, pack, pending_id, width),
+            self._walk_done,
+            self._walk_failed,
+        )
+
+    def _walk(self, gen: int, targets, pack: str, pending_id: str | None, width: int) -> None:
+        """Compute thread: composite each target as far as the cache allows."""
+        post = self.bg.dispatcher.post
+        for n, (level, target, steps) in enumerate(targets):
+            result = evaluate(level.base, level.fingerprint, steps, pack, self.cache)
+            if n == 0 or target == "pending":
+                for layer_id, (fp, image) in result.outputs.items():
+                    if self._thumb_fps.get(layer_id) != fp:
+                        self._thumb_fps[layer_id] = fp
+                        post(self.thumbnailReady.emit, layer_id, thumbnail(image))
+            if result.missing is not None:
+                post(self._on_missing, gen, level.name, target, result.missing)
+                return
+            if target == "pending":
+                post(self._on_pending_done, gen, pending_id)
+                continue
+            pyramid = self._pyramids.get(result.fingerprint)
+            if pyramid is None:
+                pyramid = build_pyramid(result.image, width, result.fingerprint)
+                self._pyramids = {
+                    **dict(list(self._pyramids.items())[-3:]),
+                    result.fingerprint: pyramid,
+                }
+            post(self._on_frame, Frame(level.name, result.fingerprint, result.image, pyramid))
+
+    def _walk_done(self, _result: Any) -> None:
+        self._evaluating = False
+        if self._dirty:
+            self._replan()
+        elif self._job is None:
+            self._set_activity("paused" if self._paused and not self.idle else "idle")
+
+    def _walk_failed(self, exc: BaseException) -> None:
+        self._evaluating = False
+        self.failed.emit(f"The preview could not be composed: {exc}")
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.fingerprint != self.current_fp(frame.level):
+            return  # the document moved on while this was composed
+        known = self._frames.get(frame.level)
+        if known is not None and known.fingerprint == frame.fingerprint:
+            return
+        self._frames[frame.level] = frame
+        self.frameReady.emit(frame)
+        if frame.level == "full" and self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for callback in waiters:
+                callback(frame)
+
+    def _on_pending_done(self, gen: int, layer_id: str | None) -> None:
+        if gen == self._gen and self._pending is not None and self._pending.id == layer_id:
+            self.pendingReady.emit(layer_id)
+
+    def _on_missing(self, gen: int, level: str, target: str, missing: Missing) -> None:
+        if gen != self._gen or self._paused or missing.key in self._failed:
+            return
+        if self.pack is None:
+            self._set_activity("waiting")  # the model is still loading; configure() resumes
+            return
+        if self._job is not None:
+            if self._job.key == missing.key:
+                return
+            self.worker.cancel(self._job.job_id)  # something more urgent comes first
+        priority = "full" if level == "full" and len(self._levels) > 1 else "preview"
+        job_id = self.worker.restore(
+            missing.image, missing.instruction, level=priority, tile=self.tile
+        )
+        self._submitted[job_id] = missing.key
+        self._job = _Job(job_id, level, missing.key, target, missing.layer_id)
+        self._set_activity("pending" if target == "pending" else priority)
+        self.progress.emit(0.0, self._describe(self._job, ""))
+
+    def _describe(self, job: _Job, message: str) -> str:
+        what = {
+            "pending": "Applying the instruction",
+            "preview": "Updating the preview",
+            "full": "Rendering full resolution",
+        }[self._activity if self._activity in ("pending", "preview", "full") else "preview"]
+        return f"{what}… {message}".strip()
+
+    def _on_worker_event(self, ev) -> None:
+        if ev.extra.get("kind") != "restore":
+            return
+        key = self._submitted.get(ev.job_id)
+        if ev.event == "result" and key is not None:
+            self.cache.put_restored(key, ev.result)  # valid even if no longer current
+        if ev.event in ("result", "error", "cancelled"):
+            self._submitted.pop(ev.job_id, None)
+        job = self._job
+        if job is None or job.job_id != ev.job_id:
+            return
+        if ev.event == "progress":
+            self.progress.emit(ev.progress, self._describe(job, ev.message))
+        elif ev.event in ("result", "cancelled"):
+            self._job = None
+            self.progress.emit(1.0, "")
+            if not self._paused:
+                self.invalidate()
+        elif ev.event == "error":
+            self._job = None
+            self._failed.add(job.key)
+            self.progress.emit(1.0, "")
+            self._set_activity("idle")
+            if job.target == "pending" and self._pending is not None:
+                self._pending = None
+                self.pendingFailed.emit(job.layer_id, ev.error or "The model failed.")
+            else:
+                self.failed.emit(ev.error or "The model failed.")
+                self._drop_waiters(ev.error or "The model failed.")

@@ -1,0 +1,553 @@
+"""The editing session: the one object the widgets talk to.
+
+It owns the document, the undo stack, the model worker, the render scheduler, the chat log,
+autosave and the GIMP bridge, and turns user intent (a typed instruction, a click on a
+suggestion, a slider move) into jobs and undo commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from . import commands
+from .autosave import Autosaver, Recoverable, find_recoverable
+from .bridge_host import BridgeHost
+from .chatlog import ChatLog
+from .document import Document, Layer, new_layer_id
+from .files import Opened, export_photo, open_bytes, open_file, project_data
+from .project import ProjectData, save_project
+from .render import RenderScheduler
+from .settings import Settings
+from .stack import RenderCache
+from .threads import Background
+from .worker import ModelWorker
+
+__all__ = ["EditorSession", "PACK_DIR_ENV", "BACKEND_ENV"]
+
+log = logging.getLogger(__name__)
+PACK_DIR_ENV = "INSTRUCTIR_PACK_DIR"
+BACKEND_ENV = "INSTRUCTIR_BACKEND"  # forces the inference backend (auto, torch, openvino)
+
+
+class EditorSession(QObject):
+    """Application state and actions, without widgets."""
+
+    error = Signal(str)  # something failed; show it, the app stays usable
+    warning = Signal(str)  # worth the user's attention, nothing failed
+    info = Signal(str)  # a short status message
+    catalogReady = Signal(object)  # {"tasks", "titles", "prompts", "devices"}
+    modelChanged = Signal(object)  # Restorer.describe() dict, or None while none is loaded
+    modelMissing = Signal(str)
+    documentOpened = Signal()
+    openFailed = Signal(str)
+    selectionChanged = Signal(str)
+    dirtyChanged = Signal(bool)
+    projectSaved = Signal(str)
+    exported = Signal(str)
+    exportFailed = Signal(str)
+    thumbnailChanged = Signal(str)  # layer id
+    recoveryAvailable = Signal(object)  # list[Recoverable]
+    suggestionsRequested = Signal()
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pack_dir: Path | None = None,
+        bridge: bool | None = None,
+        autosave: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings or Settings(parent=self)
+        env_pack = os.environ.get(PACK_DIR_ENV)
+        self.pack_dir = Path(pack_dir) if pack_dir else (Path(env_pack) if env_pack else None)
+        self.model_lock = threading.Lock()
+        self.document = Document(self)
+        self.undo_stack = QUndoStack(self)
+        self.background = Background(self)
+        self.cache = RenderCache(self.settings.cache_mb << 20)
+        self.worker = ModelWorker(self.model_lock, self)
+        self.scheduler = RenderScheduler(
+            self.document, self.worker, self.background, self.cache, self
+        )
+        self.chat = ChatLog(self)
+        self.autosaver = Autosaver(self._autosave_snapshot, self.background, self)
+        self.bridge = BridgeHost(self.worker, self.model_lock)
+        self._bridge_wanted = self.settings.bridge_enabled if bridge is None else bridge
+        self._autosave_enabled = autosave
+        self.catalog: dict = {}
+        self.model: dict | None = None
+        self.model_problem = ""
+        self.thumbnails: dict[str, object] = {}
+        self.selected = ""
+        self._intent_jobs: dict[str, tuple[int, bool]] = {}
+        self._load_job = ""
+        self._queue: deque[tuple[int, Layer]] = deque()
+        self._pending_message = 0
+        self._force_dirty = False
+        self._opening = False
+        self._started = False
+        self.worker.event.connect(self._on_worker_event)
+        self.scheduler.pendingReady.connect(self._on_pending_ready)
+        self.scheduler.pendingFailed.connect(self._on_pending_failed)
+        self.scheduler.pendingCancelled.connect(self._on_pending_cancelled)
+        self.scheduler.thumbnailReady.connect(self._on_thumbnail)
+        self.scheduler.failed.connect(self.error)
+        self.scheduler.waitersDropped.connect(
+            lambda reason: self.exportFailed.emit(f"The export was stopped: {reason}")
+        )
+        self.document.layersChanged.connect(self._on_layers_changed)
+        self.undo_stack.cleanChanged.connect(lambda _clean: self._emit_dirty())
+        self.undo_stack.indexChanged.connect(lambda _i: self.autosaver.mark_dirty())
+        self.autosaver.failed.connect(lambda msg: log.warning("autosave failed: %s", msg))
+        self.settings.changed.connect(self._on_setting)
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """Load the model, host the bridge, look for crashed sessions (after the window shows)."""
+        if self._started:
+            return
+        self._started = True
+        self.reload_model()
+        if self._autosave_enabled:
+            self.autosaver.set_interval(self.settings.autosave_seconds)
+            self.background.run(self.background.io, find_recoverable, self._on_recoverable)
+        if self._bridge_wanted:
+            self._start_bridge()
+
+    def shutdown(self) -> None:
+        """Stop threads; called once when the window closes."""
+        # Widgets and stacks are being torn down: no more state signals from here on.
+        self.undo_stack.cleanChanged.disconnect()
+        self.undo_stack.indexChanged.disconnect()
+        self.document.layersChanged.disconnect()
+        self.scheduler.cancel()
+        self.worker.stop()
+        self.bridge.stop()
+        self.background.shutdown()
+        self.autosaver.close()
+        self.settings.sync()
+
+    def reload_model(self) -> None:
+        """(Re)load the pack named by settings or the override folder, on the chosen device."""
+        self.model = None
+        self.modelChanged.emit(None)
+        backend = os.environ.get(BACKEND_ENV) or self.settings.backend
+        self._load_job = self.worker.load(
+            self.pack_dir, self.settings.pack, self.settings.device, backend
+        )
+
+    def _start_bridge(self) -> None:
+        # bridge.py imports core modules that load torch: import it off the GUI thread.
+        def started(ok: object) -> None:
+            if ok:
+                self.info.emit(f"GIMP can use InstructIR ({self.bridge.url}).")
+
+        self.background.run(self.background.io, self.bridge.start, started)
+
+    def _on_setting(self, name: str, value: object) -> None:
+        if name in ("device", "pack", "backend"):
+            self.reload_model()
+        elif name == "tile":
+            self.scheduler.configure(pack=self.scheduler.pack, tile=int(value))
+        elif name == "cache_mb":
+            self.cache.max_bytes = int(value) << 20
+        elif name == "autosave_seconds" and self._autosave_enabled and self._started:
+            self.autosaver.set_interval(int(value))
+        elif name == "bridge_enabled" and self._started:
+            if value:
+                self._start_bridge()
+            else:
+                self.bridge.stop()
+
+    # State
+
+    @property
+    def has_photo(self) -> bool:
+        return self.document.source is not None
+
+    @property
+    def dirty(self) -> bool:
+        return self.has_photo and (self._force_dirty or not self.undo_stack.isClean())
+
+    def _emit_dirty(self) -> None:
+        self.dirtyChanged.emit(self.dirty)
+
+    def task_title(self, task: str) -> str:
+        return self.catalog.get("titles", {}).get(task, task.capitalize())
+
+    # Opening
+
+    def open_path(self, path: str | Path) -> None:
+        """Open a photo or project on the I/O thread; emits documentOpened or openFailed."""
+        path = Path(path)
+        edge = self.settings.preview_edge
+        self.info.emit(f"Opening {path.name}…")
+        self._opening = True
+        self.background.run(
+            self.background.io, lambda: open_file(path, edge), self._opened, self._open_failed
+        )
+
+    def open_bytes(self, data: bytes, name: str) -> None:
+        """Open a photo held in memory (pasted from the clipboard)."""
+        edge = self.settings.preview_edge
+        self._opening = True
+        self.background.run(
+            self.background.io,
+            lambda: open_bytes(data, name, edge),
+            self._opened,
+            self._open_failed,
+        )
+
+    def open_pixels(self, rgba: np.ndarray, name: str) -> None:
+        """Open 8-bit RGBA pixels (a pasted image): stored as PNG so projects can hold it."""
+        edge = self.settings.preview_edge
+
+        def work() -> Opened:
+            from instructir_desktop.core.images import Photo, encode_image
+
+            alpha = rgba[..., 3] if rgba.shape[2] == 4 and (rgba[..., 3] < 255).any() else None
+            photo = Photo(
+                pixels=rgba[..., :3].astype(np.float32) / 255.0,
+                alpha=None if alpha is None else alpha.astype(np.float32) / 255.0,
+                bit_depth=8,
+                exif=None,
+                icc_profile=None,
+                format="PNG",
+            )
+            return open_bytes(encode_image(photo, "PNG"), name, edge)
+
+        self._opening = True
+        self.background.run(self.background.io, work, self._opened, self._open_failed)
+
+    def recover(self, item: Recoverable) -> None:
+        """Reopen the autosave of a crashed session, as unsaved work."""
+
+        def done(opened: Opened) -> None:
+            project = opened.extra.get("project_path") if opened.extra else ""
+            opened.project_path = Path(project) if project else None
+            self._opened(opened, recovered=True)
+            item.discard()
+
+        edge = self.settings.preview_edge
+        self.background.run(
+            self.background.io, lambda: open_file(item.path, edge), done, self._open_failed
+        )
+
+    @property
+    def opening(self) -> bool:
+        return self._opening
+
+    def _opened(self, opened: Opened, recovered: bool = False) -> None:
+        self._opening = False
+        self.scheduler.cancel()
+        self._queue.clear()
+        self._intent_jobs.clear()
+        self.chat.clear()
+        self.thumbnails.clear()
+        self.undo_stack.clear()
+        self.document.reset(opened.source, opened.layers, opened.project_path)
+        self.scheduler.set_levels(opened.levels, opened.pyramid)
+        for layer in opened.layers:
+            self.chat.add(
+                layer.instruction,
+                state="applied",
+                task=layer.task,
+                title=self.task_title(layer.task) if layer.task else "",
+                confidence=layer.confidence,
+                layer_id=layer.id,
+            )
+        self._force_dirty = recovered
+        self.autosaver.mark_clean()
+        if recovered:
+            self.autosaver.mark_dirty()
+        path = opened.project_path or opened.source.path
+        if path is not None and not recovered:
+            self.settings.add_recent(path)
+        self.select_layer(opened.layers[-1].id if opened.layers else "")
+        self.documentOpened.emit()
+        self._emit_dirty()
+        used = self.model_pack()
+        if opened.pack and used and opened.pack != used:
+            # Layers re-render with the loaded model, so the result can differ a little.
+            self.warning.emit(
+                f"This project was made with the model '{opened.pack}'; it is shown "
+                f"with '{used}'. Choose the model in Models… to see it as saved."
+            )
+        else:
+            self.info.emit(f"Opened {self.document.title}.")
+
+    def _open_failed(self, exc: BaseException) -> None:
+        self._opening = False
+        message = str(exc) or f"The file could not be opened ({type(exc).__name__})."
+        self.openFailed.emit(message)
+        self.error.emit(message)
+
+    def _on_recoverable(self, items: object) -> None:
+        if items:
+            self.recoveryAvailable.emit(items)
+
+    # Chat → layers
+
+    def submit(self, text: str, *, force: bool = False) -> int | None:
+        """An instruction from the chat box. Returns the chat message id (None: nothing sent).
+
+        The layer is only added once its preview is rendered, so a cancel (or a failure)
+        leaves the document unchanged.
+        """
+        cleaned = " ".join(text.split())
+        if not cleaned:
+            self.suggestionsRequested.emit()
+            return None
+        if not self.has_photo:
+            self.error.emit("Open a photo first (File → Open, drag and drop, or paste).")
+            return None
+        message = self.chat.add(cleaned)
+        job = self.worker.intent(cleaned)
+        self._intent_jobs[job] = (message.id, force)
+        return message.id
+
+    def apply_task(self, task: str) -> int | None:
+        """One-click suggestion: apply the task's standard instruction."""
+        prompt = self.catalog.get("prompts", {}).get(task)
+        if not prompt:
+            return None
+        return self.submit(prompt, force=True)
+
+    def apply_anyway(self, message_id: int) -> None:
+        """Apply an instruction whose intent was unclear, as written."""
+        message = self.chat.get(message_id)
+        if message.state == "unclear":
+            self._enqueue(message.id, message.text, message.task, message.confidence)
+
+    def _on_intent(self, ev) -> None:
+        message_id, force = self._intent_jobs.pop(ev.job_id, (0, False))
+        if not message_id:
+            return
+        if ev.event == "error":
+            self.chat.update(message_id, state="failed", note=ev.error or "")
+            if ev.extra.get("error_type") == "NoModelError":
+                self.modelMissing.emit(ev.error or "")
+            return
+        if ev.event != "result":
+            return
+        intent = ev.result
+        self.chat.update(
+            message_id,
+            task=intent.task,
+            title=self.task_title(intent.task),
+            confidence=float(intent.confidence),
+        )
+        if force or intent.confidence >= self.settings.min_confidence:
+            self._enqueue(message_id, intent.text, intent.task, float(intent.confidence))
+        else:
+            self.chat.update(
+                message_id,
+                state="unclear",
+                note="I am not sure what to fix. Pick one, or apply it as written.",
+            )
+
+    def _enqueue(self, message_id: int, text: str, task: str, confidence: float) -> None:
+        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence)
+        self.chat.update(message_id, state="queued", layer_id=layer.id, note="")
+        self._queue.append((message_id, layer))
+        self._next_pending()
+
+    def _next_pending(self) -> None:
+        if self.scheduler.pending is not None or not self._queue:
+            return
+        message_id, layer = self._queue.popleft()
+        self._pending_message = message_id
+        self.chat.update(message_id, state="rendering")
+        self.scheduler.set_pending(layer)
+
+    def _on_pending_ready(self, layer_id: str) -> None:
+        layer = self.scheduler.pending
+        if layer is None or layer.id != layer_id:
+            return
+        self.scheduler.clear_pending()
+        self.undo_stack.push(commands.AddLayer(self.document, layer))
+        self.chat.update(
+            self._pending_message, state="applied", thumbnail=self.thumbnails.get(layer_id)
+        )
+        self.select_layer(layer_id)
+        self._next_pending()
+
+    def _on_pending_failed(self, layer_id: str, message: str) -> None:
+        self.chat.update(self._pending_message, state="failed", note=message)
+        self.error.emit(message)
+        self._next_pending()
+
+    def _on_pending_cancelled(self, _layer_id: str) -> None:
+        self.chat.update(self._pending_message, state="cancelled", note="Cancelled.")
+        while self._queue:  # Cancel means stop: queued instructions go too
+            message_id, _ = self._queue.popleft()
+            self.chat.update(message_id, state="cancelled", note="Cancelled.")
+
+    def cancel(self) -> None:
+        """The Cancel button: stop the running job; a new instruction is dropped."""
+        for job in list(self._intent_jobs):
+            self.worker.cancel(job)
+            self.chat.update(self._intent_jobs.pop(job)[0], state="cancelled", note="Cancelled.")
+        self.scheduler.cancel()
+        self.info.emit("Cancelled.")
+
+    def _on_thumbnail(self, layer_id: str, image: object) -> None:
+        self.thumbnails[layer_id] = image
+        message = self.chat.for_layer(layer_id)
+        if message is not None and message.state in ("applied", "undone"):
+            self.chat.update(message.id, thumbnail=image)
+        self.thumbnailChanged.emit(layer_id)
+
+    def _on_layers_changed(self) -> None:
+        for message in self.chat.messages:
+            if message.state in ("applied", "undone") and message.layer_id:
+                state = "applied" if self.document.has_layer(message.layer_id) else "undone"
+                if state != message.state:
+                    self.chat.update(message.id, state=state)
+        if self.selected and not self.document.has_layer(self.selected):
+            layers = self.document.layers
+            self.select_layer(layers[-1].id if layers else "")
+
+    # Layers (every change is an undo command)
+
+    def select_layer(self, layer_id: str) -> None:
+        if layer_id != self.selected:
+            self.selected = layer_id
+            self.selectionChanged.emit(layer_id)
+
+    def set_visible(self, layer_id: str, visible: bool) -> None:
+        if self.document.layer(layer_id).visible != visible:
+            self.undo_stack.push(commands.SetVisible(self.document, layer_id, visible))
+
+    def set_strength(self, layer_id: str, strength: float, gesture: object = None) -> None:
+        if abs(self.document.layer(layer_id).strength - strength) > 1e-6:
+            self.undo_stack.push(commands.SetStrength(self.document, layer_id, strength, gesture))
+
+    def edit_instruction(self, layer_id: str, text: str) -> None:
+        cleaned = " ".join(text.split())
+        if cleaned and cleaned != self.document.layer(layer_id).instruction:
+            # The intent chip of the edited layer is unknown until read again; keep it honest.
+            self.undo_stack.push(commands.EditInstruction(self.document, layer_id, cleaned))
+            message = self.chat.for_layer(layer_id)
+            if message is not None:
+                self.chat.update(message.id, text=cleaned, title="", confidence=0.0)
+
+    def remove_layer(self, layer_id: str) -> None:
+        self.undo_stack.push(commands.RemoveLayer(self.document, layer_id))
+
+    def move_layer(self, layer_id: str, new_index: int) -> None:
+        if self.document.index_of(layer_id) != new_index:
+            self.undo_stack.push(commands.MoveLayer(self.document, layer_id, new_index))
+
+    # Saving
+
+    def _snapshot(self, extra: dict | None = None) -> ProjectData | None:
+        source = self.document.source
+        if source is None:
+            return None
+        return project_data(source, self.document.layers, self.model_pack(), extra)
+
+    def model_pack(self) -> str:
+        return (self.model or {}).get("pack", "") or self.scheduler.pack or ""
+
+    def _autosave_snapshot(self) -> ProjectData | None:
+        if not self.dirty:
+            return None
+        path = self.document.path
+        return self._snapshot(
+            {"title": self.document.title, "project_path": str(path) if path else ""}
+        )
+
+    def save_project(self, path: str | Path) -> None:
+        """Save the project (atomic, on the I/O thread); emits projectSaved or error."""
+        data = self._snapshot()
+        if data is None:
+            return
+        index = self.undo_stack.index()
+
+        def saved(target: object) -> None:
+            self.document.set_path(Path(str(target)))
+            if self.undo_stack.index() == index:
+                self.undo_stack.setClean()
+                self._force_dirty = False
+                self.autosaver.mark_clean()
+            self.settings.add_recent(Path(str(target)))
+            self._emit_dirty()
+            self.projectSaved.emit(str(target))
+            self.info.emit(f"Saved {Path(str(target)).name}.")
+
+        self.background.run(
+            self.background.io,
+            lambda: save_project(data, path),
+            saved,
+            lambda exc: self.error.emit(str(exc)),
+        )
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        quality: int = 95,
+        bit_depth: int | None = None,
+    ) -> None:
+        """Export at full resolution; waits for the full-resolution render first."""
+        source = self.document.source
+        if source is None:
+            return
+        path = Path(path)
+        if self.scheduler.frame("full") is None:
+            self.info.emit("Rendering at full resolution before exporting…")
+
+        def write(frame) -> None:
+            self.background.run(
+                self.background.io,
+                lambda: export_photo(
+                    source, frame.image, path, format=format, quality=quality, bit_depth=bit_depth
+                ),
+                lambda target: (
+                    self.exported.emit(str(target)),
+                    self.info.emit(f"Exported {Path(str(target)).name}."),
+                ),
+                lambda exc: (self.exportFailed.emit(str(exc)), self.error.emit(str(exc))),
+            )
+
+        self.scheduler.when_full(write)
+
+    # Worker events
+
+    def _on_worker_event(self, ev) -> None:
+        kind = ev.extra.get("kind")
+        if kind == "intent":
+            self._on_intent(ev)
+        elif kind == "load" and ev.job_id == self._load_job:
+            self._on_load(ev)
+
+    def _on_load(self, ev) -> None:
+        catalog = ev.extra.get("catalog")
+        if catalog and catalog != self.catalog:
+            self.catalog = dict(catalog)
+            self.catalogReady.emit(self.catalog)
+        if ev.event == "result":
+            self.model = dict(ev.result)
+            self.model_problem = ""
+            self.scheduler.configure(pack=self.model["pack"], tile=self.settings.tile)
+            self.modelChanged.emit(self.model)
+        elif ev.event == "error":
+            self.model = None
+            self.model_problem = ev.error or "The model could not be loaded."
+            self.scheduler.configure(pack=None, tile=self.settings.tile)
+            self.modelMissing.emit(self.model_problem)
+            if ev.extra.get("error_type") != "NoModelError":
+                self.error.emit(self.model_problem)

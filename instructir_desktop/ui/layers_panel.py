@@ -1,0 +1,269 @@
+"""The layers panel: one row per instruction (top row = applied last), with visibility,
+strength, inline editing of the instruction, delete, and reordering by drag.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from instructir_desktop.app.session import EditorSession
+
+from .chat_panel import pixmap_from_array
+
+__all__ = ["LayersPanel", "LayerList"]
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+KEY_GESTURE_S = 0.8  # key/wheel steps closer than this merge into one undo step
+
+
+class LayerList(QListWidget):
+    """A list whose rows can be dragged; reports the new order once a drop is done."""
+
+    reordered = Signal(list)  # layer ids, top row first
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("layerList")
+        self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setIconSize(QSize(40, 40))
+        self.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().dropEvent(event)
+        # Report after the drag has fully ended: the panel rebuilds the rows in response.
+        QTimer.singleShot(0, self, lambda: self.reordered.emit(self.ids()))
+
+    def ids(self) -> list[str]:
+        return [self.item(row).data(ID_ROLE) for row in range(self.count())]
+
+
+class LayersPanel(QWidget):
+    """Reads the document; every change goes through the session as an undo command."""
+
+    def __init__(self, session: EditorSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("layersPanel")
+        self.session = session
+        self._updating = False
+        self._gesture: object = None
+        self._last_key_step = 0.0
+        self._key_gesture: object = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        self.list = LayerList(self)
+        self.list.itemChanged.connect(self._item_changed)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.reordered.connect(self._reordered)
+        layout.addWidget(self.list, 1)
+        self.empty = QLabel("No layers yet. Each instruction you send becomes a layer.", self)
+        self.empty.setWordWrap(True)
+        self.empty.setObjectName("layersHint")
+        layout.addWidget(self.empty)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Strength", self))
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.setObjectName("strengthSlider")
+        self.slider.setRange(0, 100)
+        self.slider.setPageStep(10)
+        self.slider.sliderPressed.connect(self._drag_started)
+        self.slider.sliderReleased.connect(self._drag_ended)
+        self.slider.valueChanged.connect(self._strength_moved)
+        self.spin = QSpinBox(self)
+        self.spin.setRange(0, 100)
+        self.spin.setSuffix(" %")
+        self.spin.valueChanged.connect(self.slider.setValue)
+        self.slider.valueChanged.connect(self.spin.setValue)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.spin)
+        layout.addLayout(row)
+        buttons = QHBoxLayout()
+        self.edit_button = QPushButton("Edit…", self)
+        self.edit_button.setToolTip("Change the instruction (double-click the row); it re-runs.")
+        self.edit_button.clicked.connect(self.edit_current)
+        self.delete_button = QPushButton("Delete", self)
+        self.delete_button.setObjectName("deleteLayer")
+        self.delete_button.clicked.connect(self.delete_current)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.delete_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        session.document.layersChanged.connect(self.rebuild)
+        session.selectionChanged.connect(self._select)
+        session.thumbnailChanged.connect(self._thumbnail)
+        self.rebuild()
+
+    # Document → widgets
+
+    def rebuild(self) -> None:
+        self._updating = True
+        try:
+            doc = self.session.document
+            self.list.clear()
+            for layer in reversed(doc.layers):
+                item = QListWidgetItem(self._label(layer))
+                item.setData(ID_ROLE, layer.id)
+                item.setFlags(
+                    Qt.ItemFlag.ItemIsEnabled
+                    | Qt.ItemFlag.ItemIsSelectable
+                    | Qt.ItemFlag.ItemIsUserCheckable
+                    | Qt.ItemFlag.ItemIsEditable
+                    | Qt.ItemFlag.ItemIsDragEnabled
+                )
+                item.setCheckState(
+                    Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked
+                )
+                item.setToolTip(
+                    "Tick to show, untick to hide. Double-click to edit. Drag to reorder."
+                )
+                thumb = self.session.thumbnails.get(layer.id)
+                if thumb is not None:
+                    item.setIcon(QIcon(pixmap_from_array(thumb)))
+                self.list.addItem(item)
+            self.empty.setVisible(not doc.layers)
+            self._select(self.session.selected)
+        finally:
+            self._updating = False
+        self._sync_controls()
+
+    @staticmethod
+    def _label(layer) -> str:
+        return f"{layer.instruction}  ·  {round(layer.strength * 100)} %"
+
+    def _item(self, layer_id: str) -> QListWidgetItem | None:
+        for row in range(self.list.count()):
+            if self.list.item(row).data(ID_ROLE) == layer_id:
+                return self.list.item(row)
+        return None
+
+    def _select(self, layer_id: str) -> None:
+        item = self._item(layer_id) if layer_id else None
+        was = self._updating
+        self._updating = True
+        try:
+            self.list.setCurrentItem(item)
+        finally:
+            self._updating = was
+        self._sync_controls()
+
+    def _thumbnail(self, layer_id: str) -> None:
+        item = self._item(layer_id)
+        thumb = self.session.thumbnails.get(layer_id)
+        if item is not None and thumb is not None:
+            item.setIcon(QIcon(pixmap_from_array(thumb)))
+
+    def current_id(self) -> str:
+        item = self.list.currentItem()
+        return item.data(ID_ROLE) if item is not None else ""
+
+    def _sync_controls(self) -> None:
+        layer_id = self.current_id()
+        enabled = bool(layer_id) and self.session.document.has_layer(layer_id)
+        for w in (self.slider, self.spin, self.edit_button, self.delete_button):
+            w.setEnabled(enabled)
+        if enabled and not self.slider.isSliderDown():
+            value = round(self.session.document.layer(layer_id).strength * 100)
+            was = self._updating
+            self._updating = True
+            try:
+                self.slider.setValue(value)
+            finally:
+                self._updating = was
+
+    # Widgets → session
+
+    def _current_changed(self, current, _previous) -> None:
+        if self._updating:
+            return
+        if current is not None:
+            self.session.select_layer(current.data(ID_ROLE))
+        self._sync_controls()
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        if self._updating:
+            return
+        layer_id = item.data(ID_ROLE)
+        if not self.session.document.has_layer(layer_id):
+            return
+        layer = self.session.document.layer(layer_id)
+        visible = item.checkState() == Qt.CheckState.Checked
+        if visible != layer.visible:
+            self.session.set_visible(layer_id, visible)
+            return
+        text = item.text()
+        if text != self._label(layer):
+            # Inline edit: the text the user typed replaces the instruction.
+            new = text.split("  ·  ")[0].strip()
+            if new and new != layer.instruction:
+                self.session.edit_instruction(layer_id, new)
+            else:
+                self.rebuild()
+
+    def _drag_started(self) -> None:
+        self._gesture = ("drag", time.monotonic())
+
+    def _drag_ended(self) -> None:
+        self._gesture = None
+
+    def _strength_moved(self, value: int) -> None:
+        if self._updating:
+            return
+        layer_id = self.current_id()
+        if not layer_id or not self.session.document.has_layer(layer_id):
+            return
+        gesture = self._gesture
+        if gesture is None:
+            now = time.monotonic()
+            if now - self._last_key_step > KEY_GESTURE_S:
+                self._key_gesture = ("keys", now)
+            self._last_key_step = now
+            gesture = self._key_gesture
+        self.session.set_strength(layer_id, value / 100.0, gesture)
+
+    def _reordered(self, ids_top_first: list[str]) -> None:
+        order = list(reversed(ids_top_first))  # the bottom row is applied first
+        current = [layer.id for layer in self.session.document.layers]
+        if order == current or sorted(order) != sorted(current):
+            self.rebuild()
+            return
+        # A drag moves one row: find the layer whose move alone gives the new order.
+        for layer_id in current:
+            trial = [x for x in current if x != layer_id]
+            trial.insert(order.index(layer_id), layer_id)
+            if trial == order:
+                self.session.move_layer(layer_id, order.index(layer_id))
+                return
+        self.rebuild()
+
+    def edit_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            was = self._updating
+            self._updating = True
+            item.setText(self.session.document.layer(item.data(ID_ROLE)).instruction)
+            self._updating = was
+            self.list.editItem(item)
+
+    def delete_current(self) -> None:
+        layer_id = self.current_id()
+        if layer_id:
+            self.session.remove_layer(layer_id)

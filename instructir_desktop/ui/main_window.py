@@ -1,0 +1,532 @@
+"""The main window: canvas in the middle, chat and layers on the right, history, status bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QUndoView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from instructir_desktop import __version__
+from instructir_desktop.app.project import PROJECT_SUFFIX
+from instructir_desktop.app.session import EditorSession
+from instructir_desktop.app.settings import Settings
+
+from . import dialogs
+from .banner import Banner
+from .canvas import Canvas
+from .chat_panel import ChatPanel
+from .layers_panel import LayersPanel
+from .menus import build_menus, build_toolbar
+from .models_dialog import ModelsDialog
+from .startup import process_seconds
+from .theme import apply_theme, icon
+
+__all__ = ["MainWindow"]
+
+OPEN_FILTER = (
+    "Photos and projects (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic *.heif *.avif "
+    f"*{PROJECT_SUFFIX});;InstructIR projects (*{PROJECT_SUFFIX});;All files (*)"
+)
+
+
+class MainWindow(QMainWindow):
+    """The editor window. ``pack_dir`` overrides the model pack (tests, portable installs)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pack_dir: Path | None = None,
+        open_path: Path | None = None,
+        bridge: bool | None = None,
+        autosave: bool = True,
+        startup_probe: bool = False,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.settings = settings or Settings()
+        self.session = EditorSession(
+            self.settings, pack_dir=pack_dir, bridge=bridge, autosave=autosave, parent=self
+        )
+        self._initial_path = Path(open_path) if open_path else None
+        self.shown_at: float | None = None
+        self.torch_at_show: bool | None = None
+        self.ask_before_close = True  # the self-test closes without asking
+        self._startup_probe = startup_probe
+        self._closing = False
+        self._shut_down = False
+        self._close_after_save = False
+        self._offered_official = False
+        self._icons: list[tuple[object, str]] = []
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_status()
+        self._connect()
+        self._restore_layout()
+        self._update_title()
+        self._update_actions()
+
+    # Construction
+
+    def _build_central(self) -> None:
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        self.banner = Banner(central)
+        self.canvas = Canvas(central)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.chat = ChatPanel(self.session, self)
+        self.layers = LayersPanel(self.session, self)
+        self.history = QUndoView(self.session.undo_stack, self)
+        self.history.setEmptyLabel("Original photo")
+        self.history.setObjectName("history")
+        self.chat_dock = self._dock("Chat", "chatDock", self.chat, right)
+        self.layers_dock = self._dock("Layers", "layersDock", self.layers, right)
+        self.history_dock = self._dock("History", "historyDock", self.history, right)
+        self.tabifyDockWidget(self.layers_dock, self.history_dock)
+        self.layers_dock.raise_()
+
+    def _action(
+        self, text: str, slot, shortcut=None, icon_name: str = "", tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        if icon_name:
+            self._icons.append((action, icon_name))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        S = QKeySequence.StandardKey
+        stack = self.session.undo_stack
+        self.open_action = self._action(
+            "&Open…", self.open_dialog, S.Open, "open", "Open a photo or a project"
+        )
+        self.save_action = self._action(
+            "&Save Project", self.save, S.Save, "save", "Save the photo and its layers as a project"
+        )
+        self.save_as_action = self._action("Save Project &As…", self.save_as, S.SaveAs)
+        self.export_action = self._action(
+            "&Export…",
+            self.export_dialog,
+            "Ctrl+E",
+            "export",
+            "Export the result at full resolution",
+        )
+        self.quit_action = self._action("&Quit", self.close, S.Quit)
+        self.undo_action = stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(S.Undo)
+        self._icons.append((self.undo_action, "undo"))
+        self.redo_action = stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self._icons.append((self.redo_action, "redo"))
+        self.paste_action = self._action("&Paste Photo", self.paste, S.Paste)
+        self.delete_action = self._action("&Delete Layer", self.layers.delete_current)
+        self.prefs_action = self._action("Pr&eferences…", self.preferences, S.Preferences)
+        self.fit_action = self._action("&Fit to Window", self.canvas.fit, "Ctrl+0", "fit")
+        self.zoom100_action = self._action("&100 %", self.canvas.actual_size, "Ctrl+1", "zoom100")
+        self.zoom_in_action = self._action("Zoom &In", lambda: self.canvas.zoom_by(1.25), S.ZoomIn)
+        self.zoom_out_action = self._action(
+            "Zoom &Out", lambda: self.canvas.zoom_by(0.8), S.ZoomOut
+        )
+        self.compare_action = self._action(
+            "&Before/After Split",
+            self.canvas.set_compare,
+            "Ctrl+D",
+            "compare",
+            "Drag the line to compare with the original",
+        )
+        self.compare_action.setCheckable(True)
+        self.models_action = self._action(
+            "&Models…", self.show_models, "Ctrl+M", "models", "Install models and choose the device"
+        )
+        self.cancel_action = self._action("&Cancel Job", self.session.cancel, "Esc")
+        self.about_action = self._action("&About InstructIR", self.about)
+        build_menus(self)
+        build_toolbar(self)
+        self._refresh_icons()
+
+    def _refresh_icons(self) -> None:
+        """(Re)draw the line icons in the palette's text colour (after a theme change too)."""
+        for target, name in self._icons:
+            target.setIcon(icon(name))
+
+    def _build_status(self) -> None:
+        status = self.statusBar()
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("jobProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(False)
+        self.progress_label = QLabel(self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelJob")
+        self.cancel_button.clicked.connect(self._cancel_or_resume)
+        self.zoom_label = QLabel(self)
+        self.model_label = QLabel("Model: loading…", self)
+        self.model_label.setObjectName("modelLabel")
+        status.addWidget(self.progress_label)
+        status.addWidget(self.progress)
+        status.addWidget(self.cancel_button)
+        status.addPermanentWidget(self.zoom_label)
+        status.addPermanentWidget(self.model_label)
+        self._show_activity("idle")
+
+    def _connect(self) -> None:
+        s = self.session
+        s.error.connect(lambda text: self.banner.show_message(text, "error", tag="error"))
+        s.warning.connect(lambda text: self.banner.show_message(text, "warning", tag="notice"))
+        s.info.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        s.modelChanged.connect(self._model_changed)
+        s.modelMissing.connect(self._model_missing)
+        s.documentOpened.connect(self._document_opened)
+        s.dirtyChanged.connect(lambda _d: self._update_title())
+        s.document.pathChanged.connect(self._update_title)
+        s.recoveryAvailable.connect(self._offer_recovery)
+        s.projectSaved.connect(self._saved)
+        s.scheduler.frameReady.connect(self._frame_ready)
+        s.scheduler.progress.connect(self._progress)
+        s.scheduler.activityChanged.connect(self._show_activity)
+        self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.canvas.compareChanged.connect(self.compare_action.setChecked)
+        self.settings.changed.connect(self._setting_changed)
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_geometry, self.settings.window_state
+        if not geometry or not self.restoreGeometry(QByteArray(geometry)):
+            self.resize(1280, 800)
+        if not state or not self.restoreState(QByteArray(state)):
+            # First start: the chat gets most of the right column, the layers the rest.
+            self.resizeDocks([self.chat_dock], [380], Qt.Orientation.Horizontal)
+            self.resizeDocks(
+                [self.chat_dock, self.layers_dock], [560, 220], Qt.Orientation.Vertical
+            )
+
+    # Window events
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self.shown_at is None:
+            self.shown_at = time.perf_counter()
+            self.torch_at_show = "torch" in sys.modules
+            if self._startup_probe:
+                QTimer.singleShot(0, self, self._report_startup)
+                return
+            # Start the model (and torch) only once the window is on screen.
+            QTimer.singleShot(0, self, self._after_first_show)
+
+    def _report_startup(self) -> None:
+        """Benchmark/test hook: print how long the window took to show, then quit."""
+        print(
+            json.dumps(
+                {
+                    "time_to_window_s": round(process_seconds(self.shown_at), 4),
+                    "torch_imported": self.torch_at_show,
+                }
+            ),
+            flush=True,
+        )
+        self.close()
+        QApplication.instance().quit()
+
+    def _after_first_show(self) -> None:
+        self.session.start()
+        if self._initial_path is not None:
+            self.open_path(self._initial_path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if self._shut_down:
+            event.accept()
+            return
+        if self.session.dirty and not self._closing and self.ask_before_close:
+            answer = dialogs.ask_unsaved_changes(self, self.session.document.title)
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "save":
+                event.ignore()
+                self._close_after_save = True
+                if not self.save():
+                    self._close_after_save = False
+                return
+        self.settings.set("window_geometry", bytes(self.saveGeometry().data()))
+        self.settings.set("window_state", bytes(self.saveState().data()))
+        self._shut_down = True
+        self.session.shutdown()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(Path(files[0]))
+
+    # File actions
+
+    def _may_replace(self) -> bool:
+        """Ask before replacing a document with unsaved changes."""
+        if not self.session.dirty:
+            return True
+        answer = dialogs.ask_unsaved_changes(self, self.session.document.title)
+        if answer == "save":
+            self.save()
+            return False  # open again once saved
+        return answer == "discard"
+
+    def open_path(self, path: Path) -> None:
+        if self._may_replace():
+            self.settings.set("last_folder", str(Path(path).parent))
+            self.session.open_path(path)
+
+    def open_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open", self.settings.last_folder, OPEN_FILTER)
+        if name:
+            self.open_path(Path(name))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files
+        for entry in recent:
+            action = self.recent_menu.addAction(Path(entry).name)
+            action.setToolTip(entry)
+            action.triggered.connect(lambda _=False, p=entry: self.open_path(Path(p)))
+        if not recent:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def paste(self) -> None:
+        """Paste a photo (image data or a copied file) from the clipboard."""
+        data = QApplication.clipboard().mimeData()
+        files = [u.toLocalFile() for u in data.urls() if u.isLocalFile()] if data else []
+        if files:
+            self.open_path(Path(files[0]))
+            return
+        image = QApplication.clipboard().image()
+        if image.isNull():
+            self.banner.show_message("The clipboard holds no photo.", "info", timeout_ms=5000)
+            return
+        if self._may_replace():
+            rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)
+            array = (
+                np.frombuffer(rgba.constBits(), np.uint8)
+                .reshape(rgba.height(), rgba.bytesPerLine() // 4, 4)[:, : rgba.width()]
+                .copy()
+            )
+            self.session.open_pixels(array, "Pasted photo.png")
+
+    def save(self) -> bool:
+        """Save the project; asks for a name the first time. False when nothing is saved."""
+        if not self.session.has_photo:
+            return False
+        if self.session.document.path is None:
+            return self.save_as()
+        self.session.save_project(self.session.document.path)
+        return True
+
+    def save_as(self) -> bool:
+        if not self.session.has_photo:
+            return False
+        source = self.session.document.source
+        suggested = Path(self.settings.last_folder or Path.home()) / (
+            Path(source.name).stem + PROJECT_SUFFIX
+        )
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Save Project", str(suggested), f"InstructIR project (*{PROJECT_SUFFIX})"
+        )
+        if not name:
+            return False
+        self.session.save_project(Path(name))
+        return True
+
+    def _saved(self, _path: str) -> None:
+        if self._close_after_save:
+            self._close_after_save = False
+            self._closing = True
+            self.close()
+
+    def export_dialog(self) -> None:
+        source = self.session.document.source
+        if source is None:
+            return
+        folder = source.path.parent if source.path else Path(self.settings.last_folder or ".")
+        suggested = (
+            folder / f"{Path(source.name).stem}-restored{Path(source.name).suffix or '.png'}"
+        )
+        dialog = dialogs.ExportDialog(suggested, source.photo.bit_depth, self.settings, self)
+        if dialog.exec():
+            options = dialog.options()
+            self.settings.set("export_quality", options["quality"])
+            self.session.export(**options)
+
+    # Other actions
+
+    def show_models(self) -> None:
+        dialog = ModelsDialog(self.session, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.models_dialog = dialog
+
+    def preferences(self) -> None:
+        dialogs.PreferencesDialog(self.settings, self).exec()
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About InstructIR",
+            f"<b>InstructIR Desktop {__version__}</b><p>Restore photos by telling "
+            "the computer what is wrong with them. Runs on your own computer; "
+            "your photos never leave it.</p><p>Model: InstructIR (Conde et al., "
+            "ECCV 2024).</p>",
+        )
+
+    def _cancel_or_resume(self) -> None:
+        if self.session.scheduler.activity == "paused":
+            self.session.scheduler.resume()
+        else:
+            self.session.cancel()
+
+    # Session → widgets
+
+    def _document_opened(self) -> None:
+        doc = self.session.document
+        source = doc.source
+        self.canvas.set_before(
+            self.session.scheduler.source_pyramid, (source.photo.width, source.photo.height)
+        )
+        self.banner.withdraw("error")  # an older failure to open is no longer news
+        self._update_title()
+        self._update_actions()
+        self.chat.input.setFocus()
+
+    def _frame_ready(self, _frame) -> None:
+        best = self.session.scheduler.best_frame()
+        if best is not None:
+            self.canvas.set_after(best.pyramid)
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        if text:
+            self.progress_label.setText(text)
+
+    def _show_activity(self, activity: str) -> None:
+        busy = activity in ("pending", "preview", "full")
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy or activity == "paused")
+        self.cancel_button.setText("Resume" if activity == "paused" else "Cancel")
+        if activity == "paused":
+            self.progress_label.setText("Rendering stopped.")
+        elif activity == "waiting":
+            self.progress_label.setText("Waiting for the model…")
+        elif not busy:
+            self.progress_label.clear()
+
+    def _model_changed(self, model: dict | None) -> None:
+        if model is None:
+            self.model_label.setText("Model: loading…")
+            return
+        self.model_label.setText(
+            f"{model.get('name', model['pack'])} · {model['device'].upper()} "
+            f"({model['backend']} {model['precision']})"
+        )
+        self.model_label.setToolTip(f"Loaded in {model.get('seconds', 0)} s")
+        self.banner.withdraw("model")
+        official = self.session.catalog.get("official_id")
+        if official and model["pack"] != official and not self._offered_official:
+            self._offered_official = True
+            self.banner.show_message(
+                f"Using {model.get('name', model['pack'])}. The official InstructIR model "
+                "restores photos better (a one-time download).",
+                "info",
+                [("Get the official model…", self.show_models)],
+                timeout_ms=20000,
+                tag="official",
+            )
+
+    def _model_missing(self, message: str) -> None:
+        self.model_label.setText("No model")
+        self.banner.show_message(
+            message, "warning", [("Open Models…", self.show_models)], tag="model"
+        )
+        self.chat._refresh()
+
+    def _offer_recovery(self, items: list) -> None:
+        item = items[0]
+        when = time.strftime("%H:%M on %d %b", time.localtime(item.saved))
+        self.banner.show_message(
+            f"InstructIR did not close properly. Recover your unsaved work on “{item.title}” "
+            f"(autosaved at {when})?",
+            "warning",
+            [
+                ("Recover", lambda: self.session.recover(item)),
+                ("Discard", lambda: [i.discard() for i in items]),
+            ],
+            tag="recovery",
+        )
+
+    def _setting_changed(self, name: str, value) -> None:
+        if name == "theme":
+            apply_theme(QApplication.instance(), str(value))
+            self._refresh_icons()
+            for a in self.theme_actions.actions():
+                a.setChecked(a.data() == value)
+
+    def _update_title(self) -> None:
+        title = self.session.document.title if self.session.has_photo else "InstructIR"
+        self.setWindowTitle(f"{title}[*] — InstructIR" if self.session.has_photo else title)
+        self.setWindowModified(self.session.dirty)
+
+    def _update_actions(self) -> None:
+        has = self.session.has_photo
+        for a in (self.save_action, self.save_as_action, self.export_action, self.compare_action):
+            a.setEnabled(has)
+        self.hold_button.setEnabled(has)
