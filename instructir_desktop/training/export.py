@@ -18,7 +18,9 @@ from ..core.packwriter import write_pack
 __all__ = ["main", "export"]
 
 
-def export(run: Path, out: Path, version: str, extra: dict | None = None) -> Path:
+def export(
+    run: Path, out: Path, version: str, extra: dict | None = None, weights: str = "ema"
+) -> Path:
     ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
     config = NetworkConfig.from_dict(json.loads(ck["config"]))
     write_pack(
@@ -31,7 +33,7 @@ def export(run: Path, out: Path, version: str, extra: dict | None = None) -> Pat
             "synthetic degradations and LOL low-light pairs; works offline."
         ),
         config=config,
-        image_state=ck["ema"],
+        image_state=ck[weights],
         head_state=ck["head"],
         licence="MIT (InstructIR Desktop); trained on BSDS500 and LOL (research use)",
         extra={
@@ -48,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, default=Path("runs/lite"))
     ap.add_argument("--out", type=Path, default=Path("resources/packs") / LITE_ID)
     ap.add_argument("--version", default="1.0.0")
+    ap.add_argument(
+        "--weights",
+        choices=["ema", "net"],
+        default="ema",
+        help="the EMA of the weights (default) or the last weights",
+    )
     args = ap.parse_args(argv)
-    print(export(args.run, args.out, args.version))
+    print(export(args.run, args.out, args.version, weights=args.weights))
     return 0
 
 
