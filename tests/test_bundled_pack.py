@@ -1,0 +1,48 @@
+"""The shipped instructir-lite pack: intact, loads offline, understands held-out phrasing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from instructir_desktop.core.packs import LITE_ID
+from instructir_desktop.core.resources import resource_path
+from instructir_desktop.core.store import ModelStore
+
+PACK = resource_path("packs", LITE_ID)
+pytestmark = pytest.mark.skipif(not (PACK / "manifest.json").is_file(), reason="no bundled pack")
+
+
+@pytest.fixture(scope="module")
+def lite():
+    from instructir_desktop.core.restorer import Restorer
+
+    return Restorer(PACK, device="cpu", backend="torch")
+
+
+def test_bundled_pack_verifies_and_is_the_default():
+    store = ModelStore()
+    assert store.verify(LITE_ID).ok
+    assert store.locate(LITE_ID) == PACK
+
+
+def test_intent_accuracy_on_held_out_instructions(lite):
+    from instructir_desktop.training.evaluate import evaluate_intents
+    from instructir_desktop.training.prompts import load_corpus, split
+
+    _, held = split(load_corpus())
+    result = evaluate_intents(lite, held)
+    assert result["n"] >= 300
+    assert result["accuracy"] >= 0.95, result["confusions"]
+    # Unrelated requests must not look like a confident restoration request on average.
+    assert result["unrelated_mean_confidence"] < 0.6
+
+
+def test_lite_pack_removes_noise_from_the_sample(lite):
+    from instructir_desktop.core.descriptor import psnr
+    from instructir_desktop.core.images import load_image
+
+    clean = load_image(resource_path("sample", "sample.jpg")).pixels[200:456, 300:556]
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
+    restored = lite.restore(noisy.astype(np.float32), "remove the noise please")
+    assert psnr(restored, clean) > psnr(noisy, clean) + 3
