@@ -44,9 +44,17 @@ def make_pack(folder: Path) -> Path:
             # Trained NAFNets have small residual scales; zeros would make blocks identities.
             if name.endswith(("beta", "gamma")) and p.dim() == 4:
                 p.normal_(0.0, 0.05)
-    write_pack(folder, pack_id="bench-7d", name="benchmark 7D", version="0", description="",
-               config=OFFICIAL_7D, image_state=net.state_dict(),
-               head_state=TextHead().state_dict(), half=False)
+    write_pack(
+        folder,
+        pack_id="bench-7d",
+        name="benchmark 7D",
+        version="0",
+        description="",
+        config=OFFICIAL_7D,
+        image_state=net.state_dict(),
+        head_state=TextHead().state_dict(),
+        half=False,
+    )
     return folder
 
 
@@ -67,10 +75,10 @@ def peak_rss_mb() -> float:
 def part_naive(pack: Path, size: tuple[int, int], out: Path) -> dict:
     import torch
 
+    from instructir_desktop.core.network import network_from_config
     from instructir_desktop.core.packs import MANIFEST_NAME, PackManifest
     from instructir_desktop.core.text import InstructionEncoder
     from instructir_desktop.core.weights import load_state_dict
-    from instructir_desktop.core.network import network_from_config
 
     manifest = PackManifest.load(pack / MANIFEST_NAME)
     enc = InstructionEncoder(manifest, pack)
@@ -107,9 +115,16 @@ def child(args) -> None:
     fn = part_naive if args.part == "naive" else part_ours
     result = fn(Path(args.pack), size, out)
     mp = size[0] * size[1] / 1e6
-    result.update({"part": args.part, "size": args.size, "megapixels": round(mp, 2),
-                   "s_per_mp": round(result["seconds"] / mp, 3),
-                   "peak_rss_mb": round(peak_rss_mb(), 1), "seconds": round(result["seconds"], 2)})
+    result.update(
+        {
+            "part": args.part,
+            "size": args.size,
+            "megapixels": round(mp, 2),
+            "s_per_mp": round(result["seconds"] / mp, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "seconds": round(result["seconds"], 2),
+        }
+    )
     print(json.dumps(result), flush=True)
 
 
@@ -152,15 +167,28 @@ def main() -> int:
     for size in ("4mp",) + (() if args.skip_24mp else ("24mp",)):
         rows.append(run_child(pack, "ours", size, args.quick, None))
     for r in rows:
-        extra = f" backend={r.get('backend')}/{r.get('precision')} tile={r.get('tile')}" \
-            if r["part"] == "ours" else ""
-        print(f"{r['part']:<5} {r['size']:<4} {r['megapixels']:6.2f} MP  {r['seconds']:8.2f} s  "
-              f"{r['s_per_mp']:7.2f} s/MP  peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
+        extra = (
+            f" backend={r.get('backend')}/{r.get('precision')} tile={r.get('tile')}"
+            if r["part"] == "ours"
+            else ""
+        )
+        print(
+            f"{r['part']:<5} {r['size']:<4} {r['megapixels']:6.2f} MP  {r['seconds']:8.2f} s  "
+            f"{r['s_per_mp']:7.2f} s/MP  peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}"
+        )
     speedup = naive["seconds"] / ours["seconds"]
     print(f"speed-up at 1 MP (naive / ours): {speedup:.2f}x")
     print(f"PSNR ours vs naive at 1 MP: {quality:.2f} dB")
-    print(json.dumps({"rows": rows, "speedup_1mp": round(speedup, 2),
-                      "psnr_vs_naive_1mp": round(quality, 2), "quick": args.quick}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "speedup_1mp": round(speedup, 2),
+                "psnr_vs_naive_1mp": round(quality, 2),
+                "quick": args.quick,
+            }
+        )
+    )
     return 0
 
 
