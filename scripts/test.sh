@@ -7,15 +7,18 @@ PY=${PYTHON:-python3}
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Qt's offscreen platform still needs these shared libraries.
   apt-get install -y -qq libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
-    libglib2.0-0 debootstrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null && \
+    libglib2.0-0 debootstrap binutils >/dev/null 2>&1 || { apt-get update -qq >/dev/null && \
     apt-get install -y -qq libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 \
-    libglib2.0-0 debootstrap >/dev/null; }
+    libglib2.0-0 debootstrap binutils >/dev/null; }
 fi
 # CPU build of torch first: any other torch request would fetch a multi-GB CUDA build.
 $PY -m pip install -q torch==2.13.0
-$PY -m pip install -q -e ".[test,fast]"
+$PY -m pip install -q -e ".[test,fast,dev]"
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
 $PY -m pytest "$@"
 # The real-GIMP integration test (marker "slow"): GIMP 3 from Debian 13 in a chroot, built on
 # first use (root + debootstrap); without them it skips and prints why.
 $PY -m pytest -m slow -rs tests/test_gimp_integration.py
+# The PyInstaller bundle (marker "slow", ~10 min): builds dist/InstructIR and smoke-tests the
+# frozen CLI (demo, restore) and GUI (--self-test) offline.
+$PY -m pytest -m slow -rs tests/test_installer.py

@@ -1,0 +1,11 @@
+"""Frozen entry point of the `instructir-desktop` GUI (PyInstaller runs this file)."""
+
+import multiprocessing
+import sys
+
+from instructir_desktop.ui.main import main
+
+if __name__ == "__main__":
+    # Worker processes that torch or its libraries start re-enter this executable.
+    multiprocessing.freeze_support()
+    sys.exit(main())
