@@ -40,7 +40,7 @@ def _test_photo(folder: Path) -> Path:
     return path
 
 
-def run_self_test(instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 1800) -> int:
+def run_self_test(instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 900) -> int:
     """Run the self-test; prints one JSON object; returns the exit code."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     tmp = Path(tempfile.mkdtemp(prefix="instructir-selftest-"))
@@ -144,6 +144,8 @@ def run_self_test(instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 1
 
     session.modelChanged.connect(on_model)
     session.modelMissing.connect(lambda msg: finish(False, msg))
+    # A model that fails to load (e.g. torch missing in a broken bundle) must fail fast.
+    session.error.connect(lambda msg: None if session.model is not None else finish(False, msg))
     session.openFailed.connect(lambda msg: finish(False, msg))
     session.documentOpened.connect(on_opened)
     session.chat.changed.connect(on_message)
