@@ -57,7 +57,9 @@ class FlowLayout(QLayout):
         area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
         x, y, line = area.x(), area.y(), 0
         for item in self._items:
-            if item.widget() is not None and not item.widget().isVisible() and apply:
+            # isHidden, not isVisible: while the bar itself is hidden every child reports
+            # invisible, and skipping them then would leave them all stacked at the origin.
+            if item.widget() is not None and item.widget().isHidden():
                 continue
             hint = item.sizeHint()
             if x + hint.width() > area.right() + 1 and line > 0:
