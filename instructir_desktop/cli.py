@@ -320,8 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="run the local bridge for the GIMP plug-in")
-    p.add_argument("--port", type=int, default=47841,
-                   help="port on 127.0.0.1 (default 47841, the one the plug-in expects)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=47841,
+        help="port on 127.0.0.1 (default 47841, the one the plug-in expects)",
+    )
     model_args(p)
     p.set_defaults(func=cmd_serve)
 

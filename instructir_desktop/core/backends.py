@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,11 @@ class TorchBackend:
         x = torch.from_numpy(np.ascontiguousarray(tile))
         out = self.descriptor(x, torch.from_numpy(e), dtype=self.dtype)
         return out.cpu().numpy()
+
+    def run_many(self, tiles: Iterable[np.ndarray], e: np.ndarray) -> Iterator[np.ndarray]:
+        """Results in order. torch already spreads one tile over every core."""
+        for tile in tiles:
+            yield self.run(tile, e)
 
 
 class _Padded(nn.Module):
@@ -121,25 +128,58 @@ class OpenVINOBackend:
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)
 
-    def _compiled_for(self, h: int, w: int):
+    def _compiled_for(self, h: int, w: int, mode: str = "LATENCY"):
         with self._lock:
-            compiled = self._compiled.get((h, w))
+            compiled = self._compiled.get((h, w, mode))
             if compiled is None:
                 model = self.core.read_model(str(self._xml))
                 model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
                 hint = "bf16" if self.precision == "bf16" else "f32"
                 compiled = self.core.compile_model(
-                    model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+                    model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": mode}
                 )
-                self._compiled[(h, w)] = compiled
+                self._compiled[(h, w, mode)] = compiled
             return compiled
 
     def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
         compiled = self._compiled_for(tile.shape[2], tile.shape[3])
         request = compiled.create_infer_request()
         request.infer([np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)])
-        out = request.get_output_tensor(0).data
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=True)
+        return self._output(request)
+
+    @staticmethod
+    def _output(request) -> np.ndarray:
+        return np.clip(request.get_output_tensor(0).data, 0.0, 1.0).astype(np.float32, copy=True)
+
+    def run_many(self, tiles: Iterable[np.ndarray], e: np.ndarray) -> Iterator[np.ndarray]:
+        """Results in order, several tiles in flight at once.
+
+        OpenVINO's throughput mode runs one stream per core group; on a small CPU that beats
+        spreading each tile over every core (about 10% on 2 cores for the official network),
+        because tiles are independent. Tiles are pulled from ``tiles`` lazily, so a caller
+        that raises from inside it (cancel) stops after the tiles already in flight.
+        """
+        e = np.ascontiguousarray(e, np.float32)
+        pending: deque = deque()
+        try:
+            for tile in tiles:
+                tile = np.ascontiguousarray(tile, np.float32)
+                compiled = self._compiled_for(tile.shape[2], tile.shape[3], "THROUGHPUT")
+                request = compiled.create_infer_request()
+                request.start_async([tile, e])
+                pending.append(request)
+                limit = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+                while len(pending) >= max(1, limit):
+                    done = pending.popleft()
+                    done.wait()
+                    yield self._output(done)
+            while pending:
+                done = pending.popleft()
+                done.wait()
+                yield self._output(done)
+        finally:
+            for request in pending:  # abandoned (cancel): let them finish before freeing
+                request.wait()
 
 
 def agrees_with_fp32(backend, reference: TorchBackend, size: int = 128, seed: int = 0) -> float:

@@ -39,4 +39,4 @@ class NetworkConfig:
 
 
 OFFICIAL_7D = NetworkConfig()
-LITE = NetworkConfig(width=12, enc_blks=(1, 1, 1, 2), middle_blk_num=2, dec_blks=(1, 1, 1, 1))
+LITE = NetworkConfig(width=8, enc_blks=(1, 1, 1, 2), middle_blk_num=2, dec_blks=(1, 1, 1, 1))

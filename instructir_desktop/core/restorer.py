@@ -257,18 +257,27 @@ class Restorer:
         m = self.descriptor.size_multiple
         tile = max(m * 2, tile - tile % m)
         overlap = min(DEFAULT_OVERLAP, tile // 4)
-        tiles = plan_tiles(h, w, tile, overlap)
+        tiles = plan_tiles(h, w, tile, overlap, multiple=m)
         single = len(tiles) == 1
         out = np.empty_like(rgb) if single else np.zeros((h, w, 3), np.float32)
         weight = None if single else np.zeros((h, w, 1), np.float32)
-        for n, t in enumerate(tiles):
-            if cancel is not None and cancel():
-                raise CancelledError("Cancelled.")
+
+        def patches():
+            for t in tiles:
+                if cancel is not None and cancel():
+                    raise CancelledError("Cancelled.")
+                th, tw = t.shape
+                patch = np.zeros((1, 3, th + (-th) % m, tw + (-tw) % m), np.float32)
+                patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)
+                yield patch
+
+        if single:  # one tile (a small photo, a preview): the lowest-latency path
+            results = (self.backend.run(patch, e) for patch in patches())
+        else:
+            results = self.backend.run_many(patches(), e)
+        for n, (t, result) in enumerate(zip(tiles, results)):
             th, tw = t.shape
-            ph, pw = (-th) % m, (-tw) % m
-            patch = np.zeros((1, 3, th + ph, tw + pw), np.float32)
-            patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)
-            result = self.backend.run(patch, e)[0, :, :th, :tw].transpose(1, 2, 0)
+            result = result[0, :, :th, :tw].transpose(1, 2, 0)
             if single:
                 out[...] = result
             else:

