@@ -301,7 +301,11 @@ def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
         data = _last_json(proc.stdout) or {}
         pngs = sorted(p.name for p in demo_dir.glob("*.png"))
         cases = data.get("cases") or []
-        return bool(cases) and len(pngs) >= 3, {
+        # With OpenVINO in the bundle it must really load (the Restorer would quietly fall
+        # back to torch), so the frozen conversion path is exercised too.
+        backend_ok = data.get("backend") == "openvino" or not (internal / "openvino").is_dir()
+        return bool(cases) and len(pngs) >= 3 and backend_ok, {
+            "backend": data.get("backend"),
             "cases": cases,
             "files": pngs,
             "summary": data.get("text"),

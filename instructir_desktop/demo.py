@@ -102,6 +102,7 @@ def run_demo(
     lines.append(f"  before/after images in {folder.resolve()}")
     return {
         "pack": restorer.pack_id,
+        "backend": restorer.describe()["backend"],
         "cases": cases,
         "folder": str(folder.resolve()),
         "text": "\n".join(lines),
