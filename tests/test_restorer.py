@@ -41,6 +41,17 @@ def test_tiles_cover_the_image_and_blend_to_one():
             assert t1.x1 - t2.x0 >= 32  # every overlap at least the requested width
 
 
+def test_tiles_are_balanced_and_fit_the_size_multiple():
+    # 1224 wide with 512 tiles: three tiles of 464 (not 512, 512 and a sliver), all one shape.
+    tiles = plan_tiles(816, 1224, 512, 64, multiple=16)
+    assert {t.shape for t in tiles} == {(448, 464)} and len(tiles) == 6
+    covered = sum(t.shape[0] * t.shape[1] for t in tiles) / (816 * 1224)
+    assert covered < 1.25
+    assert plan_tiles(100, 60, 512, 64, multiple=16) == [plan_tiles(100, 60, 512)[0]]
+    with pytest.raises(ValueError):
+        plan_tiles(1000, 1000, 500, 64, multiple=16)
+
+
 def test_tiled_matches_full_frame_closely(tiny_restorer):
     img = photo(200, 300)
     full = tiny_restorer.restore(img, "make it sharper", tile=512)
@@ -136,3 +147,22 @@ def test_openvino_backend_matches_torch(tiny_pack, tmp_path):
     assert psnr(ov.restore(img, "denoise"), ref.restore(img, "denoise")) >= 45
     # The converted model is cached: a second Restorer reuses it.
     assert list((tmp_path / "ov").glob("*.xml"))
+
+
+@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
+def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path):
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    ref = Restorer(tiny_pack, device="cpu", backend="torch")
+    img = photo(200, 300)
+    seen = []
+    out = ov.restore(img, "denoise", tile=96, progress=lambda f, m: seen.append(f))
+    assert len(seen) > 3 and seen[-1] == pytest.approx(1.0)
+    assert psnr(out, ref.restore(img, "denoise", tile=96)) >= 45
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(CancelledError):
+        ov.restore(img, "denoise", tile=96, cancel=cancel)
