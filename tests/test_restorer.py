@@ -20,6 +20,17 @@ def photo(h=150, w=230, seed=0):
     return np.clip(base + rng.normal(0, 0.05, base.shape), 0, 1).astype(np.float32)
 
 
+def cancel_after(n: int):
+    """A cancel callback that says yes from its (n + 1)-th call on."""
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return cancel
+
+
 def test_restore_changes_the_photo_and_is_deterministic(tiny_restorer):
     img = photo()
     a = tiny_restorer.restore(img, "remove the noise")
@@ -64,14 +75,8 @@ def test_progress_per_tile_and_cancel_between_tiles(tiny_restorer):
     seen = []
     tiny_restorer.restore(img, "denoise", tile=96, progress=lambda f, m: seen.append(f))
     assert len(seen) > 3 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
-    calls = {"n": 0}
-
-    def cancel():
-        calls["n"] += 1
-        return calls["n"] > 2
-
     with pytest.raises(CancelledError):
-        tiny_restorer.restore(img, "denoise", tile=96, cancel=cancel)
+        tiny_restorer.restore(img, "denoise", tile=96, cancel=cancel_after(2))
 
 
 def test_alpha_is_passed_through_and_strength_blends(tiny_restorer):
@@ -158,11 +163,5 @@ def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path):
     out = ov.restore(img, "denoise", tile=96, progress=lambda f, m: seen.append(f))
     assert len(seen) > 3 and seen[-1] == pytest.approx(1.0)
     assert psnr(out, ref.restore(img, "denoise", tile=96)) >= 45
-    calls = {"n": 0}
-
-    def cancel():
-        calls["n"] += 1
-        return calls["n"] > 3
-
     with pytest.raises(CancelledError):
-        ov.restore(img, "denoise", tile=96, cancel=cancel)
+        ov.restore(img, "denoise", tile=96, cancel=cancel_after(3))

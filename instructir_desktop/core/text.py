@@ -143,7 +143,7 @@ class SentenceEncoder:
                 if self.normalize:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             outputs.append(pooled.float().cpu())
-        return torch.cat(outputs).clone()
+        return torch.cat(outputs)
 
 
 def _read_json(path: Path, default):
