@@ -82,6 +82,7 @@ class BatchSampler:
         seed: int,
         unrelated_rate: float = 0.04,
         real_lowlight_rate: float = 0.6,
+        task_weights: dict[str, float] | None = None,
     ) -> None:
         self.data = data
         self.crop = crop
@@ -92,6 +93,17 @@ class BatchSampler:
         for i, p in enumerate(prompts):
             self.by_task.setdefault(p.task, []).append(i)
         self.features = features
+        weights = dict.fromkeys(TASKS, 1.0)
+        for name, w in (task_weights or {}).items():
+            if name not in weights:
+                raise ValueError(f"unknown task {name!r} in task weights; tasks: {', '.join(TASKS)}")
+            if w < 0:
+                raise ValueError(f"task weight for {name!r} must not be negative")
+            weights[name] = float(w)
+        total = sum(weights.values())
+        if total <= 0:
+            raise ValueError("at least one task weight must be positive")
+        self.task_p = np.array([weights[t] / total for t in TASKS])
 
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = self.rng
@@ -100,7 +112,7 @@ class BatchSampler:
             if UNRELATED in self.by_task and rng.random() < self.unrelated_rate:
                 task = UNRELATED
             else:
-                task = TASKS[int(rng.integers(len(TASKS)))]
+                task = TASKS[int(rng.choice(len(TASKS), p=self.task_p))]
             prompt_idx = int(rng.choice(self.by_task[task]))
             if task == "lowlight" and self.data.low and rng.random() < self.real_lowlight_rate:
                 i = int(rng.integers(len(self.data.low)))

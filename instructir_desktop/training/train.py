@@ -75,6 +75,22 @@ def lr_at(fraction: float, base: float, warmup: float = 0.02) -> float:
     return 1e-5 + 0.5 * (base - 1e-5) * (1 + math.cos(math.pi * f))
 
 
+def parse_task_weights(text: str) -> dict[str, float]:
+    """``denoise=2,dehaze=1.5`` → {"denoise": 2.0, "dehaze": 1.5}."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name.strip() not in TASKS:
+            raise argparse.ArgumentTypeError(
+                f"expected TASK=WEIGHT with TASK one of {', '.join(TASKS)}, got {item!r}"
+            )
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight for {name!r} is not a number: {value!r}")
+    return weights
+
+
 def _save(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -96,6 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--config", type=str, default="", help="network config JSON (default: LITE)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start a new run from another run's EMA weights and head (fine-tuning; "
+        "fresh optimiser and schedule)",
+    )
+    ap.add_argument(
+        "--task-weights",
+        type=parse_task_weights,
+        default=None,
+        help="relative sampling weights, e.g. denoise=2,dehaze=2 (others stay 1)",
+    )
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -131,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         ema.load_state_dict(ck["ema"])
         state = {"step": int(ck["step"]), "elapsed": float(ck["elapsed"]), "seed": args.seed}
         print(f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min)", flush=True)
+    elif args.init is not None:
+        src = args.init / "ckpt.pt" if args.init.is_dir() else args.init
+        ck = torch.load(src, map_location=device, weights_only=True)
+        net.load_state_dict(ck["ema"])
+        head.load_state_dict(ck["head"])
+        ema = copy.deepcopy(net)
+        print(f"started from the EMA weights of {src} (step {int(ck['step'])})", flush=True)
     else:
         head_loss = warm_up_head(head, features.to(device), labels.to(device), 400, args.seed)
         print(f"head warm-up loss {head_loss:.3f}", flush=True)
@@ -141,7 +177,14 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_dataset(args.data, "train")
     # Seed the sampler from the step so a resumed run draws new batches, reproducibly.
-    sampler = BatchSampler(data, train_prompts, features, args.crop, args.seed + state["step"])
+    sampler = BatchSampler(
+        data,
+        train_prompts,
+        features,
+        args.crop,
+        args.seed + state["step"],
+        task_weights=args.task_weights,
+    )
     budget = args.minutes * 60.0
     last_ckpt = time.monotonic()
     window: list[float] = []
@@ -195,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": round(state["elapsed"] / 60, 2),
                 "lr": lr,
                 "l1": round(float(np.mean(window)), 5),
-                "ce": round(float(ce), 4),
+                "ce": round(float(ce.detach()), 4),
             }
             window.clear()
             log.write(json.dumps(rec) + "\n")
