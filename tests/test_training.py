@@ -16,7 +16,13 @@ from instructir_desktop.training.data import BatchSampler, load_dataset
 from instructir_desktop.training.degrade import DEGRADERS
 from instructir_desktop.training.prompts import UNRELATED, load_corpus, split
 
-from conftest import TINY_CONFIG
+TINY_CONFIG = {
+    "width": 4,
+    "enc_blks": [1, 1],
+    "middle_blk_num": 1,
+    "dec_blks": [1, 1],
+    "textdim": 16,
+}
 
 
 def _photo(rng: np.random.Generator, h: int = 48, w: int = 64) -> np.ndarray:

@@ -96,7 +96,8 @@ class BatchSampler:
         weights = dict.fromkeys(TASKS, 1.0)
         for name, w in (task_weights or {}).items():
             if name not in weights:
-                raise ValueError(f"unknown task {name!r} in task weights; tasks: {', '.join(TASKS)}")
+                known = ", ".join(TASKS)
+                raise ValueError(f"unknown task {name!r} in task weights; tasks: {known}")
             if w < 0:
                 raise ValueError(f"task weight for {name!r} must not be negative")
             weights[name] = float(w)

@@ -87,7 +87,9 @@ def parse_task_weights(text: str) -> dict[str, float]:
         try:
             weights[name.strip()] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"weight for {name!r} is not a number: {value!r}")
+            raise argparse.ArgumentTypeError(
+                f"weight for {name!r} is not a number: {value!r}"
+            ) from None
     return weights
 
 
