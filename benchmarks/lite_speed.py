@@ -47,6 +47,13 @@ def main() -> int:
             f"{backend:<9} {d['precision']} tile {d['tile']}: {min(times) / mp:.2f} s/MP "
             f"({w}x{h}, best of 3)"
         )
+    t0 = time.perf_counter()
+    auto = Restorer(pack, device="cpu", cache_folder=cache)
+    timings = ", ".join(f"{k} {v:.2f} s/MP" for k, v in auto.backend_timings.items())
+    print(
+        f"auto picks {auto.backend.name} (load and timing {time.perf_counter() - t0:.1f} s; "
+        f"timed on 4 tiles of 256x256: {timings or 'only one backend usable'})"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,7 +70,12 @@ def _open_restorer(args):
     pack_id = args.model
     if pack_id is None:
         pack_id = OFFICIAL_ID if store.is_installed(OFFICIAL_ID) else LITE_ID
-    return Restorer(store.locate(pack_id), device=args.device, tile=getattr(args, "tile", None))
+    return Restorer(
+        store.locate(pack_id),
+        device=args.device,
+        backend=args.backend,
+        tile=getattr(args, "tile", None),
+    )
 
 
 def _collect_inputs(paths: list[str]) -> list[Path]:
@@ -241,7 +247,9 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     out = _Output(args.json)
-    summary = run_demo(Path(args.output), device=args.device, progress=out.progress)
+    summary = run_demo(
+        Path(args.output), device=args.device, backend=args.backend, progress=out.progress
+    )
     if args.json:
         out.event(event="result", **summary)
     else:
@@ -278,9 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"instructir {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
+    def engine_args(p):
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+        p.add_argument(
+            "--backend",
+            default=os.environ.get("INSTRUCTIR_BACKEND") or "auto",
+            choices=["auto", "torch", "openvino"],
+            help="inference backend; auto times the usable ones once and keeps the faster "
+            "(default: $INSTRUCTIR_BACKEND or auto)",
+        )
+
     def model_args(p):
         p.add_argument("--model", default=None, help="model pack id (default: best installed)")
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+        engine_args(p)
 
     p = sub.add_parser("restore", help="restore one or more photos")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
@@ -315,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="degrade the sample photo, restore it, report the gain")
     p.add_argument("-o", "--output", default="instructir-demo", help="folder for the results")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    engine_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
 

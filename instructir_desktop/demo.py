@@ -42,6 +42,7 @@ def run_demo(
     folder: Path,
     *,
     device: str = "auto",
+    backend: str = "auto",
     progress: Callable[..., None] | None = None,
 ) -> dict:
     """Run every demo case; return a summary with PSNRs and a human-readable text."""
@@ -58,7 +59,7 @@ def run_demo(
             "No model pack is installed: the bundled 'instructir-lite' pack is missing from "
             f"resources/packs. ({exc})"
         ) from exc
-    restorer = Restorer(pack_dir, device=device)
+    restorer = Restorer(pack_dir, device=device, backend=backend)
     photo = load_image(sample)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

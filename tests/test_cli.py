@@ -147,3 +147,19 @@ def test_models_list_and_verify(capsys, installed):
     (data_dir() / "packs" / installed / "image.safetensors").write_bytes(b"tampered")
     code, out, err = run(capsys, "models", "verify", installed, "--json")
     assert code == 1 and json.loads(out)["ok"] is False
+
+
+def test_backend_can_be_forced_and_a_bad_one_is_a_clear_error(
+    capsys, installed, photos, tmp_path, monkeypatch
+):
+    out_file = tmp_path / "torch.png"
+    args = ["restore", str(photos / "a.png"), "-i", "denoise", "--model", installed]
+    code, out, err = run(capsys, *args, "-o", str(out_file), "--backend", "torch")
+    assert code == 0, err
+    assert out_file.is_file()
+    monkeypatch.setenv("INSTRUCTIR_BACKEND", "warp-drive")
+    code, out, err = run(capsys, *args, "-o", str(tmp_path / "x.png"))
+    assert code == 2
+    assert "unknown backend 'warp-drive'" in err.lower()
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

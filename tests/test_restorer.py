@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from instructir_desktop.core import backends
 from instructir_desktop.core import restorer as restorer_mod
 from instructir_desktop.core.descriptor import psnr
-from instructir_desktop.core.errors import CancelledError, DeviceError, EmptyInstructionError
+from instructir_desktop.core.errors import (
+    CancelledError,
+    DeviceError,
+    EmptyInstructionError,
+    InstructIRError,
+)
 from instructir_desktop.core.restorer import Restorer, RestoreRequest, Step, resolve_device
 from instructir_desktop.core.tiling import blend_weights, plan_tiles
 
@@ -165,3 +172,42 @@ def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path):
     assert psnr(out, ref.restore(img, "denoise", tile=96)) >= 45
     with pytest.raises(CancelledError):
         ov.restore(img, "denoise", tile=96, cancel=cancel_after(3))
+
+
+@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
+def test_auto_backend_times_both_keeps_the_faster_and_caches_the_verdict(
+    tiny_pack, tmp_path, monkeypatch
+):
+    folder = tmp_path / "ov"
+    first = Restorer(tiny_pack, device="cpu", cache_folder=folder)
+    timings = first.describe()["backend_timings"]
+    assert set(timings) == {"openvino:fp32", "torch:fp32"}
+    assert all(t > 0 for t in timings.values())
+    faster = min(timings, key=timings.get).split(":")[0]
+    assert first.backend.name == faster
+
+    # The verdict is kept per pack and machine: no second timing, and it is what decides.
+    def no_timing(_backend):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(restorer_mod, "seconds_per_megapixel", no_timing)
+    cache = folder / "backend-speed.json"
+    for winner, loser in (("openvino", "torch"), ("torch", "openvino")):
+        data = json.loads(cache.read_text())
+        for key in data:
+            data[key] = {f"{winner}:fp32": 1.0, f"{loser}:fp32": 2.0}
+        cache.write_text(json.dumps(data))
+        chosen = Restorer(tiny_pack, device="cpu", cache_folder=folder)
+        assert chosen.backend.name == winner
+        assert chosen.backend_timings[f"{winner}:fp32"] == 1.0
+
+
+def test_auto_backend_without_openvino_is_torch_and_unknown_backends_are_refused(
+    tiny_pack, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(restorer_mod, "openvino_available", lambda: False)
+    r = Restorer(tiny_pack, device="cpu", cache_folder=tmp_path / "ov")
+    assert r.backend.name == "torch" and r.backend_timings == {}
+    assert not (tmp_path / "ov" / "backend-speed.json").exists()
+    with pytest.raises(InstructIRError, match="Unknown backend 'cuda-fast'"):
+        Restorer(tiny_pack, device="cpu", backend="cuda-fast")

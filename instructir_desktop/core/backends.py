@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +26,9 @@ __all__ = [
     "openvino_available",
     "cpu_supports_bf16",
     "MIN_PSNR_DB",
+    "agrees_with_fp32",
+    "seconds_per_megapixel",
+    "state_fingerprint",
 ]
 
 # Reduced precision is used only where the output stays this close to float32.
@@ -76,7 +80,7 @@ class _Padded(nn.Module):
         return self.net.forward_padded(x, e)
 
 
-def _state_fingerprint(net: nn.Module) -> str:
+def state_fingerprint(net: nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in net.state_dict().items():
         h.update(k.encode())
@@ -100,7 +104,7 @@ class OpenVINOBackend:
         self.descriptor = descriptor
         cache_folder = Path(cache_folder)
         cache_folder.mkdir(parents=True, exist_ok=True)
-        xml = cache_folder / f"instructir-{_state_fingerprint(descriptor.net)}.xml"
+        xml = cache_folder / f"instructir-{state_fingerprint(descriptor.net)}.xml"
         if not xml.is_file():
             self._convert(xml)
         self._xml = xml
@@ -182,12 +186,34 @@ class OpenVINOBackend:
                 request.wait()
 
 
-def agrees_with_fp32(backend, reference: TorchBackend, size: int = 128, seed: int = 0) -> float:
-    """PSNR of ``backend`` against torch fp32 on a fixed smooth + textured calibration tile."""
+def _calibration(size: int, textdim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed smooth + textured tile (1 x 3 x size x size) and a unit text embedding."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     base = np.stack([xx, yy, 0.5 * (xx + yy)])[None]
     tile = np.clip(base + 0.1 * rng.standard_normal(base.shape).astype(np.float32), 0, 1)
-    e = rng.standard_normal((1, reference.descriptor.net.config.textdim)).astype(np.float32)
+    e = rng.standard_normal((1, textdim)).astype(np.float32)
     e /= np.linalg.norm(e)
+    return tile, e
+
+
+def agrees_with_fp32(backend, reference: TorchBackend, size: int = 128, seed: int = 0) -> float:
+    """PSNR of ``backend`` against torch fp32 on a fixed smooth + textured calibration tile."""
+    tile, e = _calibration(size, reference.descriptor.net.config.textdim, seed)
     return psnr(backend.run(tile, e), reference.run(tile, e))
+
+
+def seconds_per_megapixel(backend, size: int = 256, tiles: int = 4, repeats: int = 2) -> float:
+    """Measured speed of ``backend`` the way the Restorer drives it: a batch of tiles through
+    ``run_many``, after one warm-up pass (which pays any compilation). Best of ``repeats``."""
+    tile, e = _calibration(size, backend.descriptor.net.config.textdim, 1)
+    batch = [tile] * tiles
+    for _ in backend.run_many(batch, e):
+        pass
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in backend.run_many(batch, e):
+            pass
+        best = min(best, time.perf_counter() - t0)
+    return best / (tiles * size * size / 1e6)

@@ -7,6 +7,7 @@ between tiles (nothing partial is returned).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from .backends import (
     agrees_with_fp32,
     cpu_supports_bf16,
     openvino_available,
+    seconds_per_megapixel,
+    state_fingerprint,
 )
 from .descriptor import ModelDescriptor
 from .errors import CancelledError, DeviceError, InstructIRError
@@ -39,6 +42,7 @@ __all__ = [
     "Restorer",
     "resolve_device",
     "available_devices",
+    "BACKENDS",
     "ProgressFn",
     "CancelFn",
 ]
@@ -49,6 +53,8 @@ CancelFn = Callable[[], bool]
 # Tiles larger than this gain nothing on CPUs (cache) and cost memory.
 CPU_MAX_TILE = 512
 GPU_MAX_TILE = 2048
+
+BACKENDS = ("auto", "torch", "openvino")
 
 
 def available_devices() -> list[str]:
@@ -133,6 +139,8 @@ class Restorer:
         self.descriptor = ModelDescriptor.from_state_dict(self.manifest.network, state, self.device)
         self.memory_budget = memory_budget or default_memory_budget(self.device)
         self.fixed_tile = tile
+        # Seconds per megapixel of each usable backend when ``auto`` had to choose by speed.
+        self.backend_timings: dict[str, float] = {}
         self.backend = self._choose_backend(backend, precision, cache_folder)
         self.load_seconds = time.perf_counter() - t0
 
@@ -148,9 +156,17 @@ class Restorer:
             "backend": self.backend.name,
             "precision": self.backend.precision,
             "tile": self.tile_size(),
+            "backend_timings": dict(self.backend_timings),
         }
 
     def _choose_backend(self, backend: str, precision: str, cache_folder: Path | None):
+        """torch, or OpenVINO on the CPU; each at the requested precision only where it stays
+        within MIN_PSNR_DB of torch fp32. ``auto`` times the usable ones and keeps the faster
+        (the verdict is cached per pack, precision and machine). torch fp32 always works."""
+        if backend not in BACKENDS:
+            raise InstructIRError(
+                f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
+            )
         reference = TorchBackend(self.descriptor)
         if precision == "auto":
             if self.device.type == "cuda":
@@ -164,12 +180,13 @@ class Restorer:
         )
         if backend == "openvino" and not openvino_available():
             raise InstructIRError("The OpenVINO backend is not installed (pip install openvino).")
+        folder = cache_folder or _default_cache() / "openvino"
         candidates = []
         if want_ov:
-            folder = cache_folder or _default_cache() / "openvino"
             candidates.append(lambda p: OpenVINOBackend(self.descriptor, folder, p))
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
         candidates.append(lambda p: TorchBackend(self.descriptor, dtypes[p]))
+        usable = []
         for make in candidates:
             for p in dict.fromkeys((precision, "fp32")):
                 try:
@@ -177,10 +194,49 @@ class Restorer:
                 except Exception:  # noqa: BLE001 - try the next, torch fp32 always works
                     continue
                 if (candidate.name, p) == ("torch", "fp32"):
-                    return candidate
+                    usable.append(reference)
+                    break
                 if agrees_with_fp32(candidate, reference) >= MIN_PSNR_DB:
-                    return candidate
-        return reference
+                    usable.append(candidate)
+                    break
+        if backend == "auto" and len(usable) > 1:
+            return self._fastest(usable, folder)
+        return usable[0] if usable else reference
+
+    def _fastest(self, usable: list, folder: Path):
+        """Time each usable backend once per pack and machine (cached); return the fastest."""
+        import platform
+
+        key = "|".join(
+            [
+                state_fingerprint(self.descriptor.net),
+                platform.machine(),
+                platform.processor() or "",
+                str(os.cpu_count()),
+                str(torch.get_num_threads()),
+                torch.__version__,
+                _openvino_version(),
+                *(f"{b.name}:{b.precision}" for b in usable),
+            ]
+        )
+        cache = folder / "backend-speed.json"
+        try:
+            known = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        timings = known.get(key)
+        if not isinstance(timings, dict) or len(timings) != len(usable):
+            timings = {f"{b.name}:{b.precision}": seconds_per_megapixel(b) for b in usable}
+            known[key] = timings
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
+                os.replace(tmp, cache)
+            except OSError:
+                pass  # a read-only cache only costs the timing again next time
+        self.backend_timings = dict(timings)
+        return min(usable, key=lambda b: timings.get(f"{b.name}:{b.precision}", float("inf")))
 
     def tile_size(self) -> int:
         if self.fixed_tile:
@@ -311,6 +367,15 @@ def default_memory_budget(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):
         total = 8 << 30
     return int(min(1.5 * (1 << 30), total * 0.1))
+
+
+def _openvino_version() -> str:
+    try:
+        import openvino
+
+        return str(openvino.__version__)
+    except (ImportError, AttributeError):
+        return ""
 
 
 def _default_cache() -> Path:
