@@ -238,6 +238,27 @@ def meipass(bundle: Path) -> Path:
     return bundle / "_internal"
 
 
+def _agrees_with_source(sample: Path, restored: Path) -> float | None:
+    """PSNR of the frozen app's restore against this checkout's torch run of the same pack and
+    instruction: the bundle (fp16 text-encoder copy, OpenVINO, frozen imports) must not change
+    the result beyond 8-bit rounding. None when the package is not importable here."""
+    try:
+        from instructir_desktop.core.descriptor import psnr
+        from instructir_desktop.core.images import load_image
+        from instructir_desktop.core.packs import LITE_ID
+        from instructir_desktop.core.resources import resource_path
+        from instructir_desktop.core.restorer import Restorer
+    except ImportError:
+        return None
+    photo = load_image(sample)
+    restorer = Restorer(resource_path("packs", LITE_ID), device="cpu", backend="torch")
+    ours = restorer.restore(photo.pixels, INSTRUCTION)
+    frozen = load_image(restored).pixels
+    if frozen.shape != ours.shape:
+        return 0.0
+    return float(psnr(frozen, ours))
+
+
 def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
     s = Smoke(bundle, scratch)
     cli, gui = str(s.exe("instructir")), str(s.exe("instructir-desktop"))
@@ -286,7 +307,7 @@ def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
 
     def intent_ok(proc):
         data = _last_json(proc.stdout) or {}
-        return bool(data.get("task")), data
+        return data.get("task") == "lowlight", data
 
     s.run(
         "instructir intent",
@@ -335,6 +356,10 @@ def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
         events = _json_lines(proc.stdout)
         results = [e for e in events if e.get("event") == "result" or "output" in e]
         detail["result"] = results[-1] if results else (events[-1] if events else None)
+        agreement = _agrees_with_source(sample, restored)
+        if agreement is not None:
+            detail["psnr_vs_source_db"] = round(agreement, 1)
+            same = same and agreement >= 40.0
         return same, detail
 
     s.run(
