@@ -241,7 +241,9 @@ def meipass(bundle: Path) -> Path:
 def _agrees_with_source(sample: Path, restored: Path) -> float | None:
     """PSNR of the frozen app's restore against this checkout's torch run of the same pack and
     instruction: the bundle (fp16 text-encoder copy, OpenVINO, frozen imports) must not change
-    the result beyond 8-bit rounding. None when the package is not importable here."""
+    the result beyond 8-bit rounding. None when torch is not importable here."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the checkout being built, installed or not
     try:
         from instructir_desktop.core.descriptor import psnr
         from instructir_desktop.core.images import load_image

@@ -187,7 +187,7 @@ def test_auto_backend_times_both_keeps_the_faster_and_caches_the_verdict(
     assert first.backend.name == faster
 
     # The verdict is kept per pack and machine: no second timing, and it is what decides.
-    def no_timing(_backend):
+    def no_timing(*_args, **_kwargs):
         raise AssertionError("timed again")
 
     monkeypatch.setattr(restorer_mod, "seconds_per_megapixel", no_timing)

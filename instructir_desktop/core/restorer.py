@@ -226,7 +226,8 @@ class Restorer:
             known = {}
         timings = known.get(key)
         if not isinstance(timings, dict) or len(timings) != len(usable):
-            timings = {f"{b.name}:{b.precision}": seconds_per_megapixel(b) for b in usable}
+            speeds = seconds_per_megapixel(usable)
+            timings = {f"{b.name}:{b.precision}": t for b, t in zip(usable, speeds)}
             known[key] = timings
             try:
                 folder.mkdir(parents=True, exist_ok=True)
