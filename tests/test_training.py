@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CONFIG
 from PIL import Image
 
 from instructir_desktop.core.packs import TASKS
@@ -15,14 +16,6 @@ from instructir_desktop.training import train as train_mod
 from instructir_desktop.training.data import BatchSampler, load_dataset
 from instructir_desktop.training.degrade import DEGRADERS
 from instructir_desktop.training.prompts import UNRELATED, load_corpus, split
-
-TINY_CONFIG = {
-    "width": 4,
-    "enc_blks": [1, 1],
-    "middle_blk_num": 1,
-    "dec_blks": [1, 1],
-    "textdim": 16,
-}
 
 
 def _photo(rng: np.random.Generator, h: int = 48, w: int = 64) -> np.ndarray:

@@ -104,7 +104,8 @@ class OpenVINOBackend:
         self.descriptor = descriptor
         cache_folder = Path(cache_folder)
         cache_folder.mkdir(parents=True, exist_ok=True)
-        xml = cache_folder / f"instructir-{state_fingerprint(descriptor.net)}.xml"
+        self.fingerprint = state_fingerprint(descriptor.net)
+        xml = cache_folder / f"instructir-{self.fingerprint}.xml"
         if not xml.is_file():
             self._convert(xml)
         self._xml = xml

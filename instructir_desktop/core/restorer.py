@@ -210,9 +210,13 @@ class Restorer:
         """Time each usable backend once per pack and machine (cached); return the fastest."""
         import platform
 
+        # The OpenVINO backend already hashed the weights to name its converted model.
+        fingerprint = next(
+            (b.fingerprint for b in usable if hasattr(b, "fingerprint")), None
+        ) or state_fingerprint(self.descriptor.net)
         key = "|".join(
             [
-                state_fingerprint(self.descriptor.net),
+                fingerprint,
                 platform.machine(),
                 platform.processor() or "",
                 str(os.cpu_count()),
