@@ -19,6 +19,14 @@ $PY -m pytest "$@"
 # The real-GIMP integration test (marker "slow"): GIMP 3 from Debian 13 in a chroot, built on
 # first use (root + debootstrap); without them it skips and prints why.
 $PY -m pytest -m slow -rs tests/test_gimp_integration.py
-# The PyInstaller bundle (marker "slow", ~10 min): builds dist/InstructIR and smoke-tests the
-# frozen CLI (demo, restore) and GUI (--self-test) offline.
+# The Windows installer script (marker "slow"): compiled by the real Inno Setup 6 and installed
+# and uninstalled under Wine, in a Debian 13 chroot built on first use (root + debootstrap +
+# npm, which fetches Inno Setup); without them it skips and prints why.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v npm >/dev/null; then
+  apt-get install -y -qq npm >/dev/null 2>&1 || true
+fi
+$PY -m pytest -m slow -rs tests/test_windows_installer.py
+# The PyInstaller bundles (marker "slow", ~15 min): builds dist/InstructIR (the default CPU
+# download) and the OpenVINO variant, and smoke-tests the frozen CLI (demo, restore) and GUI
+# (--self-test) offline.
 $PY -m pytest -m slow -rs tests/test_installer.py

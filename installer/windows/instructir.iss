@@ -28,7 +28,10 @@ AppVerName={#AppName} {#AppVersion}
 AppPublisher=InstructIR Desktop
 AppComments=Fix a photo by describing what is wrong with it. Runs on your own computer.
 VersionInfoVersion={#AppVersion}
-DefaultDirName={autopf}\InstructIR
+; {autopf} for a per-user install is FOLDERID_UserProgramFiles, %LOCALAPPDATA%\Programs;
+; spelled out (see [Code]) because Wine cannot resolve that folder, and the test installs
+; this script under Wine.
+DefaultDirName={code:DefaultInstallDir}
 DefaultGroupName=InstructIR
 DisableProgramGroupPage=yes
 ; Per-user install by default (no admin prompt); the user may choose all users instead.
@@ -103,3 +106,12 @@ Filename: "{app}\{#CliExe}"; Parameters: "gimp uninstall"; Flags: runhidden wait
 [UninstallDelete]
 ; Files Python or Qt may have written next to the program (caches); user data lives elsewhere.
 Type: filesandordirs; Name: "{app}\_internal"
+
+[Code]
+function DefaultInstallDir(Param: String): String;
+begin
+  if IsAdminInstallMode then
+    Result := ExpandConstant('{commonpf}\InstructIR')
+  else
+    Result := ExpandConstant('{localappdata}\Programs\InstructIR');
+end;
