@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chroots import chroot_or_skip, tail
 
 from instructir_desktop import gimp_install
 from instructir_desktop.app.bridge import BridgeServer
@@ -37,33 +36,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gimp_chroot.sh"
 NO_BUILD_ENV = "INSTRUCTIR_GIMP_NO_BUILD"
 
 
-def _tail(text: str, lines: int = 5) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])
-
-
 @pytest.fixture(scope="session")
 def gimp_chroot() -> Path:
     """The chroot folder, built on first use; skips with the reason when that is impossible."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the real-GIMP test needs Linux (it runs GIMP 3 in a Debian chroot)")
-    if os.geteuid() != 0:
-        pytest.skip("the real-GIMP test needs root (chroot and mount)")
-    check = subprocess.run([str(SCRIPT), "check"], capture_output=True, text=True)
-    if check.returncode != 0:
-        if shutil.which("debootstrap") is None:
-            pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
-        if os.environ.get(NO_BUILD_ENV):
-            pytest.skip(f"the GIMP chroot is not built and {NO_BUILD_ENV} is set")
-        try:
-            build = subprocess.run(
-                [str(SCRIPT), "build"], capture_output=True, text=True, timeout=1800
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("building the GIMP chroot took more than 30 minutes")
-        if build.returncode != 0:
-            pytest.skip(f"the GIMP chroot could not be built: {_tail(build.stderr)}")
-    path = subprocess.run([str(SCRIPT), "path"], capture_output=True, text=True, check=True)
-    return Path(path.stdout.strip())
+    return chroot_or_skip(SCRIPT, "the real-GIMP test", NO_BUILD_ENV, ("debootstrap",))
 
 
 BATCH = """
@@ -217,7 +193,7 @@ def gimp_run(gimp_chroot, tiny_restorer):
         )  # fmt: skip
         print(f"gimp-console ran {time.monotonic() - t0:.1f} s, exit {proc.returncode}")
         result_file = work / "result.json"
-        assert result_file.is_file(), _tail(proc.stdout + proc.stderr, 20)
+        assert result_file.is_file(), tail(proc.stdout + proc.stderr, 20)
         result = json.loads(result_file.read_text())
         yield server, work, result, (eight, sixteen)
     finally:

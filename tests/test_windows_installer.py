@@ -16,15 +16,14 @@ first use; slow (marker "slow"). Skips with the reason where it cannot run.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from chroots import chroot_or_skip, tail
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "wine_chroot.sh"
@@ -57,34 +56,10 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _tail(text: str, lines: int = 8) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])
-
-
 @pytest.fixture(scope="module")
 def wine_chroot() -> Path:
     """The chroot folder, built on first use; skips with the reason when that is impossible."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the Wine test needs Linux (Wine runs in a Debian chroot)")
-    if os.geteuid() != 0:
-        pytest.skip("the Wine test needs root (chroot and mount)")
-    check = subprocess.run([str(SCRIPT), "check"], capture_output=True, text=True)
-    if check.returncode != 0:
-        for tool, package in (("debootstrap", "debootstrap"), ("npm", "npm")):
-            if shutil.which(tool) is None:
-                pytest.skip(f"{tool} is not installed (apt-get install {package})")
-        if os.environ.get(NO_BUILD_ENV):
-            pytest.skip(f"the Wine chroot is not built and {NO_BUILD_ENV} is set")
-        try:
-            build = subprocess.run(
-                [str(SCRIPT), "build"], capture_output=True, text=True, timeout=1800
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("building the Wine chroot took more than 30 minutes")
-        if build.returncode != 0:
-            pytest.skip(f"the Wine chroot could not be built: {_tail(build.stderr)}")
-    path = subprocess.run([str(SCRIPT), "path"], capture_output=True, text=True, check=True)
-    return Path(path.stdout.strip())
+    return chroot_or_skip(SCRIPT, "the Wine test", NO_BUILD_ENV, ("debootstrap", "npm"))
 
 
 class Wine:
@@ -109,7 +84,7 @@ class Wine:
         )
         cmd = [str(SCRIPT), "run", "bash", "-c", env + script]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        assert proc.returncode == 0, f"{script}\n{_tail(proc.stdout)}\n{_tail(proc.stderr)}"
+        assert proc.returncode == 0, f"{script}\n{tail(proc.stdout)}\n{tail(proc.stderr)}"
         return proc
 
     def calls(self) -> list[str]:
@@ -181,7 +156,7 @@ def test_iscc_compiles_the_script_into_a_windows_setup(installed):
 def test_setup_installs_the_bundle_per_user(installed):
     wine, _, app = installed
     log = (wine.host / "setup.log").read_text(errors="replace")
-    assert "Installation process succeeded" in log, _tail(log, 20)
+    assert "Installation process succeeded" in log, tail(log, 20)
     for name in ("instructir.exe", "instructir-desktop.exe", "unins000.exe"):
         assert (app / name).is_file(), sorted(p.name for p in app.glob("*"))
     assert (app / "_internal" / "resources" / "README.txt").is_file()
