@@ -103,3 +103,13 @@ def test_the_app_does_not_import_sentence_transformers_or_sklearn():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_loading_prints_no_progress_bar_and_leaves_the_setting_alone(minilm_folder, capfd):
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    SentenceEncoder(minilm_folder)
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in err + out
+    assert hf_logging.is_progress_bar_enabled()

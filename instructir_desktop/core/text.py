@@ -102,7 +102,11 @@ class SentenceEncoder:
         self.normalize = "Normalize" in kinds
         self.lower_case = bool(st_config.get("do_lower_case", False))
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        # transformers draws a "Loading weights" bar on stderr: noise in the CLI's output.
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
             self.model = AutoModel.from_pretrained(
@@ -112,6 +116,9 @@ class SentenceEncoder:
             raise ModelCorruptError(
                 f"The text encoder in {folder} cannot be loaded: {exc}"
             ) from exc
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         self.model.to(device).eval()
         self.device = torch.device(device)
         limit = st_config.get("max_seq_length") or self.tokenizer.model_max_length
