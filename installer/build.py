@@ -118,7 +118,7 @@ def largest(folder: Path, n: int = 14) -> list[dict]:
             continue
         sizes[child.name] = tree_size(child)[0] if child.is_dir() else child.stat().st_size
     top = sorted(sizes.items(), key=lambda kv: -kv[1])[:n]
-    return [{"name": k, "mb": round(v / 2**20, 1)} for k, v in top]
+    return [{"name": k, "mib": round(v / 2**20, 1)} for k, v in top]
 
 
 # --- smoke test -------------------------------------------------------------------------
@@ -655,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
             if image is not None:
                 report["appimage"] = {
                     "path": str(image),
-                    "mb": round(image.stat().st_size / 2**20, 1),
+                    "mib": round(image.stat().st_size / 2**20, 1),
                 }
     finally:
         if args.keep_scratch:

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Shared by scripts/gimp_chroot.sh and scripts/wine_chroot.sh: a Debian chroot built once with
 # debootstrap, cached, and a way to run commands in it. Source it after setting:
 #   NAME        the calling script's name, for messages
