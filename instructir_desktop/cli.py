@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .core.errors import InstructIRError
+from .core.errors import InstructIRError, UnclearInstructionError
+from .core.packs import DEFAULT_MIN_CONFIDENCE
 
 __all__ = ["main"]
 
@@ -59,6 +60,18 @@ class _Output:
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
     print(f"instructir: error: {message}", file=sys.stderr)
     return code
+
+
+def _env_float(name: str, default: float) -> float:
+    """A number from the environment, for an option's default; a clear error if it is not."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        print(f"instructir: error: ${name} must be a number, not {raw!r}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _open_restorer(args):
@@ -117,6 +130,8 @@ def cmd_restore(args) -> int:
         clean_instruction(text)
     if not 0.0 <= args.strength <= 1.0:
         return _fail("--strength must be between 0 and 1")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        return _fail("--min-confidence must be between 0 and 1")
     inputs = _collect_inputs(args.inputs)
     many = len(inputs) > 1
     target = Path(args.output)
@@ -131,6 +146,15 @@ def cmd_restore(args) -> int:
         format_for_path(dst)  # fail early on an unknown output type
     restorer = _open_restorer(args)
     steps = [Step(text, args.strength) for text in args.instruction]
+    for step in steps:
+        intent = restorer.intent(step.instruction)
+        if intent.confidence < args.min_confidence:
+            raise UnclearInstructionError(
+                f"unclear instruction {intent.text!r}: the model is only "
+                f"{intent.confidence * 100:.0f}% sure it asks for {intent.task}. Say what is "
+                "wrong with the photo, e.g. 'too dark', 'remove the noise', 'it is blurry'; "
+                "or add --min-confidence 0 to apply it anyway"
+            )
     failures = 0
     for src, dst in plans:
         t0 = time.perf_counter()
@@ -315,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=["png", "jpeg", "tiff", "webp"])
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=_env_float("INSTRUCTIR_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
+        help="refuse an instruction the model is less sure of than this, 0..1 (default: "
+        f"$INSTRUCTIR_MIN_CONFIDENCE or {DEFAULT_MIN_CONFIDENCE}); 0 applies anything",
+    )
     model_args(p)
     p.set_defaults(func=cmd_restore)
 

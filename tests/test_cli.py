@@ -13,6 +13,13 @@ from instructir_desktop.cli import main
 from instructir_desktop.core.paths import data_dir
 
 
+@pytest.fixture(autouse=True)
+def apply_any_instruction(monkeypatch):
+    """The tiny pack's head is random (about 1/7 sure of anything): restore never refuses an
+    instruction here, except in the tests of that refusal, which ask for it."""
+    monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "0")
+
+
 @pytest.fixture
 def installed(tiny_pack):
     target = data_dir() / "packs" / "tiny-test"
@@ -163,3 +170,39 @@ def test_backend_can_be_forced_and_a_bad_one_is_a_clear_error(
     assert "unknown backend 'warp-drive'" in err.lower()
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_restore_refuses_an_unclear_instruction_unless_told(capsys, photos, tmp_path):
+    out_file = tmp_path / "out.png"
+    args = ["restore", str(photos / "a.png"), "-o", str(out_file), "--model", "instructir-lite"]
+    # The bundled pack's head is about 20 % sure what this asks for.
+    code, _, err = run(capsys, *args, "-i", "write me a poem", "--min-confidence", "0.5")
+    assert code == 2
+    assert "unclear instruction 'write me a poem'" in err and "--min-confidence 0" in err
+    assert len(err.strip().splitlines()) == 1 and not out_file.exists()
+    # The same threshold lets a real instruction through; 0 applies anything.
+    code, _, err = run(capsys, *args, "-i", "this photo is far too dark", "--min-confidence", "0.5")
+    assert code == 0, err
+    out_file.unlink()
+    code, _, err = run(capsys, *args, "-i", "write me a poem", "--min-confidence", "0")
+    assert code == 0, err
+    assert out_file.is_file()
+
+
+def test_min_confidence_default_comes_from_the_environment(capsys, monkeypatch, photos, tmp_path):
+    args = ["restore", str(photos / "a.png"), "-o", str(tmp_path / "o.png"), "-i", "too dark"]
+    monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "lots")
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert "$INSTRUCTIR_MIN_CONFIDENCE must be a number" in capsys.readouterr().err
+    monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "1.5")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "--min-confidence must be between 0 and 1" in err
+
+
+@pytest.mark.parametrize("text", [".", "?!", "🙂", "123"])
+def test_instructions_without_words_are_refused(capsys, text):
+    code, _, err = run(capsys, "intent", text)
+    assert code == 2
+    assert "has no words" in err

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
+from instructir_desktop.core.packs import DEFAULT_MIN_CONFIDENCE
 from instructir_desktop.core.paths import config_dir
 
 __all__ = ["Setting", "SETTINGS", "Settings", "settings_file"]
@@ -100,7 +101,7 @@ _DECLARED = (
     ),
     Setting(
         "min_confidence",
-        0.5,
+        DEFAULT_MIN_CONFIDENCE,
         float,
         "Below this intent confidence the chat offers the seven tasks instead of guessing.",
         minimum=0.0,

@@ -20,7 +20,11 @@ class ImageWriteError(InstructIRError):
 
 
 class EmptyInstructionError(InstructIRError, ValueError):
-    """The instruction is empty or whitespace only."""
+    """The instruction is empty, whitespace only, or has no words at all."""
+
+
+class UnclearInstructionError(InstructIRError, ValueError):
+    """The model cannot tell which of its tasks the instruction asks for."""
 
 
 class ModelError(InstructIRError):

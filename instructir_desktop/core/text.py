@@ -13,7 +13,7 @@ import torch
 
 from .errors import EmptyInstructionError, ModelCorruptError, ModelNotInstalledError
 from .network import TextHead
-from .packs import PackManifest, TextEncoderSpec
+from .packs import DEFAULT_MIN_CONFIDENCE, PackManifest, TextEncoderSpec
 from .weights import load_state_dict
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "load_sentence_encoder",
     "sentence_encoder_folder",
     "clean_instruction",
+    "DEFAULT_MIN_CONFIDENCE",
 ]
 
 MAX_INSTRUCTION_CHARS = 1000
@@ -55,6 +56,11 @@ def clean_instruction(text: str) -> str:
         raise EmptyInstructionError(
             "The instruction is empty. Describe what is wrong with the photo, "
             "for example 'it is too dark' or 'remove the noise'."
+        )
+    if not any(ch.isalpha() for ch in cleaned):
+        raise EmptyInstructionError(
+            f"The instruction {cleaned[:40]!r} has no words. Describe what is wrong with the "
+            "photo, for example 'it is too dark' or 'remove the noise'."
         )
     return cleaned[:MAX_INSTRUCTION_CHARS]
 
