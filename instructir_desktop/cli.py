@@ -127,7 +127,7 @@ def cmd_restore(args) -> int:
 
     out = _Output(args.json)
     for text in args.instruction:
-        clean_instruction(text)
+        clean_instruction(text, words=True)
     if not 0.0 <= args.strength <= 1.0:
         return _fail("--strength must be between 0 and 1")
     if not 0.0 <= args.min_confidence <= 1.0:

@@ -47,8 +47,12 @@ class Intent:
         }
 
 
-def clean_instruction(text: str) -> str:
-    """Collapse whitespace; refuse empty instructions with a clear error."""
+def clean_instruction(text: str, *, words: bool = False) -> str:
+    """Collapse whitespace; refuse empty instructions with a clear error.
+
+    words=True also refuses text without a single letter (".", "🙂"): done for new
+    instructions (intent, the command line), not when re-rendering a saved layer.
+    """
     if not isinstance(text, str):
         raise EmptyInstructionError("The instruction must be text.")
     cleaned = " ".join(text.split())
@@ -57,7 +61,7 @@ def clean_instruction(text: str) -> str:
             "The instruction is empty. Describe what is wrong with the photo, "
             "for example 'it is too dark' or 'remove the noise'."
         )
-    if not any(ch.isalpha() for ch in cleaned):
+    if words and not any(ch.isalpha() for ch in cleaned):
         raise EmptyInstructionError(
             f"The instruction {cleaned[:40]!r} has no words. Describe what is wrong with the "
             "photo, for example 'it is too dark' or 'remove the noise'."
@@ -294,7 +298,7 @@ class InstructionEncoder:
         return self._encode(clean_instruction(text))[0]
 
     def intent(self, text: str) -> Intent:
-        cleaned = clean_instruction(text)
+        cleaned = clean_instruction(text, words=True)
         probs = self._encode(cleaned)[1]
         values = {label: float(p) for label, p in zip(self.labels, probs.tolist())}
         task = max(values, key=values.get)
