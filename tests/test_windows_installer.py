@@ -5,7 +5,8 @@ around the PyInstaller bundle. A Windows bundle cannot be built here, so the pay
 small stand-in folder whose instructir.exe and instructir-desktop.exe are a MinGW-built
 program that records its command line; everything else is real: ISCC.exe compiles the
 script, the setup it makes installs silently into a fresh Wine prefix with every task
-ticked, and its uninstaller removes it again. The test checks what a Windows user would
+ticked, once for the current user (the default, no administrator prompt) and once for all
+users, and its uninstaller removes it again. The test checks what a Windows user would
 get: the files, the Start-menu and desktop shortcuts, the .instructir file association and
 "Open with" entries, the GIMP plug-in step run by setup and undone by the uninstaller, the
 Add/Remove Programs entry, and that nothing is left behind.
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,53 +65,98 @@ def wine_chroot() -> Path:
 
 
 class Wine:
-    """Runs shell commands in the chroot with a private Wine prefix under a scratch folder."""
+    """Runs shell commands in the chroot, in a scratch folder, with a chosen Wine prefix."""
 
     def __init__(self, chroot: Path) -> None:
         self.inside = f"/tmp/instructir-iss-{uuid.uuid4().hex[:8]}"
         self.host = chroot / self.inside.lstrip("/")
         self.host.mkdir(parents=True)
-        self.prefix = self.host / "prefix"
-        self.users = self.prefix / "drive_c" / "users" / "root"
 
     def win(self, name: str) -> str:
         """A path under the scratch folder as Windows programs see it (drive Z: is /)."""
         return "Z:" + (self.inside + "/" + name).replace("/", "\\")
 
-    def sh(self, script: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    def sh(self, script: str, prefix: str, timeout: int = 900) -> subprocess.CompletedProcess:
+        """Run script with WINEPREFIX=<scratch>/<prefix>, a fresh copy of the chroot's."""
         env = (
-            f"export WINEPREFIX={self.inside}/prefix WINEDEBUG=-all "
+            f"export WINEPREFIX={self.inside}/{prefix} WINEDEBUG=-all "
             f"WINEDLLOVERRIDES='mscoree,mshtml,winemenubuilder.exe=' "
-            f"INSTRUCTIR_STUB_LOG='{self.win('calls.log')}'; cd {self.inside}; "
+            f"INSTRUCTIR_STUB_LOG='{self.win(prefix + '-calls.log')}'; cd {self.inside}; "
+            f"[ -d {prefix} ] || cp -a /opt/wineprefix {prefix}; "
         )
         cmd = [str(SCRIPT), "run", "bash", "-c", env + script]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         assert proc.returncode == 0, f"{script}\n{tail(proc.stdout)}\n{tail(proc.stderr)}"
         return proc
 
-    def calls(self) -> list[str]:
-        log = self.host / "calls.log"
-        return log.read_text(errors="replace").splitlines() if log.exists() else []
+
+def read_registry(path: Path) -> dict[str, dict[str, str]]:
+    """A Wine registry file (user.reg: HKCU, system.reg: HKLM): key -> {value name: data}."""
+    keys: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        head = re.match(r"^\[(.+?)\](?: \d+)?$", line)
+        value = re.match(r'^(@|"(?:[^"\\]|\\.)*")=(?:str\(\d\):)?"((?:[^"\\]|\\.)*)"$', line)
+        if head:
+            current = keys.setdefault(_unescape(head.group(1)).lower(), {})
+        elif current is not None and value:
+            name = "" if value.group(1) == "@" else _unescape(value.group(1)[1:-1])
+            current[name.lower()] = _unescape(value.group(2))
+    return keys
+
+
+@dataclass
+class Install:
+    """One silent install of the setup, and where its parts must land in that mode."""
+
+    wine: Wine
+    mode: str  # "user" or "all"
+    prefix: str
+    app: Path
+    start_menu: Path
+    desktop: Path
+    reg_file: Path
+
+    @classmethod
+    def where(cls, wine: Wine, mode: str) -> Install:
+        prefix = f"prefix-{mode}"
+        c = wine.host / prefix / "drive_c"
+        if mode == "user":
+            # A per-user install's folders (setup is given no /DIR: the defaults are tested).
+            home = c / "users" / "root"
+            return cls(
+                wine,
+                mode,
+                prefix,
+                app=home / "AppData/Local/Programs/InstructIR",
+                start_menu=home / "AppData/Roaming/Microsoft/Windows/Start Menu/Programs",
+                desktop=home / "Desktop",
+                reg_file=wine.host / prefix / "user.reg",
+            )
+        return cls(
+            wine,
+            mode,
+            prefix,
+            app=c / "Program Files/InstructIR",
+            start_menu=c / "ProgramData/Microsoft/Windows/Start Menu/Programs",
+            desktop=c / "users/Public/Desktop",
+            reg_file=wine.host / prefix / "system.reg",
+        )
 
     def registry(self) -> dict[str, dict[str, str]]:
-        """HKEY_CURRENT_USER from the prefix's user.reg: key -> {value name: data}."""
-        keys: dict[str, dict[str, str]] = {}
-        current: dict[str, str] | None = None
-        text = (self.prefix / "user.reg").read_text(encoding="utf-8", errors="replace")
-        for line in text.splitlines():
-            head = re.match(r"^\[(.+?)\](?: \d+)?$", line)
-            value = re.match(r'^(@|"(?:[^"\\]|\\.)*")=(?:str\(\d\):)?"((?:[^"\\]|\\.)*)"$', line)
-            if head:
-                current = keys.setdefault(_unescape(head.group(1)).lower(), {})
-            elif current is not None and value:
-                name = "" if value.group(1) == "@" else _unescape(value.group(1)[1:-1])
-                current[name.lower()] = _unescape(value.group(2))
-        return keys
+        return read_registry(self.reg_file)
+
+    def calls(self) -> list[str]:
+        log = self.wine.host / f"{self.prefix}-calls.log"
+        return log.read_text(errors="replace").splitlines() if log.exists() else []
+
+    def log(self, name: str) -> str:
+        return (self.wine.host / f"{self.prefix}-{name}.log").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
-def installed(wine_chroot):
-    """Compile the script, install with every task ticked; yields (wine, setup.exe, app dir)."""
+def compiled(wine_chroot):
+    """ISCC.exe compiles the script around the stand-in bundle; yields (wine, setup.exe)."""
     wine = Wine(wine_chroot)
     try:
         (wine.host / "stub.c").write_text(STUB_C)
@@ -121,60 +168,65 @@ def installed(wine_chroot):
         payload.mkdir(parents=True)
         (payload / "README.txt").write_text("stand-in for the PyInstaller bundle\n")
         wine.sh(
-            "cp -a /opt/wineprefix prefix"
-            " && x86_64-w64-mingw32-gcc -O2 -o bundle/instructir.exe stub.c"
+            "x86_64-w64-mingw32-gcc -O2 -o bundle/instructir.exe stub.c"
             " && cp bundle/instructir.exe bundle/instructir-desktop.exe"
             f" && xvfb-run -a wine /opt/innosetup-*/ISCC.exe /Q /DAppVersion={VERSION}"
             f" /DFlavor=cpu '/DBundleDir={wine.win('bundle')}' '/DOutputDir={wine.win('out')}'"
             f" '{wine.win('installer/windows/instructir.iss')}'"
-            " && wineserver -w"
+            " && wineserver -w",
+            prefix="prefix-build",
         )
         setup = wine.host / "out" / f"InstructIR-{VERSION}-windows-x64-cpu-setup.exe"
         assert setup.is_file(), sorted(p.name for p in (wine.host / "out").glob("*"))
-        wine.sh(
-            f"xvfb-run -a wine out/{setup.name} /VERYSILENT /SUPPRESSMSGBOXES /NORESTART"
-            " /CURRENTUSER /TASKS=desktopicon,association,gimpplugin"
-            f" '/LOG={wine.win('setup.log')}'; wineserver -w"
-        )
-        # The default folder of a per-user install (no /DIR given).
-        app = wine.users / "AppData" / "Local" / "Programs" / "InstructIR"
-        yield wine, setup, app
+        yield wine, setup
     finally:
         shutil.rmtree(wine.host, ignore_errors=True)
 
 
-def _start_menu(wine: Wine) -> Path:
-    return wine.users / "AppData/Roaming/Microsoft/Windows/Start Menu/Programs"
+@pytest.fixture(scope="module", params=["user", "all"])
+def installed(compiled, request) -> Install:
+    """The setup installed silently with every task ticked, per user or for all users."""
+    wine, setup = compiled
+    inst = Install.where(wine, request.param)
+    flag = "/CURRENTUSER" if inst.mode == "user" else "/ALLUSERS"
+    wine.sh(
+        f"xvfb-run -a wine out/{setup.name} /VERYSILENT /SUPPRESSMSGBOXES /NORESTART {flag}"
+        " /TASKS=desktopicon,association,gimpplugin"
+        f" '/LOG={wine.win(inst.prefix + '-setup.log')}'; wineserver -w",
+        prefix=inst.prefix,
+    )
+    return inst
 
 
-def test_iscc_compiles_the_script_into_a_windows_setup(installed):
-    _, setup, _ = installed
+def test_iscc_compiles_the_script_into_a_windows_setup(compiled):
+    _, setup = compiled
     assert setup.read_bytes()[:2] == b"MZ"
     assert setup.stat().st_size > 500_000  # the setup program itself plus the payload
 
 
-def test_setup_installs_the_bundle_per_user(installed):
-    wine, _, app = installed
-    log = (wine.host / "setup.log").read_text(errors="replace")
+def test_setup_installs_the_bundle(installed):
+    log = installed.log("setup")
     assert "Installation process succeeded" in log, tail(log, 20)
+    admin = "Administrative install mode: " + ("Yes" if installed.mode == "all" else "No")
+    assert admin in log
+    app = installed.app
     for name in ("instructir.exe", "instructir-desktop.exe", "unins000.exe"):
-        assert (app / name).is_file(), sorted(p.name for p in app.glob("*"))
+        assert (app / name).is_file(), sorted(p.name for p in app.parent.glob("*"))
     assert (app / "_internal" / "resources" / "README.txt").is_file()
 
 
 def test_setup_makes_start_menu_and_desktop_shortcuts(installed):
-    wine, _, _ = installed
-    assert (_start_menu(wine) / "InstructIR Desktop.lnk").is_file()
-    assert (wine.users / "Desktop" / "InstructIR Desktop.lnk").is_file()
+    assert (installed.start_menu / "InstructIR Desktop.lnk").is_file()
+    assert (installed.desktop / "InstructIR Desktop.lnk").is_file()
 
 
 def test_setup_registers_the_project_type_and_open_with(installed):
-    wine, _, app = installed
-    reg = wine.registry()
+    reg = installed.registry()
     assert reg["software\\classes\\.instructir"][""] == "InstructIR.Project"
     command = reg["software\\classes\\instructir.project\\shell\\open\\command"][""]
     assert command.lower().endswith('instructir-desktop.exe" "%1"'), command
-    assert "\\programs\\instructir\\" in command.lower()
+    folder = "\\programs\\instructir\\" if installed.mode == "user" else "\\program files\\"
+    assert folder in command.lower(), command
     assert "applications\\instructir-desktop.exe" in reg["software\\classes\\.jpg\\openwithprogids"]
     uninstall = reg[f"software\\microsoft\\windows\\currentversion\\uninstall\\{APP_ID.lower()}"]
     assert uninstall["displayname"] == "InstructIR Desktop"
@@ -182,24 +234,25 @@ def test_setup_registers_the_project_type_and_open_with(installed):
 
 
 def test_setup_runs_the_gimp_plugin_task(installed):
-    wine, _, _ = installed
-    calls = wine.calls()
+    calls = installed.calls()
     assert any(c.lower().endswith("instructir.exe gimp install") for c in calls), calls
     # The postinstall "launch the app" entry is skipped in a silent install.
     assert not any("instructir-desktop.exe" in c.lower() for c in calls), calls
 
 
 def test_uninstaller_removes_everything_and_the_plugin(installed):
-    wine, _, app = installed
+    wine, app = installed.wine, installed.app
     wine.sh(
         f"xvfb-run -a wine '{wine.win(str(app.relative_to(wine.host)))}\\unins000.exe'"
-        f" /VERYSILENT /SUPPRESSMSGBOXES '/LOG={wine.win('uninstall.log')}'; wineserver -w"
+        f" /VERYSILENT /SUPPRESSMSGBOXES '/LOG={wine.win(installed.prefix + '-uninstall.log')}';"
+        " wineserver -w",
+        prefix=installed.prefix,
     )
-    assert any(c.lower().endswith("instructir.exe gimp uninstall") for c in wine.calls())
+    assert any(c.lower().endswith("instructir.exe gimp uninstall") for c in installed.calls())
     assert not app.exists(), sorted(str(p.relative_to(app)) for p in app.rglob("*"))
-    assert not (_start_menu(wine) / "InstructIR Desktop.lnk").exists()
-    assert not (wine.users / "Desktop" / "InstructIR Desktop.lnk").exists()
-    reg = wine.registry()
+    assert not (installed.start_menu / "InstructIR Desktop.lnk").exists()
+    assert not (installed.desktop / "InstructIR Desktop.lnk").exists()
+    reg = installed.registry()
     assert "software\\classes\\instructir.project" not in reg
     assert "" not in reg.get("software\\classes\\.instructir", {})
     assert f"software\\microsoft\\windows\\currentversion\\uninstall\\{APP_ID.lower()}" not in reg
