@@ -105,6 +105,24 @@ def read_registry(path: Path) -> dict[str, dict[str, str]]:
     return keys
 
 
+# Where each install mode puts things, under drive C: (setup gets no /DIR: the defaults are
+# tested): app folder, Start-menu programs, desktop, and the registry file of HKCU or HKLM.
+LAYOUT = {
+    "user": (
+        "users/root/AppData/Local/Programs/InstructIR",
+        "users/root/AppData/Roaming/Microsoft/Windows/Start Menu/Programs",
+        "users/root/Desktop",
+        "user.reg",
+    ),
+    "all": (
+        "Program Files/InstructIR",
+        "ProgramData/Microsoft/Windows/Start Menu/Programs",
+        "users/Public/Desktop",
+        "system.reg",
+    ),
+}
+
+
 @dataclass
 class Install:
     """One silent install of the setup, and where its parts must land in that mode."""
@@ -120,27 +138,16 @@ class Install:
     @classmethod
     def where(cls, wine: Wine, mode: str) -> Install:
         prefix = f"prefix-{mode}"
-        c = wine.host / prefix / "drive_c"
-        if mode == "user":
-            # A per-user install's folders (setup is given no /DIR: the defaults are tested).
-            home = c / "users" / "root"
-            return cls(
-                wine,
-                mode,
-                prefix,
-                app=home / "AppData/Local/Programs/InstructIR",
-                start_menu=home / "AppData/Roaming/Microsoft/Windows/Start Menu/Programs",
-                desktop=home / "Desktop",
-                reg_file=wine.host / prefix / "user.reg",
-            )
+        drive_c = wine.host / prefix / "drive_c"
+        app, start_menu, desktop, reg_file = LAYOUT[mode]
         return cls(
             wine,
             mode,
             prefix,
-            app=c / "Program Files/InstructIR",
-            start_menu=c / "ProgramData/Microsoft/Windows/Start Menu/Programs",
-            desktop=c / "users/Public/Desktop",
-            reg_file=wine.host / prefix / "system.reg",
+            app=drive_c / app,
+            start_menu=drive_c / start_menu,
+            desktop=drive_c / desktop,
+            reg_file=wine.host / prefix / reg_file,
         )
 
     def registry(self) -> dict[str, dict[str, str]]:
