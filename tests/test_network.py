@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,30 @@ def test_channels_last_layernorm_matches_plain_formulation():
 
 def test_official_default_is_seven_d():
     assert OFFICIAL_7D.width == 32 and OFFICIAL_7D.size_multiple == 16
+
+
+def test_frozen_graph_matches_the_eager_network_on_any_shape():
+    """On the CPU in fp32 the descriptor runs a TorchScript graph traced on the first input."""
+    torch.manual_seed(0)
+    net = network_from_config(NetworkConfig(8, (1, 1), 1, (1, 1), 16)).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.normal_(0, 0.3)
+    frozen = ModelDescriptor.wrap(copy.deepcopy(net), "cpu")
+    eager = ModelDescriptor.wrap(net, "cpu", frozen=False)
+    assert frozen.frozen and not eager.frozen
+    e = torch.nn.functional.normalize(torch.randn(1, 16), dim=1)
+    for h, w in [(40, 56), (64, 64), (33, 100), (128, 96)]:
+        x = torch.rand(1, 3, h, w)
+        a, b = frozen(x, e), eager(x, e)
+        assert a.shape == (1, 3, h, w)
+        assert (a - b).abs().max().item() < 1e-5, (h, w)
+        assert (a - x).abs().mean().item() > 1e-3  # the blocks really do something
+    graph = frozen._graph
+    assert isinstance(graph, torch.jit.ScriptModule)
+    frozen(torch.rand(1, 3, 20, 20), e)
+    assert frozen._graph is graph  # traced once, reused for every size
+    # bf16 runs the eager network under autocast, not the fp32 graph.
+    out = frozen(torch.rand(1, 3, 32, 32), e, dtype=torch.bfloat16)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 32, 32)

@@ -48,6 +48,18 @@ def test_restore_changes_the_photo_and_is_deterministic(tiny_restorer):
     assert a.min() >= 0 and a.max() <= 1
 
 
+def test_cpu_torch_runs_the_frozen_graph_traced_at_load(tiny_restorer):
+    """The TorchScript graph is traced and optimised while the model loads, not on the first
+    photo, and later photos reuse it whatever their size."""
+    d = tiny_restorer.backend.descriptor
+    assert tiny_restorer.backend.name == "torch" and d.frozen
+    graph = d._graph
+    assert graph is not None
+    out = tiny_restorer.restore(np.random.default_rng(3).random((37, 61, 3)), "remove the noise")
+    assert out.shape == (37, 61, 3)
+    assert d._graph is graph
+
+
 def test_tiles_cover_the_image_and_blend_to_one():
     tiles = plan_tiles(300, 500, 128, 32)
     cover = np.zeros((300, 500))

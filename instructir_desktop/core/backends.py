@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .descriptor import ModelDescriptor, psnr
+from .descriptor import ModelDescriptor, PaddedNet, psnr
 
 __all__ = [
     "TorchBackend",
@@ -60,6 +60,18 @@ class TorchBackend:
     def precision(self) -> str:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
+    def warm(self) -> None:
+        """Trace and optimise the frozen fp32 graph now, while the model loads, instead of
+        during the first photo (about 1.5 s for the lite pack, 3.5 s for the official one)."""
+        d = self.descriptor
+        if not (d.frozen and self.dtype == torch.float32):
+            return
+        side = 2 * d.size_multiple
+        x = torch.full((1, 3, side, side), 0.5)
+        e = torch.nn.functional.normalize(torch.ones(1, d.config.textdim), dim=1)
+        for _ in range(2):  # TorchScript profiles the first run and optimises the second
+            d(x, e)
+
     def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(tile))
         out = self.descriptor(x, torch.from_numpy(e), dtype=self.dtype)
@@ -69,15 +81,6 @@ class TorchBackend:
         """Results in order. torch already spreads one tile over every core."""
         for tile in tiles:
             yield self.run(tile, e)
-
-
-class _Padded(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_padded(x, e)
 
 
 def state_fingerprint(net: nn.Module) -> str:
@@ -117,7 +120,7 @@ class OpenVINOBackend:
         net = self.descriptor.net
         textdim = net.config.textdim
         m = net.size_multiple
-        wrapper = _Padded(net).eval()
+        wrapper = PaddedNet(net).eval()
         example = (
             torch.rand(1, 3, 4 * m, 4 * m).contiguous(memory_format=torch.channels_last),
             torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),

@@ -145,6 +145,8 @@ class Restorer:
         # Seconds per megapixel of each usable backend when ``auto`` had to choose by speed.
         self.backend_timings: dict[str, float] = {}
         self.backend = self._choose_backend(backend, precision, cache_folder)
+        if isinstance(self.backend, TorchBackend):
+            self.backend.warm()
         self.load_seconds = time.perf_counter() - t0
 
     @property
@@ -224,6 +226,7 @@ class Restorer:
                 torch.__version__,
                 _openvino_version(),
                 *(f"{b.name}:{b.precision}" for b in usable),
+                "torch-graph" if self.descriptor.frozen else "torch-eager",
             ]
         )
         cache = folder / "backend-speed.json"
