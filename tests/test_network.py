@@ -173,3 +173,20 @@ def test_frozen_graph_matches_the_eager_network_on_any_shape():
     # bf16 runs the eager network under autocast, not the fp32 graph.
     out = frozen(torch.rand(1, 3, 32, 32), e, dtype=torch.bfloat16)
     assert out.dtype == torch.float32 and out.shape == (1, 3, 32, 32)
+
+
+def test_frozen_graph_falls_back_to_the_eager_network_if_tracing_fails(monkeypatch, caplog):
+    torch.manual_seed(0)
+    net = network_from_config(NetworkConfig(8, (1, 1), 1, (1, 1), 16)).eval()
+    eager = ModelDescriptor.wrap(copy.deepcopy(net), "cpu", frozen=False)
+    d = ModelDescriptor.wrap(net, "cpu")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    x, e = torch.rand(1, 3, 40, 56), torch.nn.functional.normalize(torch.randn(1, 16), dim=1)
+    out = d(x, e)
+    assert not d.frozen and d._graph is None
+    assert torch.equal(out, eager(x, e))
+    assert "TorchScript tracing failed" in caplog.text
