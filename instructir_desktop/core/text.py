@@ -13,7 +13,7 @@ import torch
 
 from .errors import EmptyInstructionError, ModelCorruptError, ModelNotInstalledError
 from .network import TextHead
-from .packs import DEFAULT_MIN_CONFIDENCE, PackManifest, TextEncoderSpec
+from .packs import PackManifest, TextEncoderSpec
 from .weights import load_state_dict
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "load_sentence_encoder",
     "sentence_encoder_folder",
     "clean_instruction",
-    "DEFAULT_MIN_CONFIDENCE",
 ]
 
 MAX_INSTRUCTION_CHARS = 1000
