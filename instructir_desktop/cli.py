@@ -109,10 +109,21 @@ def _collect_inputs(paths: list[str]) -> list[Path]:
     return found
 
 
+def _names_folder(raw: str) -> bool:
+    """Whether -o names a folder although only one photo is restored."""
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    p = Path(raw)
+    return raw.endswith(seps) or p.is_dir() or (not p.exists() and not p.suffix)
+
+
 def _output_path(src: Path, out: Path, many: bool, fmt: str | None) -> Path:
+    from .core.images import SUPPORTED_EXTENSIONS
+
     ext = f".{fmt.lower()}" if fmt else src.suffix
     if fmt and fmt.lower() == "jpeg":
         ext = ".jpg"
+    if not fmt and ext.lower() not in SUPPORTED_EXTENSIONS:
+        ext = ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
     if many:
         return out / f"{src.stem}{ext}"
     if out.is_dir():
@@ -133,12 +144,17 @@ def cmd_restore(args) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         return _fail("--min-confidence must be between 0 and 1")
     inputs = _collect_inputs(args.inputs)
-    many = len(inputs) > 1
     target = Path(args.output)
+    # A folder when there are several inputs, when it already is one, or when it is written
+    # as one: 'out/' or a name without an extension (no image type has none).
+    many = len(inputs) > 1 or _names_folder(args.output)
     if many:
         if target.exists() and not target.is_dir():
             return _fail(f"'{target}' is a file; with several inputs -o must be a folder")
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _fail(f"cannot create the output folder '{target}': {exc.strerror or exc}")
     elif not (target.parent.exists() or target.is_dir()):
         return _fail(f"the output folder '{target.parent}' does not exist")
     plans = [(src, _output_path(src, target, many, args.format)) for src in inputs]

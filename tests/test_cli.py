@@ -206,3 +206,57 @@ def test_instructions_without_words_are_refused(capsys, text):
     code, _, err = run(capsys, "intent", text)
     assert code == 2
     assert "has no words" in err
+
+
+@pytest.mark.parametrize("spelling", ["results/", "results"])
+def test_output_written_as_a_folder_is_created_for_one_photo(
+    capsys, installed, photos, tmp_path, spelling
+):
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(photos / "a.png"),
+        "-i",
+        "denoise",
+        "-o",
+        str(tmp_path) + "/" + spelling,
+        "--model",
+        installed,
+    )
+    assert code == 0, err
+    assert (tmp_path / "results" / "a.png").is_file()
+
+
+def test_inputs_in_types_we_cannot_write_are_saved_as_png(capsys, installed, photos, tmp_path):
+    Image.open(photos / "a.png").save(photos / "c.gif")
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(photos / "c.gif"),
+        str(photos / "a.png"),
+        "-i",
+        "denoise",
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        installed,
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_greyscale_photo_comes_back_greyscale(capsys, installed, photos, tmp_path):
+    Image.open(photos / "b.jpg").convert("L").save(photos / "grey.jpg")
+    code, out, err = run(
+        capsys,
+        "restore",
+        str(photos / "grey.jpg"),
+        "-i",
+        "denoise",
+        "-o",
+        str(tmp_path / "g.jpg"),
+        "--model",
+        installed,
+    )
+    assert code == 0, err
+    assert Image.open(tmp_path / "g.jpg").mode == "L"

@@ -37,6 +37,7 @@ from instructir_desktop.core.images import (
 MAKE = "InstructIR Test Camera"
 DATE = "2024:05:01 10:00:00"
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+GREY_ICC = SRGB[:16] + b"GRAY" + SRGB[20:]  # only the header's colour space matters here
 # Reading 16-bit RGB TIFFs at full precision needs tifffile (Pillow reads them at 8 bits).
 needs_tifffile = pytest.mark.skipif(
     importlib.util.find_spec("tifffile") is None, reason="tifffile is not installed"
@@ -414,6 +415,66 @@ def test_other_modes_become_rgb(tmp_path: Path, mode: str, has_alpha: bool) -> N
     assert photo.pixels.shape == (10, 12, 3) and (photo.alpha is not None) == has_alpha
     expected = np.asarray(im.convert("RGB"))
     np.testing.assert_array_equal(to_uint8(photo.pixels), expected)
+    assert photo.grey == (mode in ("L", "LA", "1"))
+
+
+# --- greyscale photos stay greyscale -----------------------------------------------------
+
+
+def _grey_photo(tmp_path: Path, mode: str) -> Photo:
+    grey = Image.fromarray(smooth_rgb(10, 12)).convert("L")
+    im = grey.convert("LA") if mode == "LA" else grey
+    if mode == "LA":
+        im.putalpha(Image.fromarray(np.arange(120, dtype=np.uint8).reshape(10, 12)))
+    path = tmp_path / f"grey-{mode}.png"
+    im.save(path, icc_profile=GREY_ICC)
+    return load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "mode", "expected"),
+    [
+        (".png", "L", "L"), (".png", "LA", "LA"), (".tif", "LA", "LA"), (".jpg", "L", "L"),
+        (".jpg", "LA", "L"), (".bmp", "L", "L"), (".webp", "L", "RGB"),
+    ],
+)  # fmt: skip
+def test_greyscale_photos_are_exported_greyscale(
+    tmp_path: Path, suffix: str, mode: str, expected: str
+) -> None:
+    photo = _grey_photo(tmp_path, mode)
+    assert photo.grey and photo.icc_profile == GREY_ICC
+    tinted = photo.pixels * np.array([1.0, 0.9, 0.8], np.float32)  # e.g. a model's colour cast
+    out = save_image(photo.with_pixels(tinted), tmp_path / f"out{suffix}", quality=100)
+    with Image.open(out) as im:
+        assert im.mode == expected
+        if expected != "RGB":
+            luma = tinted @ np.array([0.299, 0.587, 0.114], np.float32)
+            got = np.asarray(im.getchannel(0), dtype=np.float32) / 255.0
+            assert np.abs(got - luma).max() <= (2 if suffix == ".jpg" else 0.51) / 255.0
+            assert (im.info.get("icc_profile") == GREY_ICC) == (suffix in (".png", ".tif", ".jpg"))
+        else:
+            assert im.info.get("icc_profile") is None  # a grey profile cannot describe RGB
+    if mode == "LA" and expected == "LA":
+        np.testing.assert_array_equal(to_uint8(load_image(out).alpha), to_uint8(photo.alpha))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "channels"), [(".png", 1), (".png", 2), (".tif", 1), (".tif", 2)]
+)
+def test_16bit_greyscale_round_trip_is_exact(tmp_path: Path, suffix: str, channels: int) -> None:
+    if suffix == ".tif":
+        pytest.importorskip("tifffile")
+    samples = random16((9, 11, channels), seed=channels)
+    rgb = np.repeat(samples[..., :1], 3, axis=2)
+    photo = photo_from_uint16(np.dstack([rgb, samples[..., 1:]]), grey=True)
+    out = save_image(photo, tmp_path / f"deep{suffix}")
+    back = load_image(out)
+    assert back.grey and back.bit_depth == 16
+    np.testing.assert_array_equal(to_uint16(back.pixels), rgb)
+    if channels == 2:
+        np.testing.assert_array_equal(to_uint16(back.alpha), samples[..., 1])
+    if suffix == ".png":
+        assert out.read_bytes()[24:26] == bytes([16, 0 if channels == 1 else 4])
 
 
 def test_palette_transparency_becomes_alpha(tmp_path: Path) -> None:

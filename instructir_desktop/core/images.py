@@ -51,6 +51,8 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_EXTENSION_FORMATS)
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _METADATA_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
+_GREY_FORMATS = {"PNG", "TIFF", "JPEG", "BMP"}
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
 _ORIENTATION = 0x0112
 # IFD0 tags that describe the photo rather than its pixel layout: the only ones carried
 # between TIFF files and EXIF blocks (strip offsets and the like would be wrong elsewhere).
@@ -73,6 +75,7 @@ class Photo:
     icc_profile: bytes | None
     format: str
     path: Path | None = None
+    grey: bool = False  # a greyscale source: exported as greyscale (luma of the RGB pixels)
 
     @property
     def width(self) -> int:
@@ -178,13 +181,22 @@ def encode_image(
     alpha = photo.alpha if fmt in _ALPHA_FORMATS else None
     meta = fmt in _METADATA_FORMATS
     exif, icc = (photo.exif, photo.icc_profile) if meta else (None, None)
+    grey = photo.grey and fmt in _GREY_FORMATS and not (fmt == "BMP" and alpha is not None)
+    pixels = photo.pixels
+    if grey:
+        pixels = (photo.pixels @ _LUMA)[..., None]
+    elif icc is not None and _icc_space(icc) != b"RGB ":
+        icc = None  # a grey source's profile does not describe RGB pixels
     if depth == 16 and fmt == "PNG":
-        return _encode_png16(_samples16(photo.pixels, alpha), icc, exif)
+        return _encode_png16(_samples16(pixels, alpha), icc, exif)
     if depth == 16 and fmt == "TIFF":
-        return _encode_tiff16(_samples16(photo.pixels, alpha), icc, exif)
-    rgb = to_uint8(photo.pixels)
+        return _encode_tiff16(_samples16(pixels, alpha), icc, exif)
+    rgb = to_uint8(pixels)
     if alpha is not None:
         rgb = np.dstack([rgb, to_uint8(alpha)])
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[rgb.shape[2]]
+    if rgb.shape[2] == 1:
+        rgb = rgb[..., 0]
     options: dict[str, object] = {}
     if exif:
         options["exif"] = exif
@@ -200,7 +212,7 @@ def encode_image(
         raise ImageWriteError("Saving HEIC photos needs the optional pillow-heif package.")
     out = io.BytesIO()
     try:
-        Image.fromarray(rgb, "RGBA" if alpha is not None else "RGB").save(out, fmt, **options)
+        Image.fromarray(rgb, mode).save(out, fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ImageWriteError(f"The photo could not be encoded as {fmt}: {exc}") from exc
     return out.getvalue()
@@ -305,8 +317,9 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
     channels = samples.shape[2]
     rgb = samples[..., :3] if channels >= 3 else np.repeat(samples[..., :1], 3, axis=2)
     alpha = samples[..., -1] if channels in (2, 4) else None
-    if icc is not None and icc[16:20] != b"RGB ":
-        icc = None  # a grey or CMYK profile would misdescribe the RGB pixels we keep
+    grey = channels in (1, 2)
+    if icc is not None and _icc_space(icc) != (b"GRAY" if grey else b"RGB "):
+        icc = None  # e.g. a CMYK profile would misdescribe the RGB pixels we keep
     return Photo(
         pixels=np.divide(rgb, scale, dtype=np.float32, order="C"),
         alpha=None if alpha is None else np.divide(alpha, scale, dtype=np.float32, order="C"),
@@ -314,7 +327,13 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         exif=exif,
         icc_profile=icc,
         format=fmt,
+        grey=grey,
     )
+
+
+def _icc_space(icc: bytes) -> bytes:
+    """An ICC profile's data colour space signature, e.g. b"RGB " or b"GRAY"."""
+    return icc[16:20]
 
 
 def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | None, bytes | None]:
@@ -344,6 +363,8 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
         scale = 65535.0 if im.mode == "F" else 1.0
         grey = np.clip(np.asarray(im, dtype=np.float64) * scale, 0, 65535)
         return np.rint(grey).astype(np.uint16)[..., None], 16, icc, exif
+    if im.mode == "1":
+        im = im.convert("L")
     if im.mode == "CMYK" and icc:
         with contextlib.suppress(ImageCms.PyCMSError, OSError):
             srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -501,7 +522,8 @@ def _encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) ->
     if exif:
         extra.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
     idat = _deflate(memoryview(filtered).cast("B"))
-    return _png_file(width, height, 16, 6 if channels == 4 else 2, idat, *extra)
+    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    return _png_file(width, height, 16, colour, idat, *extra)
 
 
 def _deflate(data: memoryview, piece: int = 8 << 20) -> bytes:
@@ -594,7 +616,8 @@ def _encode_tiff16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -
     starts = range(0, height, rows_per_strip)
     counts = [min(rows_per_strip, height - y) * row_bytes for y in starts]
     layout = {
-        256: width, 257: height, 258: (16,) * channels, 259: 1, 262: 2, 274: 1,
+        256: width, 257: height, 258: (16,) * channels, 259: 1, 262: 2 if channels > 2 else 1,
+        274: 1,
         277: channels, 278: rows_per_strip, 284: 1, 339: (1,) * channels,
     }  # fmt: skip
     for tag, value in layout.items():
@@ -602,7 +625,7 @@ def _encode_tiff16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -
     for tag, value in ((273, tuple(y * row_bytes for y in starts)), (279, tuple(counts))):
         ifd[tag] = value
         ifd.tagtype[tag] = TiffTags.LONG  # strip offsets are relative to the pixel data
-    if channels == 4:
+    if channels in (2, 4):
         ifd[338] = (2,)  # unassociated alpha
     if icc:
         ifd[34675] = icc
@@ -613,6 +636,7 @@ def _encode_tiff16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -
 
 
 def _samples16(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """H x W x (1..3 colour + alpha) uint16 samples."""
     rgb = to_uint16(pixels)
     return rgb if alpha is None else np.dstack([rgb, to_uint16(alpha)])
 
