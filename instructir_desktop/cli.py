@@ -161,9 +161,15 @@ def cmd_restore(args) -> int:
     for _, dst in plans:
         format_for_path(dst)  # fail early on an unknown output type
     restorer = _open_restorer(args)
-    steps = [Step(text, args.strength) for text in args.instruction]
-    for step in steps:
-        intent = restorer.intent(step.instruction)
+    steps = []
+    for text in args.instruction:
+        plan = [restorer.intent(text)] if args.no_split else restorer.plan(text)
+        if len(plan) > 1:
+            out.event(event="plan", instruction=text, steps=[i.to_dict() for i in plan])
+            listed = ", then ".join(f"{i.task} ({i.text!r})" for i in plan)
+            out.info(f"{text!r}: {len(plan)} fixes, applied in this order: {listed}")
+        steps.extend(Step(intent.text, args.strength) for intent in plan)
+        intent = plan[0]
         if intent.confidence < args.min_confidence:
             raise UnclearInstructionError(
                 f"unclear instruction {intent.text!r}: the model is only "
@@ -219,10 +225,16 @@ def cmd_intent(args) -> int:
     encoder = InstructionEncoder(PackManifest.load(folder / MANIFEST_NAME), folder)
     for text in args.text:
         intent = encoder.intent(text)
+        plan = encoder.plan(text)
         if args.json:
-            print(json.dumps(intent.to_dict()), flush=True)
+            row = intent.to_dict()
+            if len(plan) > 1:  # a message that asks for several fixes: what restore applies
+                row["steps"] = [step.to_dict() for step in plan]
+            print(json.dumps(row), flush=True)
         else:
             print(f"{intent.task:<9} {intent.confidence * 100:5.1f}%  {intent.text}")
+            for step in plan if len(plan) > 1 else ():
+                print(f"  step: {step.task:<9} {step.confidence * 100:5.1f}%  {step.text}")
     return 0
 
 
@@ -355,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=["png", "jpeg", "tiff", "webp"])
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    p.add_argument(
+        "--no-split",
+        action="store_true",
+        help="apply each instruction as one step, even one that asks for several fixes "
+        "('too dark and grainy' is otherwise brightened, then denoised)",
+    )
     p.add_argument(
         "--min-confidence",
         type=float,

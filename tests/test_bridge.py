@@ -118,6 +118,9 @@ class SlowRestorer:
     def intent(self, text):
         return self.inner.intent(text)
 
+    def plan(self, text):
+        return self.inner.plan(text)
+
     def restore(self, image, instruction, *, strength=1.0, progress=None, cancel=None):
         with self._lock:
             self.active += 1
@@ -491,3 +494,33 @@ def test_serve_forever_process_prints_url_and_stops_on_sigterm(tiny_pack, tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_message_asking_for_several_fixes_runs_them_in_order():
+    """With the real bundled pack: "too dark and grainy" is brightened, then denoised."""
+    from instructir_desktop.core.packs import LITE_ID
+    from instructir_desktop.core.resources import resource_path
+    from instructir_desktop.core.restorer import Restorer
+
+    pack = resource_path("packs", LITE_ID)
+    if not (pack / "manifest.json").is_file():
+        pytest.skip("no bundled pack")
+    lite = Restorer(pack, device="cpu", backend="torch")
+    srv = BridgeServer(lambda pack: lite)
+    srv.start()
+    try:
+        message = "it's too dark and grainy"
+        status, _, data = call(srv, "POST", "/intent", {"texts": [message]})
+        steps = json.loads(data)["results"][0]["steps"]
+        assert [(s["task"], s["text"]) for s in steps] == [
+            ("lowlight", "it's too dark"),
+            ("denoise", "grainy"),
+        ]
+        photo = make_photo(seed=5)
+        job = wait(srv, submit(srv, photo, instruction=message))
+        assert job["state"] == "done", job
+        want = lite.restore(lite.restore(photo.pixels, "it's too dark"), "grainy")
+        out = load_image_bytes(result(srv, job["id"]))
+        np.testing.assert_array_equal(to_uint8(out.pixels), to_uint8(want))
+    finally:
+        srv.stop()

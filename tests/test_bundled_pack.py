@@ -46,3 +46,43 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
     restored = lite.restore(noisy.astype(np.float32), "remove the noise please")
     assert psnr(restored, clean) > psnr(noisy, clean) + 3
+
+
+@pytest.mark.parametrize(
+    ("message", "steps"),
+    [
+        ("it's too dark and grainy", [("lowlight", "it's too dark"), ("denoise", "grainy")]),
+        (
+            "Remove the noise, then brighten it a bit.",
+            [("denoise", "Remove the noise"), ("lowlight", "brighten it a bit")],
+        ),
+        (
+            "the fog ruins it and it is too small as well as noisy",
+            [("dehaze", "the fog ruins it"), ("superres", "it is too small"), ("denoise", "noisy")],
+        ),
+        ("make it sharper & more colourful", [("deblur", "make it sharper"), ("enhance", None)]),
+        ("upscale and sharpen", [("superres", "upscale"), ("deblur", "sharpen")]),
+    ],
+)
+def test_a_message_asking_for_several_fixes_is_split_in_order(lite, message, steps):
+    plan = lite.plan(message)
+    assert [(i.task, i.text if text else None) for i, (_, text) in zip(plan, steps)] == steps
+    assert len(plan) == len(steps)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "remove the black and white noise",  # a set phrase, not two requests
+        "salt and pepper noise",
+        "it is too dark, thanks!",  # the thanks asks for nothing
+        "make it brighter and brighter",  # one task twice
+        "grainy and noisy",
+        "it's soft and out of focus",
+        "Hi! Could you please remove the rain from this photo? Thanks a lot.",
+    ],
+)
+def test_a_single_request_stays_one_step(lite, message):
+    plan = lite.plan(message)
+    assert len(plan) == 1 and plan[0].text == " ".join(message.split())
+    assert plan[0] == lite.intent(message)

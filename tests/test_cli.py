@@ -260,3 +260,36 @@ def test_greyscale_photo_comes_back_greyscale(capsys, installed, photos, tmp_pat
     )
     assert code == 0, err
     assert Image.open(tmp_path / "g.jpg").mode == "L"
+
+
+def test_a_message_asking_for_several_fixes_becomes_steps(capsys, photos, tmp_path):
+    """On the bundled pack: one -i that asks for two fixes runs both, in order;
+    --no-split applies it as written."""
+    from instructir_desktop.core.images import load_image
+    from instructir_desktop.core.restorer import Restorer
+
+    args = ["restore", str(photos / "a.png"), "-i", "it's too dark and grainy", "--json"]
+    code, out, err = run(capsys, *args, "-o", str(tmp_path / "split.png"))
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    plan = [e for e in events if e["event"] == "plan"]
+    assert [s["task"] for s in plan[0]["steps"]] == ["lowlight", "denoise"]
+    steps = sorted({e["step"] for e in events if e["event"] == "progress"})
+    assert steps == [0, 1]
+
+    code, out, err = run(capsys, *args, "--no-split", "-o", str(tmp_path / "whole.png"))
+    assert code == 0, err
+    assert not any(json.loads(line)["event"] == "plan" for line in out.splitlines())
+
+    from instructir_desktop.core.packs import LITE_ID
+    from instructir_desktop.core.resources import resource_path
+
+    lite = Restorer(resource_path("packs", LITE_ID), device="cpu", backend="torch")
+    image = load_image(photos / "a.png").pixels
+    want = lite.restore(lite.restore(image, "it's too dark"), "grainy")
+    got = load_image(tmp_path / "split.png").pixels
+    assert np.abs(got - want).max() <= 1 / 255
+    whole = load_image(tmp_path / "whole.png").pixels
+    assert np.abs(whole - want).max() > 10 / 255
+    code, out, err = run(capsys, "intent", "it's too dark and grainy")
+    assert "step: lowlight" in out and "step: denoise" in out

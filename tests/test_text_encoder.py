@@ -113,3 +113,25 @@ def test_loading_prints_no_progress_bar_and_leaves_the_setting_alone(minilm_fold
     out, err = capfd.readouterr()
     assert "Loading weights" not in err + out
     assert hf_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize(
+    ("text", "clauses"),
+    [
+        ("it's dark and grainy", ["it's dark", "grainy"]),
+        ("Remove the noise, then brighten it.", ["Remove the noise", "brighten it"]),
+        ("fix the blur. Also the rain!", ["fix the blur", "the rain"]),
+        ("please denoise and then please sharpen", ["denoise", "sharpen"]),
+        ("upscale & sharpen; boost colours", ["upscale", "sharpen", "boost colours"]),
+        ("too dark as well as noisy", ["too dark", "noisy"]),
+        ("remove the black and white noise", ["remove the black and white noise"]),
+        ("Salt & pepper noise", ["Salt & pepper noise"]),
+        ("balance the highlights and shadows", ["balance the highlights and shadows"]),
+        ("3.5 stops under", ["3.5 stops under"]),
+        ("!!! ... ,", []),
+    ],
+)
+def test_split_clauses(text, clauses):
+    from instructir_desktop.core.text import split_clauses
+
+    assert split_clauses(text) == clauses

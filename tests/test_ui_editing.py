@@ -337,3 +337,42 @@ def test_gui_stays_responsive_while_a_job_runs(qtbot, make_window, tmp_path):
     assert watched > 1.0, "the job ended too soon to measure anything"
     gaps = np.diff(beats)
     assert len(beats) > watched / 0.02 / 2 and gaps.max() < 0.1, f"longest gap {gaps.max():.3f} s"
+
+
+def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeypatch, tmp_path):
+    """On the bundled pack: "it's too dark and grainy" → Brighten, then Denoise, each its own
+    message and layer; undo takes them back one at a time."""
+    from instructir_desktop.core.packs import LITE_ID
+    from instructir_desktop.core.resources import resource_path
+
+    pack = resource_path("packs", LITE_ID)
+    if not (pack / "manifest.json").is_file():
+        pytest.skip("no bundled pack")
+    monkeypatch.setattr(dialogs, "ask_unsaved_changes", lambda *_: "discard")
+    settings = Settings()
+    settings.set("backend", "torch")
+    window = MainWindow(settings, pack_dir=pack, bridge=False, autosave=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.session.model is not None, timeout=WAIT)
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    session, doc = window.session, window.session.document
+
+    type_instruction(qtbot, window, "it's too dark and grainy")
+    qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
+    idle(qtbot, window)
+    assert [(x.task, x.instruction) for x in doc.layers] == [
+        ("lowlight", "it's too dark"),
+        ("denoise", "grainy"),
+    ]
+    first, *steps = session.chat.messages
+    assert first.state == "split" and first.layer_id == ""
+    assert "2 fixes" in first.note and first.note.index("then") > 0
+    assert [m.state for m in steps] == ["applied", "applied"]
+    assert [m.layer_id for m in steps] == [x.id for x in doc.layers]
+    widget = window.chat.widgets[first.id]
+    assert widget.status.text() == first.note and not widget.apply_button.isVisible()
+
+    window.undo_action.trigger()
+    assert [x.instruction for x in doc.layers] == ["it's too dark"]
+    qtbot.waitUntil(lambda: session.chat.get(steps[1].id).state == "undone", timeout=WAIT)

@@ -393,7 +393,7 @@ class BridgeServer:
                 restorer = self._get_restorer(pack)
             finally:
                 self.model_lock.release()
-        results = [restorer.intent(t).to_dict() for t in texts]
+        results = [_intent_row(restorer, t) for t in texts]
         return {"results": results, **suggestions()}
 
     def _job(self, job_id: str) -> _Job:
@@ -467,8 +467,10 @@ class BridgeServer:
                 log.warning("could not load the model: %s", exc)
 
     def _run(self, job: _Job) -> None:
+        steps = job.steps
+
         def progress(frac: float, msg: str, i: int = 0) -> None:
-            job.progress = min(1.0, (i + frac) / len(job.steps))
+            job.progress = min(1.0, (i + frac) / len(steps))
             job.message = msg
 
         def cancelled() -> bool:
@@ -487,7 +489,9 @@ class BridgeServer:
                 if cancelled():
                     raise CancelledError("Cancelled.")
                 restorer = self._load(job.pack)
-                for i, (text, strength) in enumerate(job.steps):
+                # "too dark and grainy": brightened, then denoised (one layer in GIMP)
+                steps = [(i.text, s) for text, s in job.steps for i in restorer.plan(text)]
+                for i, (text, strength) in enumerate(steps):
                     job.message = f"restoring: {text}"
                     image = restorer.restore(
                         image,
@@ -517,6 +521,15 @@ class BridgeServer:
                 self._finish(job, "done", progress=1.0, message="done", result=data)
         finally:
             job.photo = None
+
+
+def _intent_row(restorer, text: str) -> dict:
+    """The intent of one text, with the steps a restore applies when it asks for several."""
+    row = restorer.intent(text).to_dict()
+    plan = restorer.plan(text)
+    if len(plan) > 1:
+        row["steps"] = [step.to_dict() for step in plan]
+    return row
 
 
 def plain_png(samples: np.ndarray) -> bytes:

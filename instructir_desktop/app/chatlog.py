@@ -12,8 +12,12 @@ from PySide6.QtCore import QObject, Signal
 __all__ = ["ChatMessage", "ChatLog", "STATES"]
 
 # thinking: reading the intent; unclear: low confidence, suggestions offered; queued/rendering:
-# waiting for / running the model; applied: a layer exists; undone: its layer was removed.
-STATES = ("thinking", "unclear", "queued", "rendering", "applied", "undone", "cancelled", "failed")
+# waiting for / running the model; applied: a layer exists; undone: its layer was removed;
+# split: it asked for several fixes, which follow as messages of their own.
+STATES = (
+    "thinking", "unclear", "queued", "rendering", "applied", "undone", "cancelled", "failed",
+    "split",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

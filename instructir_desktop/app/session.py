@@ -341,7 +341,11 @@ class EditorSession(QObject):
             return
         if ev.event != "result":
             return
-        intent = ev.result
+        plan = ev.result
+        if len(plan) > 1:
+            self._split(message_id, plan)
+            return
+        intent = plan[0]
         self.chat.update(
             message_id,
             task=intent.task,
@@ -356,6 +360,18 @@ class EditorSession(QObject):
                 state="unclear",
                 note="I am not sure what to fix. Pick one, or apply it as written.",
             )
+
+    def _split(self, message_id: int, plan: list) -> None:
+        """A message that asks for several fixes ("too dark and grainy"): one layer each, in
+        the order written, each with its own message, chip, thumbnail and undo."""
+        titles = [self.task_title(step.task) for step in plan]
+        note = f"{len(plan)} fixes, applied in this order: {', then '.join(titles)}."
+        self.chat.update(message_id, state="split", note=note)
+        for step, title in zip(plan, titles):
+            message = self.chat.add(
+                step.text, task=step.task, title=title, confidence=float(step.confidence)
+            )
+            self._enqueue(message.id, step.text, step.task, float(step.confidence))
 
     def _enqueue(self, message_id: int, text: str, task: str, confidence: float) -> None:
         layer = Layer(new_layer_id(), text, 1.0, True, task, confidence)

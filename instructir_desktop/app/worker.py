@@ -240,8 +240,8 @@ class ModelWorker(QThread):
     def _intent(self, job: Job) -> None:
         restorer = self._require()
         with self.model_lock:
-            intent = restorer.intent(job.payload["text"])
-        self._emit(job, "result", progress=1.0, result=intent)
+            plan = restorer.plan(job.payload["text"])
+        self._emit(job, "result", progress=1.0, result=plan)
 
     def _restore(self, job: Job) -> None:
         restorer = self._require()

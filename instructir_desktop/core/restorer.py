@@ -261,6 +261,10 @@ class Restorer:
     def intent(self, text: str) -> Intent:
         return self.encoder.intent(text)
 
+    def plan(self, text: str) -> list[Intent]:
+        """The steps one message asks for ("too dark and noisy" → lowlight, then denoise)."""
+        return self.encoder.plan(text)
+
     def restore(
         self,
         image: np.ndarray,

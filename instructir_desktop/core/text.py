@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,9 +24,29 @@ __all__ = [
     "load_sentence_encoder",
     "sentence_encoder_folder",
     "clean_instruction",
+    "split_clauses",
+    "COMPOUND_CONFIDENCE",
 ]
 
 MAX_INSTRUCTION_CHARS = 1000
+COMPOUND_CONFIDENCE = 0.9
+"""How sure the head must be of each part of "it's dark and grainy" to split it into steps."""
+
+# Where one request ends and the next begins: punctuation, "and", "then", "also", "plus"...
+_CLAUSE_BREAK = re.compile(
+    r"\s*(?:[,;!?]+|\.(?:\s|$)|\s+(?:and\s+then|and\s+also|and|then|also|plus|&|as\s+well\s+as)\s+)"
+    r"\s*",
+    re.IGNORECASE,
+)
+# Set phrases whose "and" joins one thing, not two requests.
+_BOUND_PAIRS = ("black white", "salt pepper", "before after", "back forth", "up down", "pros cons",
+                "bits pieces", "more more", "again again", "over over", "light dark",
+                "light shadow", "highlights shadows", "shadows highlights")  # fmt: skip
+_BOUND_PHRASES = re.compile(
+    "|".join(r"\b{}\s*(?:and|&|n)\s*{}\b".format(*p.split()) for p in _BOUND_PAIRS),
+    re.IGNORECASE,
+)
+_LEADING_CONNECTOR = re.compile(r"^(?:and|then|also|plus|please|pls)\s+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,16 @@ def clean_instruction(text: str, *, words: bool = False) -> str:
             "photo, for example 'it is too dark' or 'remove the noise'."
         )
     return cleaned[:MAX_INSTRUCTION_CHARS]
+
+
+def split_clauses(text: str) -> list[str]:
+    """The parts of a message that could each be a request: "it's dark, and grainy too" →
+    ["it's dark", "grainy too"]. Set phrases ("black and white", "salt and pepper") stay
+    whole. Whether the parts really are separate requests is for the model to say."""
+    glued = _BOUND_PHRASES.sub(lambda m: m.group(0).replace(" ", "\0"), text)
+    parts = (p.replace("\0", " ").strip(" .,;:-") for p in _CLAUSE_BREAK.split(glued))
+    parts = (_LEADING_CONNECTOR.sub("", p) for p in parts)
+    return [p for p in parts if any(ch.isalpha() for ch in p)]
 
 
 class SentenceEncoder:
@@ -302,3 +333,25 @@ class InstructionEncoder:
         values = {label: float(p) for label, p in zip(self.labels, probs.tolist())}
         task = max(values, key=values.get)
         return Intent(text=cleaned, task=task, confidence=values[task], probabilities=values)
+
+    def plan(self, text: str) -> list[Intent]:
+        """The steps one message asks for, in the order written.
+
+        "it's dark and grainy" → [lowlight "it's dark", denoise "grainy"]: a message is split
+        only when at least two of its parts each ask clearly (COMPOUND_CONFIDENCE) for
+        different tasks; parts that ask for nothing ("thanks") are dropped and a repeated task
+        keeps its first wording. Otherwise the whole message is one step, as the paper's model
+        reads it.
+        """
+        whole = self.intent(text)
+        steps: list[Intent] = []
+        clauses = split_clauses(whole.text)
+        if len(clauses) < 2:
+            return [whole]
+        for clause in clauses:
+            intent = self.intent(clause)
+            if intent.confidence >= COMPOUND_CONFIDENCE and all(
+                s.task != intent.task for s in steps
+            ):
+                steps.append(intent)
+        return steps if len(steps) >= 2 else [whole]
