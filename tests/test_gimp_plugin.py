@@ -372,6 +372,9 @@ def test_run_job_cancel_posts_cancel(client, tiny_restorer):
     class WaitsForCancel:
         pack_id = "tiny-test"
 
+        def plan(self, text):
+            return [SimpleNamespace(text=text)]
+
         def restore(self, image, instruction, *, strength=1.0, progress=None, cancel=None):
             deadline = time.monotonic() + 10
             while not cancel() and time.monotonic() < deadline:

@@ -223,3 +223,16 @@ def test_auto_backend_without_openvino_is_torch_and_unknown_backends_are_refused
     assert not (tmp_path / "ov" / "backend-speed.json").exists()
     with pytest.raises(InstructIRError, match="Unknown backend 'cuda-fast'"):
         Restorer(tiny_pack, device="cpu", backend="cuda-fast")
+
+
+def test_a_greyscale_photo_stays_greyscale(tiny_restorer):
+    """The network may tint a black-and-white photo; the result is its luma, on every channel."""
+    from instructir_desktop.core.images import LUMA
+
+    rng = np.random.default_rng(3)
+    grey = np.repeat(rng.random((40, 56, 1), dtype=np.float32), 3, axis=2)
+    out = tiny_restorer.restore(grey, "make the colours pop")
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    tinted = tiny_restorer.restore(grey + np.float32([0, 0, 1e-3]), "make the colours pop")
+    assert not np.array_equal(tinted[..., 0], tinted[..., 2])  # the network does tint it
+    np.testing.assert_allclose(out[..., 0], tinted[..., :3] @ LUMA, atol=2e-3)

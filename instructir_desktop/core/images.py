@@ -52,7 +52,7 @@ _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _METADATA_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _GREY_FORMATS = {"PNG", "TIFF", "JPEG", "BMP"}
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
 _ORIENTATION = 0x0112
 # IFD0 tags that describe the photo rather than its pixel layout: the only ones carried
 # between TIFF files and EXIF blocks (strip offsets and the like would be wrong elsewhere).
@@ -184,7 +184,7 @@ def encode_image(
     grey = photo.grey and fmt in _GREY_FORMATS and not (fmt == "BMP" and alpha is not None)
     pixels = photo.pixels
     if grey:
-        pixels = (photo.pixels @ _LUMA)[..., None]
+        pixels = (photo.pixels @ LUMA)[..., None]
     elif icc is not None and _icc_space(icc) != b"RGB ":
         icc = None  # a grey source's profile does not describe RGB pixels
     if depth == 16 and fmt == "PNG":

@@ -30,6 +30,7 @@ from .backends import (
 )
 from .descriptor import ModelDescriptor
 from .errors import CancelledError, DeviceError, InstructIRError
+from .images import LUMA
 from .packs import MANIFEST_NAME, PackManifest
 from .text import InstructionEncoder, Intent, clean_instruction
 from .tiling import DEFAULT_OVERLAP, blend_weights, plan_tiles, tile_size_for_budget
@@ -285,6 +286,8 @@ class Restorer:
             return image.copy()
         e = self.encoder.embedding(instruction).numpy()[None].astype(np.float32)
         restored = self._tiled(rgb, e, tile or self.tile_size(), progress, cancel)
+        if _is_grey(rgb):  # a black-and-white photo stays black and white (no colour cast)
+            restored = np.repeat(restored @ LUMA[:, None], 3, axis=2)
         if strength < 1.0:
             restored = rgb + np.float32(strength) * (restored - rgb)
         if alpha is not None:
@@ -362,6 +365,13 @@ class Restorer:
         if not single:
             np.divide(out, weight, out=out)
         return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    """Every pixel has R = G = B (a greyscale photo opened as RGB)."""
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    )
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
