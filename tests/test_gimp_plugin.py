@@ -221,6 +221,14 @@ def test_tasks_match_core(client):
     assert set(client.TASK_LABELS) == set(TASKS)
 
 
+def test_understood_line_names_every_step(client):
+    one = {"task": "lowlight", "confidence": 0.984}
+    assert client.understood(one) == "Understood as: Too dark (98%)"
+    steps = [{"task": "lowlight"}, {"task": "denoise"}]
+    assert client.understood({**one, "steps": steps}) == "Understood as: Too dark, then Noise"
+    assert client.understood({}) == ""
+
+
 def test_layer_name_and_rect_and_depth(client):
     assert client.layer_name("  too   dark ") == "InstructIR: too dark"
     long = client.layer_name("word " * 40)

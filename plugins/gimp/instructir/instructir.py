@@ -175,11 +175,7 @@ def _follow_intent(config, label):
         except (client.BridgeError, KeyError, IndexError, TypeError):
             label.set_text("")
             return False
-        task = result.get("task", "")
-        label.set_text(
-            f"Understood as: {client.TASK_LABELS.get(task, task)} "
-            f"({100 * float(result.get('confidence', 0)):.0f}%)"
-        )
+        label.set_text(client.understood(result))
         return False
 
     def changed(*_args):

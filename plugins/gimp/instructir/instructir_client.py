@@ -36,6 +36,7 @@ __all__ = [
     "connect",
     "run_job",
     "layer_name",
+    "understood",
     "clean_instruction",
     "intersect_rect",
     "is_high_bit_depth",
@@ -412,6 +413,20 @@ def clean_instruction(text: str | None) -> str:
             "'remove the noise', or pick one of the suggestions."
         )
     return cleaned
+
+
+def understood(result: dict) -> str:
+    """The dialog's line for one /intent result: "Understood as: Brighten (98%)", or for a
+    message that asks for several fixes, "Understood as: Brighten, then Denoise"."""
+    steps = result.get("steps") or []
+    if len(steps) > 1:
+        names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in steps]
+        return "Understood as: " + ", then ".join(names)
+    task = result.get("task", "")
+    if not task:
+        return ""
+    confidence = 100 * float(result.get("confidence") or 0)
+    return f"Understood as: {TASK_LABELS.get(task, task)} ({confidence:.0f}%)"
 
 
 def layer_name(instruction: str) -> str:
