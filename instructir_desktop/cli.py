@@ -163,11 +163,13 @@ def cmd_restore(args) -> int:
     restorer = _open_restorer(args)
     steps = []
     for text in args.instruction:
-        plan = [restorer.intent(text)] if args.no_split else restorer.plan(text)
-        if len(plan) > 1:
+        whole = restorer.intent(text)
+        plan = [whole] if args.no_split else restorer.plan(text)
+        if plan != [whole]:
             out.event(event="plan", instruction=text, steps=[i.to_dict() for i in plan])
             listed = ", then ".join(f"{i.task} ({i.text!r})" for i in plan)
-            out.info(f"{text!r}: {len(plan)} fixes, applied in this order: {listed}")
+            fixes = f"{len(plan)} fixes, applied in this order" if len(plan) > 1 else "applied as"
+            out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
         intent = plan[0]
         if intent.confidence < args.min_confidence:
@@ -226,14 +228,15 @@ def cmd_intent(args) -> int:
     for text in args.text:
         intent = encoder.intent(text)
         plan = encoder.plan(text)
+        steps = plan if plan != [intent] else []  # what restore applies, when not the whole
         if args.json:
             row = intent.to_dict()
-            if len(plan) > 1:  # a message that asks for several fixes: what restore applies
-                row["steps"] = [step.to_dict() for step in plan]
+            if steps:
+                row["steps"] = [step.to_dict() for step in steps]
             print(json.dumps(row), flush=True)
         else:
             print(f"{intent.task:<9} {intent.confidence * 100:5.1f}%  {intent.text}")
-            for step in plan if len(plan) > 1 else ():
+            for step in steps:
                 print(f"  step: {step.task:<9} {step.confidence * 100:5.1f}%  {step.text}")
     return 0
 

@@ -62,6 +62,10 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         ),
         ("make it sharper & more colourful", [("deblur", "make it sharper"), ("enhance", None)]),
         ("upscale and sharpen", [("superres", "upscale"), ("deblur", "sharpen")]),
+        # what the user asks not to be done is set aside, not applied
+        ("brighten it, but do not sharpen", [("lowlight", "brighten it")]),
+        ("don't make it too bright, just remove the noise", [("denoise", "just remove the noise")]),
+        ("keep the colours, just remove the haze", [("dehaze", "just remove the haze")]),
     ],
 )
 def test_a_message_asking_for_several_fixes_is_split_in_order(lite, message, steps):

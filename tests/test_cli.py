@@ -291,5 +291,7 @@ def test_a_message_asking_for_several_fixes_becomes_steps(capsys, photos, tmp_pa
     assert np.abs(got - want).max() <= 1 / 255
     whole = load_image(tmp_path / "whole.png").pixels
     assert np.abs(whole - want).max() > 10 / 255
-    code, out, err = run(capsys, "intent", "it's too dark and grainy")
-    assert "step: lowlight" in out and "step: denoise" in out
+    code, out, err = run(capsys, "intent", "it's too dark and grainy", "too dark")
+    assert out.count("step:") == 2 and "step: lowlight" in out and "step: denoise" in out
+    code, out, err = run(capsys, "intent", "--json", "brighten it, but do not sharpen")
+    assert [s["task"] for s in json.loads(out)["steps"]] == ["lowlight"]

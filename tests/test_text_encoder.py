@@ -124,6 +124,7 @@ def test_loading_prints_no_progress_bar_and_leaves_the_setting_alone(minilm_fold
         ("please denoise and then please sharpen", ["denoise", "sharpen"]),
         ("upscale & sharpen; boost colours", ["upscale", "sharpen", "boost colours"]),
         ("too dark as well as noisy", ["too dark", "noisy"]),
+        ("brighten it, but do not sharpen", ["brighten it", "do not sharpen"]),
         ("remove the black and white noise", ["remove the black and white noise"]),
         ("Salt & pepper noise", ["Salt & pepper noise"]),
         ("balance the highlights and shadows", ["balance the highlights and shadows"]),

@@ -524,10 +524,12 @@ class BridgeServer:
 
 
 def _intent_row(restorer, text: str) -> dict:
-    """The intent of one text, with the steps a restore applies when it asks for several."""
-    row = restorer.intent(text).to_dict()
+    """The intent of one text, with the steps a restore applies when they differ from it
+    (several fixes; or one, with a "but do not sharpen" set aside)."""
+    intent = restorer.intent(text)
+    row = intent.to_dict()
     plan = restorer.plan(text)
-    if len(plan) > 1:
+    if plan != [intent]:
         row["steps"] = [step.to_dict() for step in plan]
     return row
 

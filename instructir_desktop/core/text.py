@@ -46,7 +46,12 @@ _BOUND_PHRASES = re.compile(
     "|".join(r"\b{}\s*(?:and|&|n)\s*{}\b".format(*p.split()) for p in _BOUND_PAIRS),
     re.IGNORECASE,
 )
-_LEADING_CONNECTOR = re.compile(r"^(?:and|then|also|plus|please|pls)\s+", re.IGNORECASE)
+_LEADING_CONNECTOR = re.compile(r"^(?:(?:and|then|also|plus|please|pls|but|so)\s+)+", re.IGNORECASE)
+# A part that asks for something *not* to be done: "but do not sharpen", "keep the colours".
+_DECLINES = re.compile(
+    r"^(?:just\s+)?(?:don'?t|do\s+not|never|no\s+need|without|avoid|keep|leave|preserve)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -340,18 +345,22 @@ class InstructionEncoder:
         "it's dark and grainy" → [lowlight "it's dark", denoise "grainy"]: a message is split
         only when at least two of its parts each ask clearly (COMPOUND_CONFIDENCE) for
         different tasks; parts that ask for nothing ("thanks") are dropped and a repeated task
-        keeps its first wording. Otherwise the whole message is one step, as the paper's model
-        reads it.
+        keeps its first wording. A part that asks for something not to be done ("brighten it,
+        but do not sharpen", "keep the colours") is set aside, so that it is not applied.
+        Otherwise the whole message is one step, as the paper's model reads it.
         """
         whole = self.intent(text)
         steps: list[Intent] = []
         clauses = split_clauses(whole.text)
         if len(clauses) < 2:
             return [whole]
-        for clause in clauses:
+        wanted = [c for c in clauses if not _DECLINES.match(c)]
+        for clause in wanted:
             intent = self.intent(clause)
             if intent.confidence >= COMPOUND_CONFIDENCE and all(
                 s.task != intent.task for s in steps
             ):
                 steps.append(intent)
-        return steps if len(steps) >= 2 else [whole]
+        if len(steps) >= 2 or (len(steps) == 1 and len(wanted) < len(clauses)):
+            return steps  # several fixes; or one, once "but do not sharpen" is set aside
+        return [whole]

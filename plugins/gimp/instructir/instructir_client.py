@@ -416,10 +416,10 @@ def clean_instruction(text: str | None) -> str:
 
 
 def understood(result: dict) -> str:
-    """The dialog's line for one /intent result: "Understood as: Brighten (98%)", or for a
-    message that asks for several fixes, "Understood as: Brighten, then Denoise"."""
+    """The dialog's line for one /intent result: "Understood as: Too dark (98%)", or the
+    steps a restore applies when they differ: "Understood as: Too dark, then Noise"."""
     steps = result.get("steps") or []
-    if len(steps) > 1:
+    if steps:
         names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in steps]
         return "Understood as: " + ", then ".join(names)
     task = result.get("task", "")
