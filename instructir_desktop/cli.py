@@ -184,6 +184,12 @@ def cmd_restore(args) -> int:
         t0 = time.perf_counter()
         try:
             photo = load_image(src)
+            if photo.frames > 1:
+                print(
+                    f"instructir: note: {src.name} has {photo.frames} frames or pages; "
+                    "only the first is restored",
+                    file=sys.stderr,
+                )
             image = photo.pixels
             for i, step in enumerate(steps):
 

@@ -243,6 +243,13 @@ def test_inputs_in_types_we_cannot_write_are_saved_as_png(capsys, installed, pho
     )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    assert "c.gif has" not in err  # one frame: no note
+    first = Image.open(photos / "a.png")
+    first.save(photos / "d.gif", save_all=True, append_images=[first.rotate(180)])
+    code, out, err = run(
+        capsys, "restore", str(photos / "d.gif"), "-i", "denoise", "-o", str(tmp_path / "d.png")
+    )
+    assert code == 0 and "d.gif has 2 frames or pages; only the first is restored" in err
 
 
 def test_greyscale_photo_comes_back_greyscale(capsys, installed, photos, tmp_path):

@@ -687,3 +687,20 @@ def test_heic_without_pillow_heif_explains(tmp_path: Path) -> None:
     path.write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 40)
     with pytest.raises(UnsupportedImageError, match="pillow-heif"):
         load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "frames"), [(".gif", 3), (".webp", 3), (".tif", 2), (".png", 1)]
+)
+def test_animations_and_multi_page_files_count_their_frames(
+    tmp_path: Path, suffix: str, frames: int
+) -> None:
+    first = Image.fromarray(smooth_rgb(16, 24))
+    path = tmp_path / f"many{suffix}"
+    flips = [Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM]
+    more = [first.transpose(f) for f in flips[: frames - 1]]
+    first.save(path, save_all=frames > 1, append_images=more)
+    photo = load_image(path)
+    assert photo.frames == frames and photo.pixels.shape == (16, 24, 3)
+    if suffix in (".tif", ".png"):  # lossless; GIF quantises, WebP is lossy
+        np.testing.assert_array_equal(to_uint8(photo.pixels), np.asarray(first))

@@ -290,6 +290,16 @@ def test_corrupt_files_show_an_error_and_the_app_stays_usable(qtbot, make_window
     qtbot.waitUntil(lambda: len(window.session.document.layers) == 1, timeout=WAIT)
 
 
+def test_an_animation_opens_its_first_frame_with_a_warning(qtbot, make_window, tmp_path):
+    window = make_window()
+    first = Image.open(make_photo(tmp_path / "a.png", size=(48, 32)))
+    path = tmp_path / "moving.gif"
+    first.save(path, save_all=True, append_images=[first.rotate(90), first.rotate(180)])
+    open_and_wait(qtbot, window, path)
+    assert window.banner.kind == "warning" and "3 frames" in window.banner.text()
+    assert window.session.document.source.photo.pixels.shape == (32, 48, 3)
+
+
 def slow_window(make_window, qtbot, tmp_path):
     """A job of many small tiles, so that it can be cancelled (or watched) mid-way."""
     window = make_window(tile=32)

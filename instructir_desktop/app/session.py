@@ -284,6 +284,11 @@ class EditorSession(QObject):
                 f"This project was made with the model '{opened.pack}'; it is shown "
                 f"with '{used}'. Choose the model in Models… to see it as saved."
             )
+        elif opened.source.photo.frames > 1:
+            self.warning.emit(
+                f"{self.document.title} has {opened.source.photo.frames} frames or pages; "
+                "only the first is edited and exported."
+            )
         else:
             self.info.emit(f"Opened {self.document.title}.")
 

@@ -76,6 +76,7 @@ class Photo:
     format: str
     path: Path | None = None
     grey: bool = False  # a greyscale source: exported as greyscale (luma of the RGB pixels)
+    frames: int = 1  # an animation or multi-page file: only the first frame is edited
 
     @property
     def width(self) -> int:
@@ -293,6 +294,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         try:
             im = _open(fp, name, max_pixels)
         except UnidentifiedImageError as exc:
+            frames = 1
             if (decoded := _load_tiff_only(fp, name, max_pixels)) is None:
                 raise _unidentified(fp, name) from exc
         else:
@@ -300,6 +302,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
                 if im.width * im.height > max_pixels:
                     raise _too_large(name, im.size, max_pixels)
                 fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
+                frames = max(1, int(getattr(im, "n_frames", 1) or 1))
                 decoded = (*_decode(im, fp), fmt)
     except InstructIRError:
         raise
@@ -328,6 +331,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         icc_profile=icc,
         format=fmt,
         grey=grey,
+        frames=frames,
     )
 
 
