@@ -66,6 +66,9 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         ("brighten it, but do not sharpen", [("lowlight", "brighten it")]),
         ("don't make it too bright, just remove the noise", [("denoise", "just remove the noise")]),
         ("keep the colours, just remove the haze", [("dehaze", "just remove the haze")]),
+        # nor is how the photo was taken
+        ("Shot at night, remove the grain", [("denoise", "remove the grain")]),
+        ("it was taken indoors and it's far too dark", [("lowlight", "it's far too dark")]),
     ],
 )
 def test_a_message_asking_for_several_fixes_is_split_in_order(lite, message, steps):

@@ -47,9 +47,11 @@ _BOUND_PHRASES = re.compile(
     re.IGNORECASE,
 )
 _LEADING_CONNECTOR = re.compile(r"^(?:(?:and|then|also|plus|please|pls|but|so)\s+)+", re.IGNORECASE)
-# A part that asks for something *not* to be done: "but do not sharpen", "keep the colours".
-_DECLINES = re.compile(
-    r"^(?:just\s+)?(?:don'?t|do\s+not|never|no\s+need|without|avoid|keep|leave|preserve)\b",
+# A part that asks for nothing to be done: what to leave alone ("but do not sharpen", "keep
+# the colours") or how the photo was taken ("shot at night, remove the grain").
+_NOT_A_REQUEST = re.compile(
+    r"^(?:just\s+)?(?:don'?t|do\s+not|never|no\s+need|without|avoid|keep|leave|preserve)\b"
+    r"|^(?:(?:this|it)\s+(?:was|is|got)\s+)?(?:taken|shot|captured|photographed|snapped)\b",
     re.IGNORECASE,
 )
 
@@ -346,7 +348,8 @@ class InstructionEncoder:
         only when at least two of its parts each ask clearly (COMPOUND_CONFIDENCE) for
         different tasks; parts that ask for nothing ("thanks") are dropped and a repeated task
         keeps its first wording. A part that asks for something not to be done ("brighten it,
-        but do not sharpen", "keep the colours") is set aside, so that it is not applied.
+        but do not sharpen", "keep the colours") or says how the photo was taken ("shot at
+        night, remove the grain") is set aside, so that it is not applied.
         Otherwise the whole message is one step, as the paper's model reads it.
         """
         whole = self.intent(text)
@@ -354,7 +357,7 @@ class InstructionEncoder:
         clauses = split_clauses(whole.text)
         if len(clauses) < 2:
             return [whole]
-        wanted = [c for c in clauses if not _DECLINES.match(c)]
+        wanted = [c for c in clauses if not _NOT_A_REQUEST.match(c)]
         for clause in wanted:
             intent = self.intent(clause)
             if intent.confidence >= COMPOUND_CONFIDENCE and all(
