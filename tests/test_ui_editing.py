@@ -386,3 +386,10 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     window.undo_action.trigger()
     assert [x.instruction for x in doc.layers] == ["it's too dark"]
     qtbot.waitUntil(lambda: session.chat.get(steps[1].id).state == "undone", timeout=WAIT)
+
+    # Preferences: messages can be applied as written instead.
+    settings.set("split_messages", False)
+    type_instruction(qtbot, window, "it's too dark and grainy")
+    qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
+    assert doc.layers[-1].instruction == "it's too dark and grainy"
+    assert session.chat.messages[-1].state in ("rendering", "applied")

@@ -318,7 +318,7 @@ class EditorSession(QObject):
             self.error.emit("Open a photo first (File → Open, drag and drop, or paste).")
             return None
         message = self.chat.add(cleaned)
-        job = self.worker.intent(cleaned)
+        job = self.worker.intent(cleaned, split=self.settings.split_messages)
         self._intent_jobs[job] = (message.id, force)
         return message.id
 

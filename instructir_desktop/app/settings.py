@@ -108,6 +108,13 @@ _DECLARED = (
         maximum=1.0,
     ),
     Setting(
+        "split_messages",
+        True,
+        bool,
+        'Split a message that asks for several fixes ("too dark and grainy") into one layer '
+        "per fix, in the order written.",
+    ),
+    Setting(
         "preview_edge",
         1280,
         int,

@@ -92,8 +92,9 @@ class ModelWorker(QThread):
             backend=backend,
         )
 
-    def intent(self, text: str) -> str:
-        return self.submit("intent", PRIORITY["intent"], text=text)
+    def intent(self, text: str, split: bool = True) -> str:
+        """The steps a message asks for (a list of Intents; one unless ``split`` finds more)."""
+        return self.submit("intent", PRIORITY["intent"], text=text, split=split)
 
     def restore(
         self, image: np.ndarray, instruction: str, *, level: str, tile: int | None, tag: Any = None
@@ -240,7 +241,10 @@ class ModelWorker(QThread):
     def _intent(self, job: Job) -> None:
         restorer = self._require()
         with self.model_lock:
-            plan = restorer.plan(job.payload["text"])
+            text = job.payload["text"]
+            plan = (
+                restorer.plan(text) if job.payload.get("split", True) else [restorer.intent(text)]
+            )
         self._emit(job, "result", progress=1.0, result=plan)
 
     def _restore(self, job: Job) -> None:
