@@ -182,7 +182,7 @@ def encode_image(
     alpha = photo.alpha if fmt in _ALPHA_FORMATS else None
     meta = fmt in _METADATA_FORMATS
     exif, icc = (photo.exif, photo.icc_profile) if meta else (None, None)
-    grey = photo.grey and fmt in _GREY_FORMATS and not (fmt == "BMP" and alpha is not None)
+    grey = photo.grey and fmt in _GREY_FORMATS
     pixels = photo.pixels
     if grey:
         pixels = (photo.pixels @ LUMA)[..., None]
