@@ -116,7 +116,7 @@ def _names_folder(raw: str) -> bool:
     return raw.endswith(seps) or p.is_dir() or (not p.exists() and not p.suffix)
 
 
-def _output_path(src: Path, out: Path, many: bool, fmt: str | None) -> Path:
+def _output_path(src: Path, out: Path, into_folder: bool, fmt: str | None) -> Path:
     from .core.images import SUPPORTED_EXTENSIONS
 
     ext = f".{fmt.lower()}" if fmt else src.suffix
@@ -124,9 +124,7 @@ def _output_path(src: Path, out: Path, many: bool, fmt: str | None) -> Path:
         ext = ".jpg"
     if not fmt and ext.lower() not in SUPPORTED_EXTENSIONS:
         ext = ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
-    if many:
-        return out / f"{src.stem}{ext}"
-    if out.is_dir():
+    if into_folder or out.is_dir():
         return out / f"{src.stem}{ext}"
     return out
 
@@ -147,8 +145,8 @@ def cmd_restore(args) -> int:
     target = Path(args.output)
     # A folder when there are several inputs, when it already is one, or when it is written
     # as one: 'out/' or a name without an extension (no image type has none).
-    many = len(inputs) > 1 or _names_folder(args.output)
-    if many:
+    into_folder = len(inputs) > 1 or _names_folder(args.output)
+    if into_folder:
         if target.exists() and not target.is_dir():
             return _fail(f"'{target}' is a file; with several inputs -o must be a folder")
         try:
@@ -157,7 +155,7 @@ def cmd_restore(args) -> int:
             return _fail(f"cannot create the output folder '{target}': {exc.strerror or exc}")
     elif not (target.parent.exists() or target.is_dir()):
         return _fail(f"the output folder '{target.parent}' does not exist")
-    plans = [(src, _output_path(src, target, many, args.format)) for src in inputs]
+    plans = [(src, _output_path(src, target, into_folder, args.format)) for src in inputs]
     for _, dst in plans:
         format_for_path(dst)  # fail early on an unknown output type
     restorer = _open_restorer(args)
@@ -232,18 +230,13 @@ def cmd_intent(args) -> int:
     folder = store.locate(pack_id)
     encoder = InstructionEncoder(PackManifest.load(folder / MANIFEST_NAME), folder)
     for text in args.text:
-        intent = encoder.intent(text)
-        plan = encoder.plan(text)
-        steps = plan if plan != [intent] else []  # what restore applies, when not the whole
+        row = encoder.intent_row(text)
         if args.json:
-            row = intent.to_dict()
-            if steps:
-                row["steps"] = [step.to_dict() for step in steps]
             print(json.dumps(row), flush=True)
-        else:
-            print(f"{intent.task:<9} {intent.confidence * 100:5.1f}%  {intent.text}")
-            for step in steps:
-                print(f"  step: {step.task:<9} {step.confidence * 100:5.1f}%  {step.text}")
+            continue
+        print(f"{row['task']:<9} {row['confidence'] * 100:5.1f}%  {row['text']}")
+        for step in row.get("steps", ()):  # what restore applies, when not the whole
+            print(f"  step: {step['task']:<9} {step['confidence'] * 100:5.1f}%  {step['text']}")
     return 0
 
 

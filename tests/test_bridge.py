@@ -121,6 +121,9 @@ class SlowRestorer:
     def plan(self, text):
         return self.inner.plan(text)
 
+    def intent_row(self, text):
+        return self.inner.intent_row(text)
+
     def restore(self, image, instruction, *, strength=1.0, progress=None, cancel=None):
         with self._lock:
             self.active += 1

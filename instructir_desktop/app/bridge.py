@@ -393,7 +393,7 @@ class BridgeServer:
                 restorer = self._get_restorer(pack)
             finally:
                 self.model_lock.release()
-        results = [_intent_row(restorer, t) for t in texts]
+        results = [restorer.intent_row(t) for t in texts]
         return {"results": results, **suggestions()}
 
     def _job(self, job_id: str) -> _Job:
@@ -521,17 +521,6 @@ class BridgeServer:
                 self._finish(job, "done", progress=1.0, message="done", result=data)
         finally:
             job.photo = None
-
-
-def _intent_row(restorer, text: str) -> dict:
-    """The intent of one text, with the steps a restore applies when they differ from it
-    (several fixes; or one, with a "but do not sharpen" set aside)."""
-    intent = restorer.intent(text)
-    row = intent.to_dict()
-    plan = restorer.plan(text)
-    if plan != [intent]:
-        row["steps"] = [step.to_dict() for step in plan]
-    return row
 
 
 def plain_png(samples: np.ndarray) -> bytes:

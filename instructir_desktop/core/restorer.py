@@ -266,6 +266,10 @@ class Restorer:
         """The steps one message asks for ("too dark and noisy" → lowlight, then denoise)."""
         return self.encoder.plan(text)
 
+    def intent_row(self, text: str) -> dict:
+        """The intent as a dict, with ``steps`` when a restore applies something else."""
+        return self.encoder.intent_row(text)
+
     def restore(
         self,
         image: np.ndarray,

@@ -367,3 +367,13 @@ class InstructionEncoder:
         if len(steps) >= 2 or (len(steps) == 1 and len(wanted) < len(clauses)):
             return steps  # several fixes; or one, once "but do not sharpen" is set aside
         return [whole]
+
+    def intent_row(self, text: str) -> dict:
+        """``Intent.to_dict()`` of the whole text, plus ``steps`` when a restore applies
+        something else (several fixes; or one, with a "but do not sharpen" set aside)."""
+        intent = self.intent(text)
+        row = intent.to_dict()
+        plan = self.plan(text)
+        if plan != [intent]:
+            row["steps"] = [step.to_dict() for step in plan]
+        return row
