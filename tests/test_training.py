@@ -116,6 +116,32 @@ def test_task_weights_argument_is_parsed_and_checked():
         train_mod.parse_task_weights("denoise=lots")
 
 
+def test_relative_loss_weighs_subtle_degradations_as_much_as_strong_ones():
+    y = torch.zeros(2, 3, 4, 4)
+    x = y.clone()
+    x[0] += 0.5  # very dark / hazy: large input error
+    x[1] += 0.02  # slightly soft: small input error
+    out = y.clone()
+    out[0] += 0.25  # both outputs halve their input's error
+    out[1] += 0.01
+    plain = train_mod.image_loss(out, x, y, "l1")
+    assert plain == pytest.approx(0.13)  # dominated by the first sample
+    rel = train_mod.image_loss(out, x, y, "relative")
+    w = torch.tensor([1 / 0.52, 1 / 0.04])
+    assert rel == pytest.approx(float((w * torch.tensor([0.25, 0.01])).sum() / w.sum()))
+    # The subtle sample's share of the gradient grows from 1/2 to about 93 %.
+    out.requires_grad_(True)
+    train_mod.image_loss(out, x, y, "relative").backward()
+    g = out.grad.abs().flatten(1).sum(dim=1)
+    assert g[1] / g.sum() > 0.9
+    # Identical inputs give identical losses either way.
+    same = torch.full_like(x, 0.3)
+    out = out.detach()
+    assert float(train_mod.image_loss(out, same, y, "relative")) == pytest.approx(
+        float(train_mod.image_loss(out, same, y, "l1"))
+    )
+
+
 def _train(run, data_root, minutes, *extra):
     return train_mod.main(
         [
@@ -153,7 +179,10 @@ def test_training_checkpoints_resumes_fine_tunes_exports_and_evaluates(
 
     # Fine-tuning starts from the other run's EMA weights with a fresh schedule.
     tuned = tmp_path / "tuned"
-    assert _train(tuned, data_root, 0, "--init", str(run), "--task-weights", "denoise=2") == 0
+    assert _train(
+        tuned, data_root, 0, "--init", str(run), "--task-weights", "denoise=2",
+        "--loss", "relative",
+    )  # fmt: skip == 0
     start = torch.load(tuned / "ckpt.pt", weights_only=True)
     assert start["step"] == 0
     for k, v in second["ema"].items():
