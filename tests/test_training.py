@@ -179,10 +179,8 @@ def test_training_checkpoints_resumes_fine_tunes_exports_and_evaluates(
 
     # Fine-tuning starts from the other run's EMA weights with a fresh schedule.
     tuned = tmp_path / "tuned"
-    assert _train(
-        tuned, data_root, 0, "--init", str(run), "--task-weights", "denoise=2",
-        "--loss", "relative",
-    )  # fmt: skip == 0
+    tune = ["--init", str(run), "--task-weights", "denoise=2", "--loss", "relative"]
+    assert _train(tuned, data_root, 0, *tune) == 0
     start = torch.load(tuned / "ckpt.pt", weights_only=True)
     assert start["step"] == 0
     for k, v in second["ema"].items():
