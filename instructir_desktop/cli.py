@@ -169,6 +169,12 @@ def cmd_restore(args) -> int:
             fixes = f"{len(plan)} fixes, applied in this order" if len(plan) > 1 else "applied as"
             out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
+        flagged = next((i for i in plan if i.note), None)
+        if flagged is not None and args.min_confidence > 0:
+            raise UnclearInstructionError(
+                f"cannot apply {flagged.text!r}: {flagged.note} Add --min-confidence 0 to "
+                f"apply it anyway (as {flagged.task})"
+            )
         intent = plan[0]
         if intent.confidence < args.min_confidence:
             raise UnclearInstructionError(
@@ -237,6 +243,9 @@ def cmd_intent(args) -> int:
         print(f"{row['task']:<9} {row['confidence'] * 100:5.1f}%  {row['text']}")
         for step in row.get("steps", ()):  # what restore applies, when not the whole
             print(f"  step: {step['task']:<9} {step['confidence'] * 100:5.1f}%  {step['text']}")
+        notes = [r["note"] for r in (row, *row.get("steps", ())) if r.get("note")]
+        if notes:
+            print(f"  note: {notes[0]}")
     return 0
 
 

@@ -69,6 +69,10 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         # nor is how the photo was taken
         ("Shot at night, remove the grain", [("denoise", "remove the grain")]),
         ("it was taken indoors and it's far too dark", [("lowlight", "it's far too dark")]),
+        # nor is a flaw the user says is not there
+        ("it's not too dark, just noisy", [("denoise", "just noisy")]),
+        ("not blurry, only grainy", [("denoise", "only grainy")]),
+        ("it is not overexposed, just blurry", [("deblur", "just blurry")]),
     ],
 )
 def test_a_message_asking_for_several_fixes_is_split_in_order(lite, message, steps):
@@ -93,3 +97,34 @@ def test_a_single_request_stays_one_step(lite, message):
     plan = lite.plan(message)
     assert len(plan) == 1 and plan[0].text == " ".join(message.split())
     assert plan[0] == lite.intent(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "the photo is too bright",
+        "it's overexposed",
+        "the highlights are blown out",
+        "way too much exposure",
+        "darken it a bit",
+        "tone down the brightness",
+    ],
+)
+def test_asking_to_darken_is_flagged_not_brightened(lite, message):
+    """The head reads "too bright" like "too dark" (about 100 % low light here): the
+    request carries a note so that no front end brightens an overexposed photo further."""
+    from instructir_desktop.core.text import TOO_BRIGHT_NOTE
+
+    intent = lite.intent(message)
+    assert intent.note == TOO_BRIGHT_NOTE
+    assert intent.to_dict()["note"] == TOO_BRIGHT_NOTE
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["make it brighter", "not bright enough", "brighten it but not too bright", "it's too dark"],
+)
+def test_asking_to_brighten_carries_no_note(lite, message):
+    intent = lite.intent(message)
+    assert intent.task == "lowlight" and not intent.note
+    assert "note" not in intent.to_dict()

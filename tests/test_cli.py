@@ -189,6 +189,21 @@ def test_restore_refuses_an_unclear_instruction_unless_told(capsys, photos, tmp_
     assert out_file.is_file()
 
 
+def test_restore_refuses_to_brighten_a_photo_said_to_be_too_bright(capsys, photos, tmp_path):
+    out_file = tmp_path / "out.png"
+    args = ["restore", str(photos / "a.png"), "-o", str(out_file), "--model", "instructir-lite"]
+    for text in ("the sky is blown out", "it's too bright and noisy"):
+        code, _, err = run(capsys, *args, "-i", text, "--min-confidence", "0.5")
+        assert code == 2, text
+        assert "cannot darken a photo" in err and "--min-confidence 0" in err
+        assert len(err.strip().splitlines()) == 1 and not out_file.exists()
+    code, _, err = run(capsys, *args, "-i", "the sky is blown out", "--min-confidence", "0")
+    assert code == 0, err
+    assert out_file.is_file()
+    code, out, _ = run(capsys, "intent", "--model", "instructir-lite", "it is overexposed")
+    assert code == 0 and "note: InstructIR cannot darken a photo" in out
+
+
 def test_min_confidence_default_comes_from_the_environment(capsys, monkeypatch, photos, tmp_path):
     args = ["restore", str(photos / "a.png"), "-o", str(tmp_path / "o.png"), "-i", "too dark"]
     monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "lots")

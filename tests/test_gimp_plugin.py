@@ -227,6 +227,11 @@ def test_understood_line_names_every_step(client):
     steps = [{"task": "lowlight"}, {"task": "denoise"}]
     assert client.understood({**one, "steps": steps}) == "Understood as: Too dark, then Noise"
     assert client.understood({}) == ""
+    note = "InstructIR cannot darken a photo."
+    line = client.understood({**one, "note": note})
+    assert line == f"Understood as: Too dark (98%)\nCareful: {note}"
+    flagged = [{"task": "lowlight", "note": note}, steps[1]]
+    assert client.understood({**one, "steps": flagged}).endswith(f"\nCareful: {note}")
 
 
 def test_layer_name_and_rect_and_depth(client):

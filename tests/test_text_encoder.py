@@ -136,3 +136,30 @@ def test_split_clauses(text, clauses):
     from instructir_desktop.core.text import split_clauses
 
     assert split_clauses(text) == clauses
+
+
+@pytest.mark.parametrize(
+    ("text", "darken"),
+    [
+        ("the photo is too bright", True),
+        ("it's way too light", True),
+        ("Overexposed!", True),
+        ("the sky is over-exposed", True),
+        ("highlights are clipped", True),
+        ("recover the highlights", True),
+        ("lower the exposure", True),
+        ("darken it a little", True),
+        ("too much sun in this one", True),
+        ("it's not too bright", False),
+        ("don't darken it", False),
+        ("not bright enough", False),
+        ("make it brighter", False),
+        ("it's too dark", False),
+        ("brighten the shadows", False),
+        ("bright colours please", False),
+    ],
+)
+def test_asks_to_darken(text, darken):
+    from instructir_desktop.core.text import asks_to_darken
+
+    assert asks_to_darken(text) is darken

@@ -242,6 +242,23 @@ def test_suggestions_when_empty_or_unclear(qtbot, make_window, tmp_path):
     assert session.document.layers[1].instruction == "hmm do something"
 
 
+def test_a_request_to_darken_is_not_applied_until_confirmed(qtbot, make_window, tmp_path):
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    session, chat = window.session, window.chat
+    type_instruction(qtbot, window, "the photo is way too bright")
+    qtbot.waitUntil(lambda: session.chat.messages[0].state == "unclear", timeout=WAIT)
+    message = session.chat.messages[0]
+    assert "cannot darken a photo" in message.note
+    widget = chat.widgets[message.id]
+    assert widget.suggestions.isVisible() and widget.apply_button.isVisible()
+    assert "cannot darken a photo" in widget.status.text()
+    assert session.document.layers == []
+    widget.apply_button.click()  # the user insists
+    qtbot.waitUntil(lambda: len(session.document.layers) == 1, timeout=WAIT)
+    assert session.document.layers[0].instruction == "the photo is way too bright"
+
+
 def test_export_keeps_exif_icc_and_full_resolution(qtbot, make_window, tmp_path):
     window = make_window(preview_edge=64)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

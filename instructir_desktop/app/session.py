@@ -357,14 +357,17 @@ class EditorSession(QObject):
             title=self.task_title(intent.task),
             confidence=float(intent.confidence),
         )
-        if force or intent.confidence >= self.settings.min_confidence:
+        if force or (not intent.note and intent.confidence >= self.settings.min_confidence):
             self._enqueue(message_id, intent.text, intent.task, float(intent.confidence))
         else:
-            self.chat.update(
-                message_id,
-                state="unclear",
-                note="I am not sure what to fix. Pick one, or apply it as written.",
-            )
+            self._unclear(message_id, intent)
+
+    def _unclear(self, message_id: int, intent) -> None:
+        if intent.note:  # "it's too bright": the model would brighten it further
+            note = f"{intent.note} Pick another fix, or apply it as written."
+        else:
+            note = "I am not sure what to fix. Pick one, or apply it as written."
+        self.chat.update(message_id, state="unclear", note=note)
 
     def _split(self, message_id: int, plan: list) -> None:
         """A message that asks for several fixes ("too dark and grainy"): one layer each, in
@@ -376,7 +379,10 @@ class EditorSession(QObject):
             message = self.chat.add(
                 step.text, task=step.task, title=title, confidence=float(step.confidence)
             )
-            self._enqueue(message.id, step.text, step.task, float(step.confidence))
+            if step.note:
+                self._unclear(message.id, step)
+            else:
+                self._enqueue(message.id, step.text, step.task, float(step.confidence))
 
     def _enqueue(self, message_id: int, text: str, task: str, confidence: float) -> None:
         layer = Layer(new_layer_id(), text, 1.0, True, task, confidence)

@@ -54,6 +54,50 @@ _NOT_A_REQUEST = re.compile(
     r"|^(?:(?:this|it)\s+(?:was|is|got)\s+)?(?:taken|shot|captured|photographed|snapped)\b",
     re.IGNORECASE,
 )
+# A part that says a flaw is *not* there: "it's not too dark, just noisy", "not blurry, only
+# grainy", "the colours are fine". ("not sharp", "not bright enough" do ask for something.)
+_NEGATED_FLAW = re.compile(
+    r"\b(?:not|isn'?t|aren'?t|wasn'?t|no\s+longer)\s+(?:(?:too|very|that|so|really|overly|"
+    r"particularly|at\s+all)\s+)*(?:dark|dim|blurr?y|blurred|noisy|grainy|hazy|foggy|misty|"
+    r"rainy|wet|small|tiny|pixelated|dull|flat|washed[\s-]out|(?:under|over)[\s-]?exposed|"
+    r"soft)\b"
+    r"|\b(?:not|isn'?t|aren'?t)\s+(?:too|overly)\s+bright\b"
+    r"|\b(?:brightness|exposure|sharpness|focus|colou?rs?|noise|grain|size|resolution|"
+    r"white\s+balance|contrast|tones?)\s+(?:is|are|looks?|seems?)\s+(?:fine|ok(?:ay)?|good|"
+    r"great|perfect|alright|right)\b"
+    r"|^no\s+(?:blur|noise|grain|haze|fog|rain)\b",
+    re.IGNORECASE,
+)
+# "Too bright": none of the seven tasks darkens a photo (low light brightens; colour and tone
+# correction was measured to brighten an overexposed photo further too), and sentence
+# embeddings read "too bright" and "too dark" as one topic, so the model would confidently
+# brighten it. Such a request is flagged (Intent.note) and treated as unclear.
+_TOO_BRIGHT = re.compile(
+    r"\b(?:too|overly|far\s+too|much\s+too|way\s+too|so)\s+(?:bright|light)\b"
+    r"|\bover[\s-]?expos\w*|\bblown[\s-]out\b|\bburn(?:ed|t)[\s-]out\b"
+    r"|\bhighlights\s+(?:are\s+)?(?:clipped|blown|burnt|gone|lost)\b"
+    r"|\b(?:clipped|blown)\s+highlights\b"
+    r"|\b(?:recover|bring\s+back|save|restore)\s+(?:the\s+)?highlights\b"
+    r"|\b(?:reduce|lower|decrease|drop|cut|turn\s+down|tone\s+down|bring\s+down)\s+"
+    r"(?:the\s+)?(?:exposure|brightness)\b"
+    r"|\b(?:exposure|brightness)\s+(?:is\s+)?(?:too\s+high|way\s+up)\b"
+    r"|\btoo\s+much\s+(?:light|exposure|brightness|sun)\b"
+    r"|\bdarken\b|\bmake\s+it\s+darker\b|\bless\s+bright\b",
+    re.IGNORECASE,
+)
+_NEGATION_BEFORE = re.compile(r"(?:\bnot|n'?t|\bnever|\bno)\s+(?:\w+\s+)?$", re.IGNORECASE)
+TOO_BRIGHT_NOTE = (
+    "InstructIR cannot darken a photo: its seven fixes brighten dark photos, none lowers the "
+    "exposure, so applying this would make an overexposed photo brighter still."
+)
+
+
+def asks_to_darken(text: str) -> bool:
+    """True when the text says the photo is too bright (and does not negate it)."""
+    for m in _TOO_BRIGHT.finditer(text):
+        if not _NEGATION_BEFORE.search(text[: m.start()]):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -64,14 +108,20 @@ class Intent:
     task: str
     confidence: float
     probabilities: dict[str, float]
+    note: str = ""
+    """Why this request should not be applied as understood, however sure the head is
+    (TOO_BRIGHT_NOTE); front ends treat it as unclear."""
 
     def to_dict(self) -> dict:
-        return {
+        row = {
             "text": self.text,
             "task": self.task,
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
         }
+        if self.note:
+            row["note"] = self.note
+        return row
 
 
 def clean_instruction(text: str, *, words: bool = False) -> str:
@@ -339,7 +389,8 @@ class InstructionEncoder:
         probs = self._encode(cleaned)[1]
         values = {label: float(p) for label, p in zip(self.labels, probs.tolist())}
         task = max(values, key=values.get)
-        return Intent(text=cleaned, task=task, confidence=values[task], probabilities=values)
+        note = TOO_BRIGHT_NOTE if asks_to_darken(cleaned) else ""
+        return Intent(cleaned, task, values[task], values, note)
 
     def plan(self, text: str) -> list[Intent]:
         """The steps one message asks for, in the order written.
@@ -349,7 +400,8 @@ class InstructionEncoder:
         different tasks; parts that ask for nothing ("thanks") are dropped and a repeated task
         keeps its first wording. A part that asks for something not to be done ("brighten it,
         but do not sharpen", "keep the colours") or says how the photo was taken ("shot at
-        night, remove the grain") is set aside, so that it is not applied.
+        night, remove the grain") or says a flaw is not there ("it's not too dark, just
+        noisy") is set aside, so that it is not applied.
         Otherwise the whole message is one step, as the paper's model reads it.
         """
         whole = self.intent(text)
@@ -357,7 +409,7 @@ class InstructionEncoder:
         clauses = split_clauses(whole.text)
         if len(clauses) < 2:
             return [whole]
-        wanted = [c for c in clauses if not _NOT_A_REQUEST.match(c)]
+        wanted = [c for c in clauses if not (_NOT_A_REQUEST.match(c) or _NEGATED_FLAW.search(c))]
         for clause in wanted:
             intent = self.intent(clause)
             if intent.confidence >= COMPOUND_CONFIDENCE and all(

@@ -417,16 +417,19 @@ def clean_instruction(text: str | None) -> str:
 
 def understood(result: dict) -> str:
     """The dialog's line for one /intent result: "Understood as: Too dark (98%)", or the
-    steps a restore applies when they differ: "Understood as: Too dark, then Noise"."""
+    steps a restore applies when they differ: "Understood as: Too dark, then Noise". A
+    warning from the model ("cannot darken a photo") follows on its own line."""
     steps = result.get("steps") or []
+    notes = [r["note"] for r in (result, *steps) if r.get("note")]
+    warning = f"\nCareful: {notes[0]}" if notes else ""
     if steps:
         names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in steps]
-        return "Understood as: " + ", then ".join(names)
+        return "Understood as: " + ", then ".join(names) + warning
     task = result.get("task", "")
     if not task:
         return ""
     confidence = 100 * float(result.get("confidence") or 0)
-    return f"Understood as: {TASK_LABELS.get(task, task)} ({confidence:.0f}%)"
+    return f"Understood as: {TASK_LABELS.get(task, task)} ({confidence:.0f}%)" + warning
 
 
 def layer_name(instruction: str) -> str:
