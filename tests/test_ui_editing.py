@@ -404,6 +404,18 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     assert [x.instruction for x in doc.layers] == ["it's too dark"]
     qtbot.waitUntil(lambda: session.chat.get(steps[1].id).state == "undone", timeout=WAIT)
 
+    # A part that asks to darken is held back with its reason; the rest is applied.
+    type_instruction(qtbot, window, "it's way too bright and grainy")
+    qtbot.waitUntil(lambda: len(session.chat.messages) == 6, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
+    idle(qtbot, window)
+    note, bright, grain = session.chat.messages[3:]
+    assert note.state == "split"
+    assert note.note == "2 fixes. Applied: Denoise. Not applied, see below: “it's way too bright”."
+    assert bright.state == "unclear" and "cannot darken a photo" in bright.note
+    assert grain.state == "applied" and doc.layers[-1].instruction == "grainy"
+    window.undo_action.trigger()
+
     # Preferences: messages can be applied as written instead.
     settings.set("split_messages", False)
     type_instruction(qtbot, window, "it's too dark and grainy")

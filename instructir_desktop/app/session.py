@@ -373,7 +373,14 @@ class EditorSession(QObject):
         """A message that asks for several fixes ("too dark and grainy"): one layer each, in
         the order written, each with its own message, chip, thumbnail and undo."""
         titles = [self.task_title(step.task) for step in plan]
-        note = f"{len(plan)} fixes, applied in this order: {', then '.join(titles)}."
+        applied = [title for step, title in zip(plan, titles) if not step.note]
+        held = [f"“{step.text}”" for step in plan if step.note]
+        if len(applied) > 1:
+            note = f"{len(plan)} fixes, applied in this order: {', then '.join(applied)}."
+        else:
+            note = f"{len(plan)} fixes. Applied: {', '.join(applied) or 'none'}."
+        if held:
+            note += f" Not applied, see below: {', '.join(held)}."
         self.chat.update(message_id, state="split", note=note)
         for step, title in zip(plan, titles):
             message = self.chat.add(
