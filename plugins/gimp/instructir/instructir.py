@@ -147,6 +147,8 @@ def show_dialog(procedure, config):
         flow.add(button)
     box.pack_start(flow, False, False, 0)
     understood = Gtk.Label(label="", xalign=0.0)
+    understood.set_line_wrap(True)  # a warning ("cannot darken a photo") can be long
+    understood.set_max_width_chars(60)
     box.pack_start(understood, False, False, 0)
     dialog.get_content_area().pack_end(box, False, False, 0)
     box.show_all()
