@@ -253,6 +253,7 @@ def test_a_request_to_darken_is_not_applied_until_confirmed(qtbot, make_window, 
     widget = chat.widgets[message.id]
     assert widget.suggestions.isVisible() and widget.apply_button.isVisible()
     assert "cannot darken a photo" in widget.status.text()
+    assert not widget.chip.isVisible()  # no "Brighten · 100%": that is what is warned about
     assert session.document.layers == []
     widget.apply_button.click()  # the user insists
     qtbot.waitUntil(lambda: len(session.document.layers) == 1, timeout=WAIT)

@@ -365,9 +365,11 @@ class EditorSession(QObject):
     def _unclear(self, message_id: int, intent) -> None:
         if intent.note:  # "it's too bright": the model would brighten it further
             note = f"{intent.note} Pick another fix, or apply it as written."
+            # No "Brighten · 100%" chip: that reading is the very thing being warned about.
+            self.chat.update(message_id, state="unclear", note=note, title="")
         else:
             note = "I am not sure what to fix. Pick one, or apply it as written."
-        self.chat.update(message_id, state="unclear", note=note)
+            self.chat.update(message_id, state="unclear", note=note)
 
     def _split(self, message_id: int, plan: list) -> None:
         """A message that asks for several fixes ("too dark and grainy"): one layer each, in
