@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from instructir_desktop.app.bridge import (
+from instructir_desktop.bridge.info import (
     API_VERSION,
     DEFAULT_PORT,
     bridge_command,

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from instructir_desktop.app import bridge as bridge_mod
-from instructir_desktop.app.bridge import BridgeServer, plain_png, read_bridge_info, serve_forever
+from instructir_desktop.bridge.server import BridgeServer, plain_png, read_bridge_info, serve_forever
 from instructir_desktop.core.errors import CancelledError, ModelNotInstalledError
 from instructir_desktop.core.images import (
     Photo,
@@ -470,7 +470,7 @@ def test_serve_forever_refuses_a_missing_pack(capsys):
 def test_serve_forever_process_prints_url_and_stops_on_sigterm(tiny_pack, tmp_path):
     packs = Path(os.environ["INSTRUCTIR_DATA_DIR"]) / "packs" / "tiny-test"
     shutil.copytree(tiny_pack, packs)
-    code = "import sys; from instructir_desktop.app.bridge import serve_forever; "
+    code = "import sys; from instructir_desktop.bridge.server import serve_forever; "
     code += "sys.exit(serve_forever('tiny-test', 'cpu', 0))"
     root = Path(bridge_mod.__file__).resolve().parents[2]
     proc = subprocess.Popen(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from instructir_desktop import gimp_install
-from instructir_desktop.app.bridge import read_bridge_info
+from instructir_desktop.bridge.info import read_bridge_info
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "gimp" / "instructir"
 

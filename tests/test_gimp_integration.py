@@ -27,7 +27,7 @@ import pytest
 from chroots import chroot_or_skip, tail
 
 from instructir_desktop import gimp_install
-from instructir_desktop.app.bridge import BridgeServer
+from instructir_desktop.bridge.server import BridgeServer
 from instructir_desktop.core.images import Photo, encode_image, load_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]

@@ -18,7 +18,8 @@ import pytest
 from fake_gi import FakeConfig, FakeDialog, FakeImage, FakeLayer, FakeWidget, fake_gi
 from PIL import Image
 
-from instructir_desktop.app.bridge import BridgeServer, read_bridge_info, write_bridge_info
+from instructir_desktop.bridge.info import read_bridge_info, write_bridge_info
+from instructir_desktop.bridge.server import BridgeServer
 from instructir_desktop.core.errors import CancelledError, InstructIRError
 from instructir_desktop.core.images import encode_image, load_image_bytes, to_uint8, to_uint16
 from instructir_desktop.core.packs import TASK_PROMPTS, TASKS

@@ -23,7 +23,7 @@ from instructir_desktop.core.errors import (
     ModelError,
     ModelNotInstalledError,
 )
-from instructir_desktop.core.hubserver import HubServer
+from hubserver import HubServer
 from instructir_desktop.core.network import NetworkConfig
 from instructir_desktop.core.packs import (
     LITE_ID,

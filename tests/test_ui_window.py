@@ -236,7 +236,7 @@ def test_the_gimp_bridge_shares_the_app_model(qtbot, make_window):
     import json
     import urllib.request
 
-    from instructir_desktop.app.bridge import read_bridge_info
+    from instructir_desktop.bridge.info import read_bridge_info
 
     window = make_window(bridge=True)
     session = window.session

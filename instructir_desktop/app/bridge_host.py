@@ -38,7 +38,8 @@ class BridgeHost:
         if self.server is not None:
             return True
         try:
-            from .bridge import DEFAULT_PORT, BridgeServer
+            from instructir_desktop.bridge.info import DEFAULT_PORT
+            from instructir_desktop.bridge.server import BridgeServer
         except ImportError as exc:
             self.problem = f"The GIMP bridge is not available in this build ({exc})."
             log.info(self.problem)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from instructir_desktop.app.models import ModelManager, format_size
+from instructir_desktop.app.downloads import ModelManager, format_size
 from instructir_desktop.app.session import EditorSession
 
 __all__ = ["ModelsDialog", "DEVICE_LABELS"]

@@ -26,14 +26,11 @@ whose progress bar is cancelled, so the plug-in cannot always say "cancel" itsel
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import secrets
-import shutil
 import struct
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -47,16 +44,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from instructir_desktop import __version__
-from instructir_desktop.app.bridge_http import (
+from instructir_desktop.bridge.handler import (
     API_VERSION,
     BridgeHTTPServer,
     BridgeRequestHandler,
     HTTPError,
     suggestions,
 )
+from instructir_desktop.bridge.info import (
+    DEFAULT_PORT,
+    bridge_command,
+    bridge_file,
+    read_bridge_info,
+    token_from,
+    write_bridge_info,
+)
 from instructir_desktop.core.errors import CancelledError, InstructIRError
 from instructir_desktop.core.images import Photo, encode_image, to_uint8, to_uint16
-from instructir_desktop.core.paths import config_dir
 
 if TYPE_CHECKING:
     from instructir_desktop.core.restorer import Restorer
@@ -77,75 +81,12 @@ __all__ = [
 
 log = logging.getLogger("instructir.bridge")
 
-DEFAULT_PORT = 47841
-BRIDGE_FILE_NAME = "bridge.json"
 DEFAULT_MAX_BODY = 512 << 20
 MAX_QUEUED = 8
 KEEP_FINISHED = 16
 FINISHED_TTL_S = 30 * 60
 FINAL_STATES = ("done", "failed", "cancelled")
 _PRELOAD = "preload:"  # queue items are job ids, or this prefix + a pack id to load
-
-
-def bridge_file() -> Path:
-    """Where the token, port and start command live: ``config_dir()/bridge.json``."""
-    return config_dir() / BRIDGE_FILE_NAME
-
-
-def read_bridge_info(path: Path | None = None) -> dict | None:
-    """The bridge file's content, or None when it is missing or unreadable."""
-    try:
-        info = json.loads(Path(path or bridge_file()).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def write_bridge_info(info: dict, path: Path | None = None) -> Path:
-    """Write the bridge file atomically, readable by this user alone (it holds the token)."""
-    target = Path(path or bridge_file())
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".bridge-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.chmod(tmp, 0o600)
-            json.dump(info, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def token_from(info: dict | None) -> str | None:
-    """The token recorded in a bridge file, when it looks like one we made."""
-    token = info.get("token") if info else None
-    ok = isinstance(token, str) and len(token) >= 32 and token.replace("-", "").replace("_", "")
-    return token if ok and token.replace("-", "").replace("_", "").isalnum() else None
-
-
-def bridge_command() -> list[str]:
-    """The command that starts ``instructir`` (the plug-in appends ``serve --port N``)."""
-    exe_names = ("instructir.exe", "instructir") if os.name == "nt" else ("instructir",)
-    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if argv0 is not None and argv0.stem == "instructir" and argv0.suffix in ("", ".exe"):
-        if argv0.is_file():
-            return [str(argv0.resolve())]
-    candidates = []
-    if getattr(sys, "frozen", False):
-        candidates.append(Path(sys.executable).parent)
-    if argv0 is not None:
-        candidates.append(argv0.absolute().parent)  # instructir-desktop sits beside instructir
-    for folder in candidates:
-        for name in exe_names:
-            if (folder / name).is_file():
-                return [str((folder / name).resolve())]
-    found = shutil.which("instructir")
-    if found:
-        return [str(Path(found).resolve())]
-    return [sys.executable, "-m", "instructir_desktop.cli"]
 
 
 @dataclass

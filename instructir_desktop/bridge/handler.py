@@ -1,6 +1,6 @@
 """HTTP side of the bridge: the request handler, routing and request parsing.
 
-Kept apart from ``bridge.py`` (jobs, worker, bridge file) so each reads in one sitting. The
+Kept apart from ``server.py`` (jobs, worker, bridge file) so each reads in one sitting. The
 handler checks the token and the Content-Length before reading a body, answers JSON for every
 error and never lets an exception escape to ``socketserver`` (the service keeps running).
 """
@@ -18,11 +18,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from instructir_desktop.bridge.info import API_VERSION
 from instructir_desktop.core.errors import ImageTooLargeError, InstructIRError
 from instructir_desktop.core.images import Photo, load_image_bytes
 
 if TYPE_CHECKING:
-    from instructir_desktop.app.bridge import BridgeServer
+    from instructir_desktop.bridge.server import BridgeServer
 
 __all__ = [
     "API_VERSION",
@@ -35,7 +36,6 @@ __all__ = [
 
 log = logging.getLogger("instructir.bridge")
 
-API_VERSION = 1
 TOKEN_HEADER = "X-InstructIR-Token"
 MAX_JSON_BYTES = 1 << 20
 MAX_STEPS = 16

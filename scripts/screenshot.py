@@ -1,6 +1,6 @@
 """Make the README screenshot: the real window with a photo, two layers and the chat.
 
-    xvfb-run -s "-screen 0 1280x800x24" python -m instructir_desktop.ui.screenshot \\
+    xvfb-run -s "-screen 0 1280x800x24" python scripts/screenshot.py \\
         PHOTO docs/screenshot.png ["instruction 1" "instruction 2" ...]
 
 The photo is darkened and given a little grain first (a copy in a temp folder; the original
