@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from instructir_desktop.app import bridge as bridge_mod
+from instructir_desktop.bridge import server as bridge_mod
 from instructir_desktop.bridge.server import BridgeServer, plain_png, read_bridge_info, serve_forever
 from instructir_desktop.core.errors import CancelledError, ModelNotInstalledError
 from instructir_desktop.core.images import (
