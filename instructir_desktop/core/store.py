@@ -4,28 +4,35 @@ Installed packs live in ``<data_dir>/packs/<id>/`` next to their installed ``man
 (which records the size and sha256 measured at install for files the catalog cannot pin, so
 later checks are strict). A pack shipped in resources/ is used in place, read-only.
 
-Downloads go to ``packs/.staging-<id>/<path>.part``, resume with HTTP Range requests, are
-checked against size + sha256, and only when every file is verified does the staging folder
-become the pack folder. A failed or partial download is never visible as an installed pack.
+Downloads go to ``packs/.staging-<id>/<path>.part`` (``core.download`` fetches, resumes and
+checks each file against size + sha256), and only when every file is verified does the staging
+folder become the pack folder. A failed or partial download is never visible as an installed
+pack.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from .download import (
+    HASH_BLOCK,
+    CancelCallback,
+    PackDownload,
+    ProgressCallback,
+    display_name,
+    raise_if_corrupt,
+    sha256_file,
+)
 from .errors import (
-    CancelledError,
     DownloadError,
     ModelCorruptError,
     ModelError,
@@ -37,6 +44,7 @@ from .paths import cache_dir, data_dir
 from .resources import resource_path
 
 __all__ = [
+    "CancelCallback",
     "FileCheck",
     "ModelStore",
     "PackStatus",
@@ -46,13 +54,6 @@ __all__ = [
     "data_dir",
 ]
 
-
-ProgressCallback = Callable[[int, int, str], None]
-CancelCallback = Callable[[], bool]
-
-_HASH_BLOCK = 1 << 20
-_CONNECT_TIMEOUT_S = 15.0
-_READ_TIMEOUT_S = 60.0
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -123,18 +124,6 @@ def _rel_path(f: PackFile) -> PurePosixPath:
     if rel.is_absolute() or not rel.parts or ".." in rel.parts or "\\" in f.path:
         raise ModelCorruptError(f"The model pack manifest has an unsafe file path: {f.path!r}.")
     return rel
-
-
-def _display_name(f: PackFile) -> str:
-    return f.filename or f.path
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -300,7 +289,7 @@ class ModelStore:
         size = path.stat().st_size
         if f.size is not None and size != f.size:
             return FileCheck(f.path, "size mismatch", f.size, size, f.sha256, None)
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         if f.sha256 is not None and actual != f.sha256.lower():
             return FileCheck(f.path, "hash mismatch", f.size, size, f.sha256, actual)
         return FileCheck(f.path, "ok", f.size, size, f.sha256, actual)
@@ -353,7 +342,7 @@ class ModelStore:
         if local_only:
             if len(local_only) == len(m.files) and self.bundled_dir(m.id) is not None:
                 return self.locate(m.id)
-            names = ", ".join(_display_name(f) for f in local_only)
+            names = ", ".join(display_name(f) for f in local_only)
             raise DownloadError(
                 f"The model pack '{m.id}' cannot be downloaded: {names} is not published on "
                 f"the Hugging Face Hub. Import the files with "
@@ -363,7 +352,7 @@ class ModelStore:
         with _pack_lock(self.packs_dir, m.id, DownloadError):
             staging = self._staging_dir(m.id)
             staging.mkdir(parents=True, exist_ok=True)
-            job = _DownloadJob(m, staging, progress, cancel)
+            job = PackDownload(m, staging, progress, cancel)
             measured: list[PackFile] = []
             try:
                 for f, rel in zip(m.files, rels, strict=True):
@@ -427,7 +416,7 @@ class ModelStore:
         """The file as installed: sizes and hashes the catalog could not pin are recorded."""
         if f.size is not None and f.sha256 is not None:
             return f
-        return replace(f, size=path.stat().st_size, sha256=_sha256_file(path))
+        return replace(f, size=path.stat().st_size, sha256=sha256_file(path))
 
     def _install(self, m: PackManifest, files: list[PackFile], staging: Path) -> Path:
         """Turn a staging folder whose files are all verified into the pack folder."""
@@ -473,7 +462,7 @@ class ModelStore:
         sources = self._match_sources(m, [Path(p) for p in paths])
         missing = [f for f in m.files if f.path not in sources]
         if missing:
-            names = ", ".join(_display_name(f) for f in missing)
+            names = ", ".join(display_name(f) for f in missing)
             raise ModelNotInstalledError(
                 f"Cannot import the model pack '{m.id}': these files were not found among the "
                 f"given files: {names}."
@@ -487,7 +476,7 @@ class ModelStore:
                     target = staging / _rel_path(f)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     size, digest = _copy_hashed(source, target)
-                    _raise_if_corrupt(f, size, digest, target, source)
+                    raise_if_corrupt(f, size, digest, target, source)
                     measured.append(replace(f, size=size, sha256=digest))
                 final = self._install(m, measured, staging)
             except OSError as exc:
@@ -512,7 +501,7 @@ class ModelStore:
                 by_name.setdefault(p.name, p)
             else:
                 raise ModelNotInstalledError(f"Cannot import {p}: no such file or folder.")
-        basenames = [PurePosixPath(_display_name(f)).name for f in m.files]
+        basenames = [PurePosixPath(display_name(f)).name for f in m.files]
         found: dict[str, Path] = {}
         for f, base in zip(m.files, basenames, strict=True):
             for key in (f.filename, f.path):
@@ -532,302 +521,10 @@ def _copy_hashed(source: Path, target: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with open(source, "rb") as src, open(target, "wb") as dst:
-        while block := src.read(_HASH_BLOCK):
+        while block := src.read(HASH_BLOCK):
             dst.write(block)
             digest.update(block)
             size += len(block)
         dst.flush()
         os.fsync(dst.fileno())
     return size, digest.hexdigest()
-
-
-def _raise_if_corrupt(
-    f: PackFile, size: int, digest: str, part: Path, source: Path | None = None
-) -> None:
-    """Delete ``part`` and raise ModelCorruptError when size or sha256 differ from ``f``."""
-    name = _display_name(f) + (f" ({source})" if source is not None else "")
-    if f.size is not None and size != f.size:
-        part.unlink(missing_ok=True)
-        raise ModelCorruptError(
-            f"{name} has {size:,} bytes but the model pack expects {f.size:,} "
-            f"(sha256 {digest}, expected {f.sha256 or 'not recorded'}). Nothing was installed."
-        )
-    if f.sha256 is not None and digest != f.sha256.lower():
-        part.unlink(missing_ok=True)
-        raise ModelCorruptError(
-            f"{name} is damaged: its sha256 is {digest}, expected {f.sha256}. "
-            f"Nothing was installed."
-        )
-
-
-def _hub_url(repo: str, filename: str, revision: str) -> str:
-    """The file's URL, honouring $HF_ENDPOINT as it is now (huggingface_hub reads it once at
-    import, so a later change, as tests make, would otherwise be ignored)."""
-    from huggingface_hub import constants, hf_hub_url
-
-    endpoint = (
-        os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
-        or constants.ENDPOINT
-        or "https://huggingface.co"
-    )
-    return hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
-
-
-def _hub_headers() -> dict[str, str]:
-    from huggingface_hub.utils import build_hf_headers
-
-    from .. import __version__ as version
-
-    headers = build_hf_headers(library_name="instructir-desktop", library_version=str(version))
-    # Content-Encoding would make Range offsets and sizes refer to the encoded bytes.
-    headers["Accept-Encoding"] = "identity"
-    return headers
-
-
-def _lower(headers: object) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in headers.items()}  # type: ignore[attr-defined]
-
-
-class _Response:
-    """The part of an HTTP response the downloader needs (header names in lower case)."""
-
-    def __init__(self, status: int, headers: dict[str, str], chunks: Iterator[bytes]) -> None:
-        self.status = status
-        self.headers = headers
-        self.chunks = chunks
-
-
-@contextmanager
-def _open_stream(url: str, headers: dict[str, str]) -> Iterator[_Response]:
-    """GET ``url`` streaming with the HTTP client huggingface_hub itself uses (httpx in 1.x+,
-    requests in 0.x), following redirects (the Hub sends large files to its CDN)."""
-    from huggingface_hub import get_session
-
-    session = get_session()
-    if callable(getattr(session, "stream", None)):  # httpx-style (requests has a bool there)
-        module = __import__(type(session).__module__.split(".")[0])
-        timeout = module.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
-        with session.stream(
-            "GET", url, headers=headers, follow_redirects=True, timeout=timeout
-        ) as r:
-            yield _Response(r.status_code, _lower(r.headers), r.iter_bytes())
-    else:
-        r = session.get(
-            url,
-            headers=headers,
-            stream=True,
-            allow_redirects=True,
-            timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
-        )
-        try:
-            yield _Response(r.status_code, _lower(r.headers), r.iter_content(1 << 16))
-        finally:
-            r.close()
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """Exception classes that mean 'the network failed' for the installed HTTP client."""
-    from huggingface_hub import get_session
-
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
-    module = __import__(type(get_session()).__module__.split(".")[0])
-    for name in ("HTTPError", "StreamError", "RequestException", "InvalidURL"):
-        cls = getattr(module, name, None)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            errors.append(cls)
-    try:
-        from huggingface_hub.errors import OfflineModeIsEnabled
-
-        errors.append(OfflineModeIsEnabled)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-def _network_reason(exc: BaseException) -> str:
-    """A short, human reason for a network failure, from the exception and its causes."""
-    chain: list[BaseException] = []
-    seen = exc
-    while seen is not None and seen not in chain:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
-    if any(type(e).__name__ == "OfflineModeIsEnabled" for e in chain):
-        return "offline mode is on (HF_HUB_OFFLINE is set)"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
-        return "connection refused"
-    if any(isinstance(e, socket.gaierror) for e in chain) or any(
-        s in text for s in ("name or service not known", "getaddrinfo", "nodename", "resolve")
-    ):
-        return "the server name could not be found (are you offline?)"
-    if "timeout" in text or "timed out" in text:
-        return "the connection timed out"
-    if any(s in text for s in ("reset", "incomplete", "closed", "broken", "protocol")):
-        return "the connection was interrupted"
-    detail = str(exc) or type(exc).__name__
-    return detail[:200]
-
-
-def _http_reason(status: int) -> str:
-    reasons = {
-        401: "access denied (HTTP 401: the Hub asks for a login or the token is not valid)",
-        403: "access forbidden (HTTP 403)",
-        404: "file not found (HTTP 404)",
-        429: "too many requests, try again later (HTTP 429)",
-    }
-    if status in reasons:
-        return reasons[status]
-    if status >= 500:
-        return f"the server had a problem (HTTP {status}), try again later"
-    return f"unexpected answer from the server (HTTP {status})"
-
-
-def _content_range_start(value: str | None) -> int | None:
-    match = re.match(r"^\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*$", value or "")
-    return int(match.group(1)) if match else None
-
-
-class _RestartError(Exception):
-    """The partial file cannot be resumed; the job downloads the file again from zero."""
-
-
-class _DownloadJob:
-    """Downloads the files of one pack into its staging folder, with shared progress."""
-
-    def __init__(
-        self,
-        manifest: PackManifest,
-        staging: Path,
-        progress: ProgressCallback | None,
-        cancel: CancelCallback | None,
-    ) -> None:
-        self.manifest = manifest
-        self.staging = staging
-        self.progress = progress
-        self.cancel = cancel
-        self.total = manifest.download_size
-        # Bytes of files already finished, counted once their size is known.
-        self.done = 0
-        self._counted: set[str] = set()
-
-    def _report(self, current: int, name: str) -> None:
-        if self.progress is not None:
-            self.progress(self.done + current, max(self.total, self.done + current), name)
-
-    def _check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise CancelledError(
-                f"The download of '{self.manifest.id}' was cancelled; it will resume where it "
-                f"stopped next time."
-            )
-
-    def _fail(self, f: PackFile, reason: str) -> DownloadError:
-        endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/")
-        where = "the Hugging Face Hub" + (f" ({endpoint})" if endpoint else "")
-        return DownloadError(
-            f"Could not download {_display_name(f)} from {where}: {reason}. Check your internet "
-            f"connection, or import the files with "
-            f"`instructir models import {self.manifest.id} FILE...`."
-        )
-
-    def fetch(self, f: PackFile, target: Path) -> None:
-        """Download one file to ``target`` (via ``target.part``), verified, or raise."""
-        part = target.with_name(target.name + ".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if f.size is not None and part.is_file() and part.stat().st_size > f.size:
-            part.unlink()
-        if not part.is_file():
-            self._fetch(f, part, target)
-            return
-        try:
-            self._fetch(f, part, target)
-        except (_RestartError, ModelCorruptError):
-            # The kept partial file cannot be continued or was itself damaged: once more
-            # from zero.
-            part.unlink(missing_ok=True)
-            self._fetch(f, part, target)
-
-    def _fetch(self, f: PackFile, part: Path, target: Path) -> None:
-        assert f.repo is not None
-        name = _display_name(f)
-        have = part.stat().st_size if part.is_file() else 0
-        self._check_cancel()
-        if f.size is not None and have == f.size:
-            self._finish(f, part, target, have)
-            return
-        url = _hub_url(f.repo, f.filename or f.path, f.revision)
-        headers = _hub_headers()
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        network_errors = _network_errors()
-        try:
-            with _open_stream(url, headers) as response:
-                have, expected = self._start(f, part, response, have)
-                mode = "ab" if have else "wb"
-                with open(part, mode) as out:
-                    self._report(have, name)
-                    for chunk in response.chunks:
-                        if not chunk:
-                            continue
-                        out.write(chunk)
-                        have += len(chunk)
-                        if f.size is not None and have > f.size:
-                            break
-                        self._report(have, name)
-                        self._check_cancel()
-                    out.flush()
-                    os.fsync(out.fileno())
-        except (CancelledError, DownloadError, ModelCorruptError, _RestartError):
-            raise
-        except network_errors as exc:
-            raise self._fail(f, _network_reason(exc)) from exc
-        except OSError as exc:
-            raise DownloadError(
-                f"Could not save {name} in {self.staging}: {exc.strerror or exc}."
-                + (" The disk is full." if exc.errno == errno.ENOSPC else "")
-            ) from exc
-        if expected is not None and have < expected:
-            raise self._fail(f, "the connection was interrupted")
-        self._finish(f, part, target, have)
-
-    def _start(
-        self, f: PackFile, part: Path, response: _Response, have: int
-    ) -> tuple[int, int | None]:
-        """Check the status; returns (bytes kept from the .part, expected final size)."""
-        status = response.status
-        length = response.headers.get("content-length")
-        body = int(length) if length and length.isdigit() else None
-        if status == 416 and have:
-            raise _RestartError("the server cannot continue the partial file")
-        if status >= 400:
-            raise self._fail(f, _http_reason(status))
-        if status == 206:
-            if _content_range_start(response.headers.get("content-range")) != have:
-                raise _RestartError("the server resumed at the wrong place")
-        elif status == 200:
-            have = 0  # The server ignored the Range header: the whole file follows.
-        else:
-            raise self._fail(f, _http_reason(status))
-        expected = None if body is None else have + body
-        if f.size is None and expected is not None and f.path not in self._counted:
-            self.total += expected
-            self._counted.add(f.path)
-        return have, expected
-
-    def skip(self, f: PackFile, target: Path) -> None:
-        """Count a file that is already in place (earlier attempt or current install)."""
-        size = target.stat().st_size
-        self.done += size
-        if f.size is None:
-            self.total += size
-        self._report(0, _display_name(f))
-
-    def _finish(self, f: PackFile, part: Path, target: Path, size: int) -> None:
-        digest = _sha256_file(part)
-        _raise_if_corrupt(f, size, digest, part)
-        os.replace(part, target)
-        self.done += size
-        if f.size is None and f.path not in self._counted:
-            self.total += size
-            self._counted.add(f.path)
-        self._report(0, _display_name(f))
