@@ -2,33 +2,27 @@
 
 Keeps what a photographer cares about: EXIF orientation is applied (and reset to 1 in the kept
 EXIF), EXIF and ICC bytes travel to every export that can hold them, alpha passes through as
-its own plane, and 16-bit PNG/TIFF keep 16 bits. Pillow only handles 8-bit RGB, so 16-bit
-PNGs are parsed and written here (chunks, zlib, Adam7; Pillow's C code reverses the row
-filters on 8-bit slices), 16-bit TIFFs are read with tifffile when it is installed and
-written by a small baseline TIFF writer that also carries EXIF.
+its own plane, and 16-bit PNG/TIFF keep 16 bits (``core.png16`` and ``core.tiff16``: Pillow
+only handles 8-bit RGB). ``core.imagewrite`` puts the encoded bytes on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import importlib.util
 import io
 import os
 import struct
-import tempfile
 import threading
 import warnings
-import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, TiffImagePlugin, TiffTags, UnidentifiedImageError, features
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from instructir_desktop.core.errors import (
     ImageTooLargeError,
@@ -36,6 +30,9 @@ from instructir_desktop.core.errors import (
     InstructIRError,
     UnsupportedImageError,
 )
+from instructir_desktop.core.imagewrite import same_file, write_image_file
+from instructir_desktop.core.png16 import PNG_SIGNATURE, encode_png16, read_png16
+from instructir_desktop.core.tiff16 import encode_tiff16, load_tiff_only, read_tiff16, tiff_exif
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
@@ -54,13 +51,7 @@ _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _GREY_FORMATS = {"PNG", "TIFF", "JPEG", "BMP"}
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
 _ORIENTATION = 0x0112
-# IFD0 tags that describe the photo rather than its pixel layout: the only ones carried
-# between TIFF files and EXIF blocks (strip offsets and the like would be wrong elsewhere).
-_DESCRIPTIVE_TAGS = {270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432, 34665, 34853}
-_SUB_IFDS = (0x8769, 0x8825)
 _OPEN_LOCK = threading.Lock()
-# samples (H x W x 1..4, uint8/uint16, as stored), bit depth, ICC, EXIF, format
-_Decoded = tuple[np.ndarray, int, bytes | None, bytes | None, str]
 _heif_registered = False
 
 
@@ -162,12 +153,12 @@ def save_image(
     """Encode and write atomically (temp file in the target folder, then replace)."""
     target = Path(path).absolute()
     fmt = _normalise_format(format) if format else format_for_path(target)
-    if photo.path is not None and not overwrite_source and _same_file(target, photo.path):
+    if photo.path is not None and not overwrite_source and same_file(target, photo.path):
         raise ImageWriteError(
             f"Saving to '{target.name}' would overwrite the original photo; "
             "choose another name or allow overwriting the original."
         )
-    _atomic_write(target, encode_image(photo, fmt, bit_depth=bit_depth, quality=quality))
+    write_image_file(target, encode_image(photo, fmt, bit_depth=bit_depth, quality=quality))
     return target
 
 
@@ -189,9 +180,9 @@ def encode_image(
     elif icc is not None and _icc_space(icc) != b"RGB ":
         icc = None  # a grey source's profile does not describe RGB pixels
     if depth == 16 and fmt == "PNG":
-        return _encode_png16(_samples16(pixels, alpha), icc, exif)
+        return encode_png16(_samples16(pixels, alpha), icc, exif)
     if depth == 16 and fmt == "TIFF":
-        return _encode_tiff16(_samples16(pixels, alpha), icc, exif)
+        return encode_tiff16(_samples16(pixels, alpha), icc, exif)
     rgb = to_uint8(pixels)
     if alpha is not None:
         rgb = np.dstack([rgb, to_uint8(alpha)])
@@ -256,6 +247,11 @@ def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> Imag
     )
 
 
+def _check_size(name: str, size: tuple[int, int], max_pixels: int) -> None:
+    if size[0] * size[1] > max_pixels:
+        raise _too_large(name, size, max_pixels)
+
+
 def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     try:
         with _pillow_limit(max_pixels):
@@ -277,7 +273,7 @@ def _unidentified(fp: BinaryIO, name: str) -> UnsupportedImageError:
         return UnsupportedImageError(
             f"'{name}' is a HEIC photo; opening it needs the optional pillow-heif package."
         )
-    signatures = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM", b"RIFF")
+    signatures = (b"\xff\xd8\xff", PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM", b"RIFF")
     if head.startswith(signatures):
         return UnsupportedImageError(f"'{name}' is damaged or truncated and cannot be opened.")
     return UnsupportedImageError(
@@ -295,12 +291,13 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
             im = _open(fp, name, max_pixels)
         except UnidentifiedImageError as exc:
             frames = 1
-            if (decoded := _load_tiff_only(fp, name, max_pixels)) is None:
+            if (
+                decoded := load_tiff_only(fp, lambda w, h: _check_size(name, (w, h), max_pixels))
+            ) is None:
                 raise _unidentified(fp, name) from exc
         else:
             with im:
-                if im.width * im.height > max_pixels:
-                    raise _too_large(name, im.size, max_pixels)
+                _check_size(name, im.size, max_pixels)
                 fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
                 frames = max(1, int(getattr(im, "n_frames", 1) or 1))
                 decoded = (*_decode(im, fp), fmt)
@@ -346,13 +343,13 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
     if im.format == "PNG":
         fp.seek(24)
         if fp.read(1) == b"\x10":
-            samples, png_icc, png_exif = _read_png16(fp)
+            samples, png_icc, png_exif = read_png16(fp)
             exif = png_exif or im.info.get("exif")
             return samples, 16, icc or png_icc, _with_exif_header(exif)
     if im.format == "TIFF":
-        exif = _tiff_exif(im)
+        exif = tiff_exif(im)
         if 16 in (im.tag_v2.get(258) or ()):
-            samples = _read_tiff16(fp)
+            samples = read_tiff16(fp)
             if samples is not None:
                 return samples, 16, icc, exif
         im.load()
@@ -389,14 +386,6 @@ def _with_exif_header(exif: bytes | None) -> bytes | None:
     return exif if exif.startswith(b"Exif\0\0") else b"Exif\0\0" + exif
 
 
-def _tiff_exif(im: Image.Image) -> bytes | None:
-    source = im.getexif()
-    exif = Image.Exif()
-    for tag in _DESCRIPTIVE_TAGS.intersection(source):
-        exif[tag] = source.get_ifd(tag) if tag in _SUB_IFDS else source[tag]
-    return exif.tobytes() if len(exif) else None
-
-
 def _reset_orientation(exif: bytes | None) -> tuple[bytes | None, int]:
     """Read IFD0's Orientation and patch it to 1 in place, leaving every other byte alone."""
     if not exif:
@@ -426,281 +415,7 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     return np.flip(a, flips) if flips else a
 
 
-# --- 16-bit PNG --------------------------------------------------------------------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
-          (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))  # fmt: skip
-
-
-def _read_png16(fp: BinaryIO) -> tuple[np.ndarray, bytes | None, bytes | None]:
-    fp.seek(0)
-    if fp.read(8) != _PNG_SIGNATURE:
-        raise ValueError("not a PNG")
-    chunks: dict[bytes, list[bytes]] = {}
-    while True:
-        length, kind = struct.unpack(">I4s", fp.read(8))
-        body, crc = fp.read(length), fp.read(4)
-        if len(crc) != 4 or zlib.crc32(body, zlib.crc32(kind)) != struct.unpack(">I", crc)[0]:
-            raise ValueError(f"damaged PNG chunk {kind!r}")
-        chunks.setdefault(kind, []).append(body)
-        if kind == b"IEND":
-            break
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"][0])
-    channels = _PNG_CHANNELS[colour]
-    bpp = 2 * channels
-    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
-    shapes = [(-(-(height - y0) // dy), -(-(width - x0) // dx)) for x0, y0, dx, dy in passes]
-    expected = sum(h * (1 + w * bpp) for h, w in shapes if h and w)
-    raw = zlib.decompressobj().decompress(b"".join(chunks[b"IDAT"]), expected)
-    if depth != 16 or len(raw) < expected:
-        raise ValueError("unsupported or truncated PNG data")
-    out = np.empty((height, width, channels), np.uint16)
-    buf = np.frombuffer(raw, np.uint8)
-    for (x0, y0, dx, dy), (h, w) in zip(passes, shapes, strict=True):
-        if h and w:
-            rows, buf = buf[: h * (1 + w * bpp)].reshape(h, -1), buf[h * (1 + w * bpp) :]
-            data = _unfilter(rows[:, 0], rows[:, 1:], bpp)
-            out[y0::dy, x0::dx] = data.view(">u2").reshape(h, w, channels)
-    if b"tRNS" in chunks and colour in (0, 2):
-        key = np.frombuffer(chunks[b"tRNS"][0][: 2 * channels], ">u2")
-        alpha = np.where((out == key).all(axis=2), 0, 65535).astype(np.uint16)
-        out = np.dstack([out, alpha])
-    icc = None
-    if b"iCCP" in chunks:
-        profile = chunks[b"iCCP"][0]
-        icc = zlib.decompress(profile[profile.index(b"\0") + 2 :])
-    exif = chunks.get(b"eXIf", [None])[0]
-    return out, icc, exif
-
-
-def _unfilter(kinds: np.ndarray, rows: np.ndarray, bpp: int) -> np.ndarray:
-    """Reverse the PNG filters (None, Sub, Up, Average, Paeth) of (H, row bytes) uint8 rows.
-
-    Average and Paeth are sequential along a row, far too slow in numpy for a 24 MP photo,
-    so Pillow's C decoder does it. Every filter works byte by byte with the left neighbour
-    `bpp` bytes back, so each 2, 3 or 4-byte slice of a 16-bit pixel is a valid 8-bit LA,
-    RGB or RGBA PNG with the same row filters, which Pillow reverses exactly.
-    """
-    height, nbytes = rows.shape
-    width = nbytes // bpp
-    group, colour = {2: (2, 4), 4: (4, 6), 6: (3, 2), 8: (4, 6)}[bpp]
-    pixels = rows.reshape(height, width, bpp)
-    out = np.empty_like(pixels)
-    for first in range(0, bpp, group):
-        raw = np.empty((height, 1 + width * group), np.uint8)
-        raw[:, 0] = kinds
-        raw[:, 1:].reshape(height, width, group)[...] = pixels[:, :, first : first + group]
-        png = _png_file(width, height, 8, colour, zlib.compress(raw, 0))
-        with _pillow_limit(None):
-            im = Image.open(io.BytesIO(png))
-        with im:
-            out[:, :, first : first + group] = np.asarray(im).reshape(height, width, group)
-    return out.reshape(height, nbytes)
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(kind))
-    return b"".join([struct.pack(">I4s", len(body), kind), body, struct.pack(">I", crc)])
-
-
-def _png_file(
-    width: int, height: int, depth: int, colour: int, idat: bytes, *extra: bytes
-) -> bytes:
-    ihdr = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
-    step = 1 << 24
-    idats = [_png_chunk(b"IDAT", idat[i : i + step]) for i in range(0, len(idat), step)]
-    return b"".join([_PNG_SIGNATURE, ihdr, *extra, *idats, _png_chunk(b"IEND", b"")])
-
-
-def _encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    height, width, channels = samples.shape
-    rows = np.ascontiguousarray(samples, ">u2").view(np.uint8).reshape(height, -1)
-    up = rows.copy()
-    up[1:] -= rows[:-1]  # filter "Up" on every row: vectorised and decent on photos
-    filtered = np.hstack([np.full((height, 1), 2, np.uint8), up])
-    extra = []
-    if icc:
-        extra.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
-    if exif:
-        extra.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
-    idat = _deflate(memoryview(filtered).cast("B"))
-    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    return _png_file(width, height, 16, colour, idat, *extra)
-
-
-def _deflate(data: memoryview, piece: int = 8 << 20) -> bytes:
-    """A zlib stream deflated in pieces on all cores, as pigz does (zlib releases the GIL).
-
-    16-bit photos barely compress (the low bytes are noise), so level 1 costs little size
-    and is several times faster than the default level.
-    """
-    starts = range(0, len(data), piece)
-
-    def deflate(start: int) -> bytes:
-        squeezer = zlib.compressobj(1, zlib.DEFLATED, -15)
-        last = start + piece >= len(data)
-        body = squeezer.compress(data[start : start + piece])
-        return body + squeezer.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1) or 1) as pool:
-        body = b"".join(pool.map(deflate, starts))
-    return b"\x78\x01" + body + struct.pack(">I", zlib.adler32(data))
-
-
-# --- 16-bit TIFF -------------------------------------------------------------------------
-
-
-def _tifffile():  # the tifffile module, or None when it is not installed
-    try:
-        import tifffile
-    except ImportError:
-        return None
-    return tifffile
-
-
-def _read_tiff16(fp: BinaryIO) -> np.ndarray | None:
-    """Samples of a 16-bit TIFF via tifffile, or None to let Pillow decode it (at 8 bits)."""
-    if (tifffile := _tifffile()) is None:
-        return None
-    fp.seek(0)
-    try:
-        with tifffile.TiffFile(fp) as tif:
-            return _tiff_samples(tif.pages.first)
-    except Exception:  # noqa: BLE001 - e.g. LZW without imagecodecs; Pillow reads it at 8 bits
-        return None
-
-
-def _tiff_samples(page) -> np.ndarray | None:  # page: a tifffile.TiffPage
-    if page.dtype != np.uint16 or int(page.photometric) not in (1, 2):
-        return None
-    data = page.asarray()
-    axes = page.axes
-    if axes == "YX":
-        data = data[..., None]
-    elif axes == "SYX":
-        data = np.moveaxis(data, 0, -1)
-    return np.ascontiguousarray(data) if data.ndim == 3 and data.shape[2] <= 4 else None
-
-
-def _load_tiff_only(fp: BinaryIO, name: str, max_pixels: int) -> _Decoded | None:
-    """TIFF layouts Pillow cannot open (planar 16-bit RGB) through tifffile, if installed."""
-    fp.seek(0)
-    if fp.read(4) not in (b"II*\0", b"MM\0*") or (tifffile := _tifffile()) is None:
-        return None
-    fp.seek(0)
-    with tifffile.TiffFile(fp) as tif:
-        page = tif.pages.first
-        if page.imagewidth * page.imagelength > max_pixels:
-            raise _too_large(name, (page.imagewidth, page.imagelength), max_pixels)
-        samples = _tiff_samples(page)
-        exif = Image.Exif()
-        for tag in page.tags.values():
-            if tag.code in _DESCRIPTIVE_TAGS and isinstance(tag.value, (str, int)):
-                exif[tag.code] = tag.value
-        icc = page.iccprofile
-    if samples is None:
-        return None
-    return samples, 16, icc, exif.tobytes() if len(exif) else None, "TIFF"
-
-
-def _encode_tiff16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Uncompressed baseline TIFF, 16 bits per sample, with EXIF tags and ICC profile."""
-    height, width, channels = samples.shape
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
-    ifd[282], ifd[283], ifd[296] = 72.0, 72.0, 2
-    if exif:
-        source = Image.Exif()
-        source.load(exif)
-        for tag in _DESCRIPTIVE_TAGS.intersection(source):
-            ifd[tag] = source.get_ifd(tag) if tag in _SUB_IFDS else source[tag]
-    row_bytes = width * channels * 2
-    rows_per_strip = max(1, (1 << 20) // row_bytes)
-    starts = range(0, height, rows_per_strip)
-    counts = [min(rows_per_strip, height - y) * row_bytes for y in starts]
-    layout = {
-        256: width, 257: height, 258: (16,) * channels, 259: 1, 262: 2 if channels > 2 else 1,
-        274: 1,
-        277: channels, 278: rows_per_strip, 284: 1, 339: (1,) * channels,
-    }  # fmt: skip
-    for tag, value in layout.items():
-        ifd[tag] = value
-    for tag, value in ((273, tuple(y * row_bytes for y in starts)), (279, tuple(counts))):
-        ifd[tag] = value
-        ifd.tagtype[tag] = TiffTags.LONG  # strip offsets are relative to the pixel data
-    if channels in (2, 4):
-        ifd[338] = (2,)  # unassociated alpha
-    if icc:
-        ifd[34675] = icc
-    out = io.BytesIO()
-    ifd.save(out)  # header + IFD; strip offsets are shifted to start right after it
-    out.write(np.ascontiguousarray(samples, "<u2").tobytes())
-    return out.getvalue()
-
-
 def _samples16(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """H x W x (1..3 colour + alpha) uint16 samples."""
     rgb = to_uint16(pixels)
     return rgb if alpha is None else np.dstack([rgb, to_uint16(alpha)])
-
-
-# --- writing -----------------------------------------------------------------------------
-
-
-def _same_file(target: Path, source: Path) -> bool:
-    try:
-        return target.resolve() == Path(source).resolve() or os.path.samefile(target, source)
-    except OSError:
-        return False
-
-
-def _new_file_mode(target: Path) -> int:
-    try:
-        return os.stat(target).st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0o022)  # the only portable way to read the umask is to set it
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    folder = target.parent
-    if not folder.is_dir():
-        raise ImageWriteError(
-            f"The folder '{folder}' does not exist; '{target.name}' was not saved."
-        )
-    tmp: str | None = None
-    try:
-        mode = _new_file_mode(target)
-        with tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as fh:
-            tmp = fh.name
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # NamedTemporaryFile creates 0600; exports should look normal
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as exc:
-        raise ImageWriteError(_write_failure(target, exc)) from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _write_failure(target: Path, exc: OSError) -> str:
-    name, folder = target.name, target.parent
-    reasons = {
-        errno.ENOSPC: f"the disk is full; free some space and save '{name}' again.",
-        errno.EDQUOT: f"the disk quota is full; free some space and save '{name}' again.",
-        errno.EACCES: f"permission denied: you cannot write into '{folder}'.",
-        errno.EPERM: f"permission denied: you cannot write into '{folder}'.",
-        errno.EROFS: f"the disk holding '{folder}' is read-only.",
-        errno.ENOENT: f"the folder '{folder}' does not exist.",
-        errno.ENAMETOOLONG: "the file name is too long.",
-    }
-    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
-    return f"'{name}' could not be saved: {reason}"
