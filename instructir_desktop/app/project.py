@@ -7,10 +7,7 @@ decodes the same pixels and renders the same composite. Saving is atomic.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 import zipfile
 import zlib
@@ -18,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from instructir_desktop import __version__
+from instructir_desktop.core.atomic import atomic_write_bytes
 from instructir_desktop.core.errors import InstructIRError
 
 from .document import Layer
@@ -96,24 +94,12 @@ def save_project(data: ProjectData, path: str | Path) -> Path:
     if target.suffix.lower() != PROJECT_SUFFIX:
         target = target.with_name(target.name + PROJECT_SUFFIX)
     payload = encode_project(data)
-    tmp = None
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-        ) as fh:
-            tmp = fh.name
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        # Readable by this user alone: a project (and an autosave) holds the whole photo.
+        atomic_write_bytes(target, payload, mode=0o600)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ProjectError(f"The project '{target.name}' could not be saved: {reason}.") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return target
 
 

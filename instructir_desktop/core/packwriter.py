@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write_text
 from .network import NetworkConfig
 from .packs import MANIFEST_NAME, TASKS, PackFile, PackManifest, TextEncoderSpec
 from .weights import save_safetensors
@@ -73,7 +74,5 @@ def write_pack(
         licence=licence,
         extra=dict(extra or {}),
     )
-    tmp = folder / (MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST_NAME)
+    atomic_write_text(folder / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=2) + "\n")
     return manifest

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from .atomic import atomic_write_text
 from .download import (
     HASH_BLOCK,
     CancelCallback,
@@ -135,15 +136,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _rmtree(path: Path) -> None:
@@ -428,7 +420,7 @@ class ModelStore:
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
         installed = replace(m, files=tuple(files))
-        _write_atomic(staging / MANIFEST_NAME, installed.to_json())
+        atomic_write_text(staging / MANIFEST_NAME, installed.to_json())
         _fsync_dir(staging)
 
         final = self.pack_dir(m.id)

@@ -14,7 +14,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.atomic import atomic_file
 from ..core.network import LITE, NetworkConfig, TextHead, network_from_config
 from ..core.packs import TASKS
 from .data import BatchSampler, default_data_root, load_dataset
@@ -107,9 +107,8 @@ def parse_task_weights(text: str) -> dict[str, float]:
 
 
 def _save(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:
+        torch.save(obj, fh)
 
 
 def main(argv: list[str] | None = None) -> int:
