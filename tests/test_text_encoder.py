@@ -163,3 +163,137 @@ def test_asks_to_darken(text, darken):
     from instructir_desktop.core.text import asks_to_darken
 
     assert asks_to_darken(text) is darken
+
+
+# The official pack: encoding pinned to the release, whatever the encoder folder says.
+
+RELEASE_TEXTS = [
+    "remove the noise",
+    "It is TOO dark, brighten it!",
+    "fix the blur",
+    "grain " * 600,  # over 512 tokens: truncated as the release's tokenizer call does
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def bge_layout(tmp_path_factory):
+    """A bge-micro-v2-layout encoder whose files say CLS pooling and no Normalize module."""
+    from official_release import write_encoder
+
+    return write_encoder(tmp_path_factory.mktemp("bge") / "text_encoder", pooling="cls")
+
+
+def _variant(bge_layout, tmp_path, *, pooling: str, normalize_module: bool):
+    from official_release import set_sentence_files
+
+    folder = tmp_path / "text_encoder"
+    shutil.copytree(bge_layout, folder)
+    return set_sentence_files(folder, pooling=pooling, normalize_module=normalize_module)
+
+
+def test_the_official_manifest_pins_the_release_encoding():
+    from instructir_desktop.core.packs import (
+        RELEASE_ENCODING,
+        PackManifest,
+        TextEncoding,
+        official_manifest,
+    )
+
+    manifest = official_manifest()
+    assert manifest.text_encoder.encoding == RELEASE_ENCODING
+    assert RELEASE_ENCODING == TextEncoding("mean", True, 512, "longest_first")
+    data = json.loads(manifest.to_json())
+    assert data["text_encoder"]["encoding"] == {
+        "pooling": "mean",
+        "normalize": True,
+        "max_length": 512,
+        "truncation": "longest_first",
+    }
+    assert PackManifest.from_dict(data).text_encoder == manifest.text_encoder
+    names = [f.filename for f in manifest.files_with_role("text_encoder")]
+    assert "model.safetensors" in names and "pytorch_model.bin" not in names
+    data["text_encoder"]["encoding"]["pooling"] = "weightedmean"
+    with pytest.raises(ModelCorruptError):
+        PackManifest.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "normalize_module"), [("cls", False), ("mean", False), ("max", True)]
+)
+def test_official_encoding_is_the_releases_whatever_the_folder_says(
+    bge_layout, tmp_path, pooling, normalize_module
+):
+    from official_release import release_features
+
+    from instructir_desktop.core.packs import RELEASE_ENCODING
+
+    folder = _variant(bge_layout, tmp_path, pooling=pooling, normalize_module=normalize_module)
+    ours = SentenceEncoder(folder, encoding=RELEASE_ENCODING).encode(RELEASE_TEXTS, batch_size=2)
+    reference = release_features(folder, RELEASE_TEXTS)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    # What the folder's own files would have computed differs: the pin is what holds.
+    follows_folder = SentenceEncoder(folder).encode(RELEASE_TEXTS)
+    assert (follows_folder - reference).abs().max() > 1e-2
+
+
+def test_official_pack_embedding_and_intent_are_the_releases(bge_layout, tmp_path):
+    from official_release import head_state, release_embedding
+
+    from instructir_desktop.core.packs import official_manifest
+    from instructir_desktop.core.text import InstructionEncoder
+
+    pack = tmp_path / "pack"
+    shutil.copytree(bge_layout, pack / "text_encoder")
+    head = head_state()
+    torch.save(head, pack / "lm_instructir-7d.pt")
+    encoder = InstructionEncoder(official_manifest(), pack)
+    for text in ("remove the noise", "it's too dark", "fix the blur"):
+        e, probabilities = release_embedding(pack / "text_encoder", head, text)
+        assert torch.allclose(encoder.embedding(text), e, atol=1e-5)
+        intent = encoder.intent(text)
+        assert torch.allclose(
+            torch.tensor(list(intent.probabilities.values())), probabilities, atol=1e-5
+        )
+
+
+def test_encoder_weights_safetensors_or_a_weights_only_pickle(bge_layout, tmp_path):
+    from official_release import write_encoder
+
+    from instructir_desktop.core.packs import RELEASE_ENCODING
+
+    pickled = write_encoder(tmp_path / "bin", weights="bin")
+    assert not (pickled / "model.safetensors").exists()
+    from_pickle = SentenceEncoder(pickled, encoding=RELEASE_ENCODING).encode(RELEASE_TEXTS)
+    from_safetensors = SentenceEncoder(bge_layout, encoding=RELEASE_ENCODING).encode(RELEASE_TEXTS)
+    assert torch.equal(from_pickle, from_safetensors)
+
+    # Both files: model.safetensors is what is read; the pickle is never opened.
+    both = tmp_path / "both"
+    shutil.copytree(bge_layout, both)
+    (both / "pytorch_model.bin").write_bytes(b"not even a pickle")
+    alone = SentenceEncoder(both, encoding=RELEASE_ENCODING).encode(RELEASE_TEXTS)
+    assert torch.equal(alone, from_safetensors)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_that_runs_code_is_refused_in_one_line(tmp_path):
+    from official_release import write_encoder
+
+    from instructir_desktop.core.packs import RELEASE_ENCODING
+
+    folder = write_encoder(tmp_path / "evil", weights="bin")
+    marker = tmp_path / "code-ran"
+    torch.save({"embeddings.word_embeddings.weight": _RunsCode(marker)},
+               folder / "pytorch_model.bin")  # fmt: skip
+    with pytest.raises(ModelCorruptError, match="Python code") as caught:
+        SentenceEncoder(folder, encoding=RELEASE_ENCODING)
+    assert "\n" not in str(caught.value)
+    assert not marker.exists()

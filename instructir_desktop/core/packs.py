@@ -8,11 +8,13 @@ read without torch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
-from .config import OFFICIAL_7D, NetworkConfig
 from .errors import ModelCorruptError, UnknownModelError
+from .network_config import OFFICIAL_7D, NetworkConfig
 from .resources import resource_path
 
 __all__ = [
@@ -21,8 +23,12 @@ __all__ = [
     "DEFAULT_MIN_CONFIDENCE",
     "PackFile",
     "TextEncoderSpec",
+    "TextEncoding",
+    "RELEASE_ENCODING",
     "PackManifest",
     "catalog",
+    "catalog_override",
+    "with_pickled_encoder",
     "catalog_entry",
     "OFFICIAL_ID",
     "LITE_ID",
@@ -103,25 +109,80 @@ class PackFile:
 
 
 @dataclass(frozen=True)
+class TextEncoding:
+    """How instructions become sentence features, fixed by a pack instead of read from the
+    encoder folder's sentence-transformers files (``modules.json``, ``1_Pooling``), which a
+    Hub repository may change after the pack was made.
+
+    pooling: ``mean`` (over the attention mask), ``cls`` or ``max``; normalize: L2 after
+    pooling; truncation and max_length: what the tokenizer is called with.
+    """
+
+    pooling: str = "mean"
+    normalize: bool = True
+    max_length: int = 512
+    truncation: str = "longest_first"
+
+    def to_dict(self) -> dict:
+        return {
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "truncation": self.truncation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TextEncoding:
+        pooling = str(d.get("pooling", "mean"))
+        if pooling not in ("mean", "cls", "max"):
+            raise ValueError(f"unknown pooling {pooling!r}")
+        return cls(
+            pooling=pooling,
+            normalize=bool(d.get("normalize", True)),
+            max_length=int(d.get("max_length", 512)),
+            truncation=str(d.get("truncation", "longest_first")),
+        )
+
+
+# The public release's text/models.py for TaylorAI/bge-micro-v2: AutoTokenizer called with
+# padding=True, truncation=True (longest_first, up to the tokenizer's model_max_length: 512
+# for bge-micro-v2, also its max_position_embeddings), AutoModel forward, mean pooling over
+# the attention mask, F.normalize(p=2, dim=1).
+RELEASE_ENCODING = TextEncoding("mean", True, 512, "longest_first")
+
+
+@dataclass(frozen=True)
 class TextEncoderSpec:
     """Which frozen sentence encoder produces the 384-d text features.
 
     kind ``"package"``: loaded from an installed Python package (works offline);
     kind ``"hub"``: a sentence-transformers folder inside the pack (files listed as role
-    ``text_encoder``), downloaded from ``id`` on the Hub.
+    ``text_encoder``), downloaded from ``id`` on the Hub. ``encoding``, when set, fixes the
+    pooling, normalisation and truncation; otherwise the folder's own files decide.
     """
 
     id: str
     kind: str
     dim: int = 384
     package: str | None = None
+    encoding: TextEncoding | None = None
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "dim": self.dim, "package": self.package}
+        d = {"id": self.id, "kind": self.kind, "dim": self.dim, "package": self.package}
+        if self.encoding is not None:
+            d["encoding"] = self.encoding.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TextEncoderSpec:
-        return cls(id=d["id"], kind=d["kind"], dim=int(d.get("dim", 384)), package=d.get("package"))
+        encoding = d.get("encoding")
+        return cls(
+            id=d["id"],
+            kind=d["kind"],
+            dim=int(d.get("dim", 384)),
+            package=d.get("package"),
+            encoding=None if encoding is None else TextEncoding.from_dict(encoding),
+        )
 
 
 @dataclass(frozen=True)
@@ -204,9 +265,16 @@ class PackManifest:
         return cls.from_dict(data)
 
 
+ENCODER_WEIGHTS = "model.safetensors"
+# What an encoder folder copied from elsewhere may hold instead: a pickle, loaded weights-only.
+ENCODER_PICKLE = "pytorch_model.bin"
+BGE_MICRO_REPO = "TaylorAI/bge-micro-v2"
+# Everything AutoTokenizer and AutoModel read, plus the sentence-transformers files: kept so
+# that the folder stays a complete sentence-transformers model, though the official pack's
+# encoding ignores modules.json and 1_Pooling (TextEncoderSpec.encoding).
 BGE_MICRO_FILES = (
     "config.json",
-    "pytorch_model.bin",
+    ENCODER_WEIGHTS,
     "tokenizer.json",
     "tokenizer_config.json",
     "vocab.txt",
@@ -242,9 +310,7 @@ def official_manifest() -> PackManifest:
     # sha256 is recorded at download (trust on first use) and verified from then on.
     for name in BGE_MICRO_FILES:
         files.append(
-            PackFile(
-                "text_encoder", f"text_encoder/{name}", None, None, "TaylorAI/bge-micro-v2", name
-            )
+            PackFile("text_encoder", f"text_encoder/{name}", None, None, BGE_MICRO_REPO, name)
         )
     return PackManifest(
         id=OFFICIAL_ID,
@@ -252,7 +318,7 @@ def official_manifest() -> PackManifest:
         version="1.0",
         description="The paper's released model: 7 tasks, 15.8 M parameters, best quality.",
         network=OFFICIAL_7D,
-        text_encoder=TextEncoderSpec("TaylorAI/bge-micro-v2", "hub"),
+        text_encoder=TextEncoderSpec(BGE_MICRO_REPO, "hub", encoding=RELEASE_ENCODING),
         files=tuple(files),
         licence="MIT (marcosv/InstructIR)",
     )
@@ -266,12 +332,30 @@ def lite_manifest() -> PackManifest | None:
     return PackManifest.load(path)
 
 
+_OVERRIDES: dict[str, PackManifest] = {}
+
+
+@contextmanager
+def catalog_override(*manifests: PackManifest) -> Iterator[None]:
+    """Within the block, ``catalog()`` returns these manifests in place of the entries with
+    the same id: tests and scripts/gpu_check.py point the official pack at a stand-in Hub
+    whose files have other hashes, while the pinned hashes of the real pack stay as they are."""
+    saved = dict(_OVERRIDES)
+    _OVERRIDES.update({m.id: m for m in manifests})
+    try:
+        yield
+    finally:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(saved)
+
+
 def catalog() -> dict[str, PackManifest]:
     """All packs this version of the app knows, by id."""
     packs = {OFFICIAL_ID: official_manifest()}
     lite = lite_manifest()
     if lite is not None:
         packs[LITE_ID] = lite
+    packs.update(_OVERRIDES)
     return packs
 
 
@@ -281,3 +365,26 @@ def catalog_entry(pack_id: str) -> PackManifest:
         known = ", ".join(sorted(packs))
         raise UnknownModelError(f"Unknown model pack '{pack_id}'. Known packs: {known}.")
     return packs[pack_id]
+
+
+def with_pickled_encoder(manifest: PackManifest, names: set[str]) -> PackManifest:
+    """The manifest to import from files named ``names``: an encoder folder that has
+    ``pytorch_model.bin`` but no ``model.safetensors`` (an older copy of the encoder) is taken
+    as it is; the pickle is then only ever loaded weights-only (core.weights)."""
+    files = []
+    for f in manifest.files:
+        if (
+            f.role == "text_encoder"
+            and PurePosixPath(f.path).name == ENCODER_WEIGHTS
+            and not ({f.path, f.filename} & names)
+            and any(PurePosixPath(n).name == ENCODER_PICKLE for n in names)
+        ):
+            f = replace(
+                f,
+                path=str(PurePosixPath(f.path).with_name(ENCODER_PICKLE)),
+                filename=ENCODER_PICKLE,
+                size=None,
+                sha256=None,
+            )
+        files.append(f)
+    return replace(manifest, files=tuple(files))

@@ -14,7 +14,7 @@ import torch
 
 from .errors import EmptyInstructionError, ModelCorruptError, ModelNotInstalledError
 from .network import TextHead
-from .packs import PackManifest, TextEncoderSpec
+from .packs import ENCODER_PICKLE, ENCODER_WEIGHTS, PackManifest, TextEncoderSpec, TextEncoding
 from .weights import load_state_dict
 
 __all__ = [
@@ -165,6 +165,8 @@ class SentenceEncoder:
     ``sentence_bert_config.json`` with the maximum sequence length. This reads that layout
     and applies the same steps (tokenise with truncation, encoder forward, masked pooling,
     L2 norm); tests check the features against the sentence-transformers library itself.
+    A pack that pins its ``encoding`` (the official one does, as its release computes) is
+    run with exactly that, and the folder's module list and pooling config are not read.
     Loading only transformers keeps SciPy and scikit-learn, which sentence-transformers
     imports at start-up for its evaluation helpers, out of the app (seconds of start-up and
     about 85 MB of installer).
@@ -172,8 +174,31 @@ class SentenceEncoder:
 
     POOLING_MODES = ("mean", "cls", "max")
 
-    def __init__(self, folder: Path, device: str = "cpu") -> None:
+    def __init__(
+        self, folder: Path, device: str = "cpu", encoding: TextEncoding | None = None
+    ) -> None:
         folder = Path(folder)
+        self.truncation = "longest_first"
+        if encoding is not None:
+            model_dir = folder
+            self.pooling = encoding.pooling
+            self.normalize = encoding.normalize
+            self.lower_case = False
+            self.truncation = encoding.truncation
+            limit = encoding.max_length
+        else:
+            model_dir, st_config = self._read_layout(folder)
+            self.lower_case = bool(st_config.get("do_lower_case", False))
+            limit = st_config.get("max_seq_length")
+        self.tokenizer, self.model = _load_transformer(model_dir, folder)
+        self.model.to(device).eval()
+        self.device = torch.device(device)
+        limit = limit or self.tokenizer.model_max_length
+        self.max_seq_length = int(min(limit, self.model.config.max_position_embeddings))
+
+    def _read_layout(self, folder: Path) -> tuple[Path, dict]:
+        """Pooling and normalisation from the folder's sentence-transformers files; returns
+        the transformer's folder and ``sentence_bert_config.json``."""
         modules = _read_json(folder / "modules.json", default=None)
         if modules is None:  # a plain transformers folder: the sentence-transformers default
             modules = [
@@ -197,29 +222,7 @@ class SentenceEncoder:
         pooling = _read_json(pool_dir / "config.json", default={}) if pool_dir != model_dir else {}
         self.pooling = _pooling_mode(pooling, folder)
         self.normalize = "Normalize" in kinds
-        self.lower_case = bool(st_config.get("do_lower_case", False))
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        # transformers draws a "Loading weights" bar on stderr: noise in the CLI's output.
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-            self.model = AutoModel.from_pretrained(
-                str(model_dir), local_files_only=True, dtype=torch.float32
-            )
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise ModelCorruptError(
-                f"The text encoder in {folder} cannot be loaded: {exc}"
-            ) from exc
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
-        self.model.to(device).eval()
-        self.device = torch.device(device)
-        limit = st_config.get("max_seq_length") or self.tokenizer.model_max_length
-        self.max_seq_length = int(min(limit, self.model.config.max_position_embeddings))
+        return model_dir, st_config
 
     def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         """Sentence features, float32 [N, dim], on the CPU."""
@@ -231,7 +234,7 @@ class SentenceEncoder:
             tokens = self.tokenizer(
                 chunk,
                 padding=True,
-                truncation="longest_first",
+                truncation=self.truncation,
                 max_length=self.max_seq_length,
                 return_tensors="pt",
             ).to(self.device)
@@ -248,6 +251,59 @@ class SentenceEncoder:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             outputs.append(pooled.float().cpu())
         return torch.cat(outputs)
+
+
+def _load_transformer(model_dir: Path, folder: Path):
+    """Tokenizer and float32 encoder from ``model_dir``. Weights come from
+    ``model.safetensors``; a folder with only ``pytorch_model.bin`` is read by
+    core.weights (weights only), so a pickle that would run code is refused with a
+    ModelCorruptError instead of reaching transformers' own loader."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    pickle_file = model_dir / ENCODER_PICKLE
+    use_pickle = not (model_dir / ENCODER_WEIGHTS).is_file()
+    if use_pickle and not pickle_file.is_file():
+        raise ModelNotInstalledError(
+            f"The text encoder in {folder} has no weights ({ENCODER_WEIGHTS}). "
+            "Download the pack again with `instructir models download`."
+        )
+    state = load_state_dict(pickle_file) if use_pickle else None
+    # transformers draws a "Loading weights" bar on stderr: noise in the CLI's output.
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        if state is None:
+            model = AutoModel.from_pretrained(
+                str(model_dir), local_files_only=True, use_safetensors=True, dtype=torch.float32
+            )
+        else:
+            config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+            model = AutoModel.from_config(config, dtype=torch.float32)
+            model.load_state_dict(_matching_keys(state, model), strict=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        reason = " ".join(str(exc).split())[:300]  # one line: transformers' can be many
+        raise ModelCorruptError(f"The text encoder in {folder} cannot be loaded: {reason}") from exc
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    return tokenizer, model
+
+
+def _matching_keys(state: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """A checkpoint's keys as the bare model names them: without the ``bert.`` prefix of a
+    task model, and without ``position_ids``, which older transformers saved as weights."""
+    wanted = set(model.state_dict())
+    prefix = f"{model.base_model_prefix}."
+    renamed = {}
+    for key, value in state.items():
+        if key not in wanted and key.startswith(prefix):
+            key = key[len(prefix) :]
+        if key not in wanted and key.endswith("position_ids"):
+            continue
+        renamed[key] = value
+    return renamed
 
 
 def _read_json(path: Path, default):
@@ -279,7 +335,7 @@ def _pooling_mode(config: dict, folder: Path) -> str:
     return modes[0]
 
 
-_ENCODERS: dict[tuple[str, str], SentenceEncoder] = {}
+_ENCODERS: dict[tuple[str, str, TextEncoding | None], SentenceEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
@@ -318,10 +374,10 @@ def load_sentence_encoder(
 ) -> SentenceEncoder:
     """Load (once per process) the frozen sentence encoder a pack names."""
     folder = sentence_encoder_folder(spec, pack_dir)
-    key = (str(folder.resolve()), device)
+    key = (str(folder.resolve()), device, spec.encoding)
     with _ENCODERS_LOCK:
         if key not in _ENCODERS:
-            _ENCODERS[key] = SentenceEncoder(folder, device=device)
+            _ENCODERS[key] = SentenceEncoder(folder, device=device, encoding=spec.encoding)
         return _ENCODERS[key]
 
 

@@ -33,6 +33,13 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         zipfile.BadZipFile,
         pickle.UnpicklingError,
     ) as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise ModelCorruptError(
+                f"The model file {path.name} holds Python code as well as weights (a pickle "
+                "that would run code when loaded), so it was not loaded. Use the file from "
+                "the model's official source, or verify the pack with `instructir models "
+                "verify` and download it again."
+            ) from exc
         raise ModelCorruptError(
             f"The model file {path.name} is damaged or not a model file "
             f"({exc.__class__.__name__}). "
@@ -46,6 +53,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def save_safetensors(state: dict[str, torch.Tensor], path: Path, *, half: bool = False) -> None:
+    """Write a state dict as safetensors (fp16 floats when ``half``), from any device."""
     from safetensors.torch import save_file
 
     tensors = {
