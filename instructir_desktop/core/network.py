@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import LITE, OFFICIAL_7D, NetworkConfig
+from .network_config import LITE, OFFICIAL_7D, NetworkConfig
 
 __all__ = [
     "NetworkConfig",

@@ -1,4 +1,6 @@
-"""Network configurations, importable without torch (the UI reads packs before torch loads)."""
+"""The shape of an InstructIR network (``NetworkConfig``) and the two shapes the packs use.
+
+Importable without torch: the UI reads pack manifests before torch loads."""
 
 from __future__ import annotations
 
@@ -38,5 +40,6 @@ class NetworkConfig:
         )
 
 
+# The official 7-task release, and the lite pack bundled with the app.
 OFFICIAL_7D = NetworkConfig()
 LITE = NetworkConfig(width=8, enc_blks=(1, 1, 1, 2), middle_blk_num=2, dec_blks=(1, 1, 1, 1))
