@@ -1,14 +1,15 @@
-"""Project files, settings, undo commands and autosave discovery (Qt state, no widgets)."""
+"""Project files: round trip, atomic and private saves, clear errors on damaged files."""
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
 import zipfile
 
 import pytest
 
-from instructir_desktop.app import commands
-from instructir_desktop.app.autosave import autosave_dir, find_recoverable
-from instructir_desktop.app.document import Document, Layer
+from instructir_desktop.app.document import Layer
 from instructir_desktop.app.project import (
     ProjectData,
     ProjectError,
@@ -16,7 +17,6 @@ from instructir_desktop.app.project import (
     load_project,
     save_project,
 )
-from instructir_desktop.app.settings import SETTINGS, Settings, settings_file
 
 LAYERS = [
     Layer("a1", "remove the noise", 1.0, True, "denoise", 0.9),
@@ -92,85 +92,10 @@ def test_bad_layer_values_are_rejected(tmp_path):
         load_project(bad)
 
 
-def test_settings_are_declared_validated_and_persisted(qapp):
-    settings = Settings()
-    assert settings.theme == "dark" and settings.bridge_enabled is True
-    settings.set("preview_edge", 900)
-    settings.set("bridge_enabled", False)
-    with pytest.raises(ValueError):
-        settings.set("theme", "purple")
-    with pytest.raises(ValueError):
-        settings.set("min_confidence", 2.0)
-    with pytest.raises(KeyError):
-        settings.set("nope", 1)
-    settings.sync()
-    again = Settings()
-    assert again.preview_edge == 900 and again.bridge_enabled is False
-    assert all(s.description for s in SETTINGS.values())
-
-
-def test_bad_values_in_the_file_fall_back_to_defaults(qapp):
-    path = settings_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("[General]\ntheme=purple\npreview_edge=abc\ntile=-5\n")
-    settings = Settings()
-    assert settings.theme == "dark" and settings.preview_edge == 1280 and settings.tile == 0
-    assert len(settings.problems) == 3
-
-
-def test_recent_files_are_capped_and_deduplicated(qapp, tmp_path):
-    settings = Settings()
-    for i in range(15):
-        settings.add_recent(tmp_path / f"{i}.jpg")
-    settings.add_recent(tmp_path / "3.jpg")
-    recent = settings.recent_files
-    assert len(recent) == 10 and recent[0].endswith("3.jpg") and len(set(recent)) == 10
-
-
-def test_undo_commands(qapp):
-    from PySide6.QtGui import QUndoStack
-
-    doc, stack = Document(), QUndoStack()
-    stack.push(commands.AddLayer(doc, LAYERS[0]))
-    stack.push(commands.AddLayer(doc, LAYERS[1]))
-    stack.push(commands.SetVisible(doc, "b2", True))
-    stack.push(commands.EditInstruction(doc, "a1", "remove the grain"))
-    stack.push(commands.MoveLayer(doc, "b2", 0))
-    assert [x.id for x in doc.layers] == ["b2", "a1"]
-    assert doc.layer("a1").instruction == "remove the grain" and doc.layer("b2").visible
-    stack.push(commands.RemoveLayer(doc, "a1"))
-    assert [x.id for x in doc.layers] == ["b2"]
-    while stack.canUndo():
-        stack.undo()
-    assert doc.layers == []
-    while stack.canRedo():
-        stack.redo()
-    assert [x.id for x in doc.layers] == ["b2"]
-
-
-def test_strength_changes_of_one_gesture_merge(qapp):
-    from PySide6.QtGui import QUndoStack
-
-    doc, stack = Document(), QUndoStack()
-    stack.push(commands.AddLayer(doc, LAYERS[0]))
-    for value in (0.9, 0.8, 0.5):
-        stack.push(commands.SetStrength(doc, "a1", value, gesture="drag-1"))
-    assert stack.count() == 2 and doc.layer("a1").strength == 0.5
-    stack.push(commands.SetStrength(doc, "a1", 0.2, gesture="drag-2"))
-    assert stack.count() == 3
-    stack.undo()
-    stack.undo()
-    assert doc.layer("a1").strength == 1.0
-
-
-def test_crashed_session_autosave_is_found(qapp):
-    folder = autosave_dir()
-    folder.mkdir(parents=True)
-    data = ProjectData(b"bytes", "a.png", LAYERS, "", {"title": "a.png", "project_path": ""})
-    save_project(data, folder / "old-session.instructir")
-    (folder / "broken.instructir").write_bytes(b"half written")
-    found = find_recoverable()
-    assert [r.title for r in found] == ["a.png"]
-    assert not (folder / "broken.instructir").exists()
-    found[0].discard()
-    assert find_recoverable() == []
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_a_saved_project_is_readable_by_its_owner_alone(tmp_path):
+    target = tmp_path / "trip.instructir"
+    target.write_bytes(b"an older save")
+    os.chmod(target, 0o644)
+    save_project(ProjectData(b"photo", "a.jpg", LAYERS, ""), target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
