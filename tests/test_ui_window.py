@@ -200,7 +200,7 @@ def test_paste_drop_recent_and_hold(qtbot, make_window, tmp_path):
         window.dropEvent(drop)
     assert window.session.document.title == "dropped.png"
     assert window.settings.recent_files[0].endswith("dropped.png")
-    window._fill_recent()
+    window.recent_menu.aboutToShow.emit()
     assert window.recent_menu.actions()[0].text() == "dropped.png"
 
     qtbot.mousePress(window.hold_button, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))

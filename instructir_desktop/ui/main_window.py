@@ -189,8 +189,9 @@ class MainWindow(QMainWindow):
         )
         self.cancel_action = self._action("&Cancel Job", self.session.cancel, "Esc")
         self.about_action = self._action("&About InstructIR", self.about)
-        build_menus(self)
-        build_toolbar(self)
+        self.recent_menu, self.theme_actions = build_menus(self)
+        self.hold_button = build_toolbar(self)
+        self._icons.append((self.hold_button, "original"))
         self._refresh_icons()
 
     def _refresh_icons(self) -> None:
@@ -333,16 +334,6 @@ class MainWindow(QMainWindow):
         name, _ = QFileDialog.getOpenFileName(self, "Open", self.settings.last_folder, OPEN_FILTER)
         if name:
             self.open_path(Path(name))
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_files
-        for entry in recent:
-            action = self.recent_menu.addAction(Path(entry).name)
-            action.setToolTip(entry)
-            action.triggered.connect(lambda _=False, p=entry: self.open_path(Path(p)))
-        if not recent:
-            self.recent_menu.addAction("No recent files").setEnabled(False)
 
     def paste(self) -> None:
         """Paste a photo (image data or a copied file) from the clipboard."""

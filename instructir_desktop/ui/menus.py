@@ -2,25 +2,78 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QActionGroup
-from PySide6.QtWidgets import QToolButton
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QDockWidget, QMenu, QMenuBar, QToolBar, QToolButton
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from instructir_desktop.app.settings import Settings
 
-__all__ = ["build_menus", "build_toolbar"]
+from .canvas import Canvas
+
+__all__ = ["MenuHost", "build_menus", "build_toolbar", "fill_recent_menu"]
 
 
-def build_menus(window: MainWindow) -> None:
-    """File, Edit, View (with Theme and the panels), Model, Help."""
+class MenuHost(Protocol):
+    """The window the menus are built for (``MainWindow``): its actions, docks and settings."""
+
+    settings: Settings
+    canvas: Canvas
+    open_action: QAction
+    save_action: QAction
+    save_as_action: QAction
+    export_action: QAction
+    quit_action: QAction
+    undo_action: QAction
+    redo_action: QAction
+    paste_action: QAction
+    delete_action: QAction
+    prefs_action: QAction
+    fit_action: QAction
+    zoom100_action: QAction
+    zoom_in_action: QAction
+    zoom_out_action: QAction
+    compare_action: QAction
+    models_action: QAction
+    cancel_action: QAction
+    about_action: QAction
+    chat_dock: QDockWidget
+    layers_dock: QDockWidget
+    history_dock: QDockWidget
+
+    def menuBar(self) -> QMenuBar: ...  # noqa: N802 - Qt's name
+
+    def addToolBar(self, title: str) -> QToolBar: ...  # noqa: N802 - Qt's name
+
+    def open_path(self, path: Path) -> None: ...
+
+
+def fill_recent_menu(
+    menu: QMenu, entries: Iterable[str], open_path: Callable[[Path], None]
+) -> None:
+    """One action per recent file (its name, the full path as tooltip), or a disabled line."""
+    menu.clear()
+    for entry in entries:
+        action = menu.addAction(Path(entry).name)
+        action.setToolTip(entry)
+        action.triggered.connect(lambda _=False, p=entry: open_path(Path(p)))
+    if menu.isEmpty():
+        menu.addAction("No recent files").setEnabled(False)
+
+
+def build_menus(window: MenuHost) -> tuple[QMenu, QActionGroup]:
+    """File, Edit, View (with Theme and the panels), Model, Help. Returns the Open Recent menu
+    (filled each time it opens) and the group of theme actions."""
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
     file_menu.addAction(window.open_action)
-    window.recent_menu = file_menu.addMenu("Open &Recent")
-    window.recent_menu.aboutToShow.connect(window._fill_recent)
+    recent_menu = file_menu.addMenu("Open &Recent")
+    recent_menu.aboutToShow.connect(
+        lambda: fill_recent_menu(recent_menu, window.settings.recent_files, window.open_path)
+    )
     file_menu.addSeparator()
     for a in (window.save_action, window.save_as_action, window.export_action):
         file_menu.addAction(a)
@@ -48,14 +101,14 @@ def build_menus(window: MainWindow) -> None:
     ):
         view.addSeparator() if a is None else view.addAction(a)
     theme_menu = view.addMenu("&Theme")
-    window.theme_actions = QActionGroup(window)
+    theme_actions = QActionGroup(window)
     for name in ("dark", "light", "auto"):
         a = theme_menu.addAction(name.capitalize())
         a.setCheckable(True)
         a.setData(name)
         a.setChecked(window.settings.theme == name)
         a.triggered.connect(lambda _=False, n=name: window.settings.set("theme", n))
-        window.theme_actions.addAction(a)
+        theme_actions.addAction(a)
     view.addSeparator()
     for dock in (window.chat_dock, window.layers_dock, window.history_dock):
         view.addAction(dock.toggleViewAction())
@@ -63,10 +116,12 @@ def build_menus(window: MainWindow) -> None:
     model_menu.addAction(window.models_action)
     model_menu.addAction(window.cancel_action)
     menu.addMenu("&Help").addAction(window.about_action)
+    return recent_menu, theme_actions
 
 
-def build_toolbar(window: MainWindow) -> None:
-    """Open/Save/Export, Undo/Redo (icons only), Fit/100 %/Compare, Hold: Original, Models."""
+def build_toolbar(window: MenuHost) -> QToolButton:
+    """Open/Save/Export, Undo/Redo (icons only), Fit/100 %/Compare, Hold: Original, Models.
+    Returns the Hold: Original button."""
     bar = window.addToolBar("Main")
     bar.setObjectName("mainToolbar")
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -92,14 +147,14 @@ def build_toolbar(window: MainWindow) -> None:
             bar.addWidget(button)
         else:
             bar.addAction(a)
-    window.hold_button = QToolButton(window)
-    window.hold_button.setObjectName("holdOriginal")
-    window.hold_button.setText("Hold: Original")
-    window._icons.append((window.hold_button, "original"))
-    window.hold_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    window.hold_button.setToolTip("Press and hold to see the original (or hold \\ on the photo)")
-    window.hold_button.pressed.connect(lambda: window.canvas.hold_original(True))
-    window.hold_button.released.connect(lambda: window.canvas.hold_original(False))
-    bar.addWidget(window.hold_button)
+    hold = QToolButton(window)
+    hold.setObjectName("holdOriginal")
+    hold.setText("Hold: Original")
+    hold.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    hold.setToolTip("Press and hold to see the original (or hold \\ on the photo)")
+    hold.pressed.connect(lambda: window.canvas.hold_original(True))
+    hold.released.connect(lambda: window.canvas.hold_original(False))
+    bar.addWidget(hold)
     bar.addSeparator()
     bar.addAction(window.models_action)
+    return hold
