@@ -111,7 +111,7 @@ def _save(path: Path, obj: dict) -> None:
         torch.save(obj, fh)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -146,8 +146,99 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="relative sampling weights, e.g. denoise=2,dehaze=2 (others stay 1)",
     )
-    args = ap.parse_args(argv)
+    return ap
 
+
+class _Run:
+    """The network, its EMA copy, the text head, the optimiser and the progress of one run,
+    started fresh, resumed from its checkpoint or initialised from another run."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        config: NetworkConfig,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        device: torch.device,
+    ) -> None:
+        self.config = config
+        self.ckpt_path = args.run / "ckpt.pt"
+        torch.manual_seed(args.seed)
+        # channels-last is about 1.4x faster on CPUs for this network (depthwise convs, norms).
+        self.net = network_from_config(config).to(device, memory_format=torch.channels_last)
+        self.head = TextHead(features.shape[1], config.textdim, len(TASKS)).to(device)
+        self.params = list(self.net.parameters()) + list(self.head.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=args.lr, betas=(0.9, 0.9), weight_decay=1e-4)
+        self.step = 0
+        self.elapsed = 0.0
+        if self.ckpt_path.exists():
+            ck = torch.load(self.ckpt_path, map_location=device, weights_only=True)
+            self.net.load_state_dict(ck["net"])
+            self.head.load_state_dict(ck["head"])
+            self.opt.load_state_dict(ck["opt"])
+            self.ema = network_from_config(config).to(device)
+            self.ema.load_state_dict(ck["ema"])
+            self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
+            print(f"resumed at step {self.step} ({self.elapsed / 60:.1f} min)", flush=True)
+        elif args.init is not None:
+            src = args.init / "ckpt.pt" if args.init.is_dir() else args.init
+            ck = torch.load(src, map_location=device, weights_only=True)
+            self.net.load_state_dict(ck["ema"])
+            self.head.load_state_dict(ck["head"])
+            self.ema = copy.deepcopy(self.net)
+            print(f"started from the EMA weights of {src} (step {int(ck['step'])})", flush=True)
+        else:
+            f, y = features.to(device), labels.to(device)
+            head_loss = warm_up_head(self.head, f, y, 400, args.seed)
+            print(f"head warm-up loss {head_loss:.3f}", flush=True)
+            self.ema = copy.deepcopy(self.net)
+        self.ema.eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+
+    def train_step(
+        self, batch: tuple[torch.Tensor, ...], lr: float, args: argparse.Namespace
+    ) -> tuple[float, float]:
+        """One optimiser step and EMA update; returns the image loss and the intent loss."""
+        x, y, raw, lab = batch
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = y.contiguous(memory_format=torch.channels_last)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        e, logits = self.head(raw + 0.01 * torch.randn_like(raw))
+        out = self.net(x, e)
+        l1 = image_loss(out, x, y, args.loss)
+        ce = intent_loss(logits, lab)
+        loss = l1 + args.ce_weight * ce
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 0.5)
+        self.opt.step()
+        decay = min(0.999, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, pn in zip(self.ema.parameters(), self.net.parameters()):
+                pe.lerp_(pn, 1 - decay)
+        self.step += 1
+        return float(l1.detach()), float(ce.detach())
+
+    def checkpoint(self) -> None:
+        _save(
+            self.ckpt_path,
+            {
+                "net": self.net.state_dict(),
+                "ema": self.ema.state_dict(),
+                "head": self.head.state_dict(),
+                "opt": self.opt.state_dict(),
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "config": json.dumps(self.config.to_dict()),
+            },
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (or resume) until the time budget is spent; checkpoints on the way and at the end."""
+    args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     # Tiny gradients turn into denormal floats, which are 10-100x slower on x86 CPUs.
@@ -155,121 +246,55 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = NetworkConfig.from_dict(json.loads(args.config)) if args.config else LITE
     args.run.mkdir(parents=True, exist_ok=True)
-    ckpt_path = args.run / "ckpt.pt"
-    log = (args.run / "log.jsonl").open("a", encoding="utf-8")
 
-    corpus = load_corpus()
-    train_prompts, _ = split(corpus)
+    train_prompts, _ = split(load_corpus())
     features = encode_prompts([p.text for p in train_prompts])
     labels = torch.tensor(
         [-1 if p.task == UNRELATED else TASKS.index(p.task) for p in train_prompts]
     )
-
-    torch.manual_seed(args.seed)
-    # channels-last is about 1.4x faster on CPUs for this network (depthwise convs, norms).
-    net = network_from_config(config).to(device, memory_format=torch.channels_last)
-    head = TextHead(features.shape[1], config.textdim, len(TASKS)).to(device)
-    params = list(net.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.9), weight_decay=1e-4)
-    state = {"step": 0, "elapsed": 0.0, "seed": args.seed}
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        net.load_state_dict(ck["net"])
-        head.load_state_dict(ck["head"])
-        opt.load_state_dict(ck["opt"])
-        ema = network_from_config(config).to(device)
-        ema.load_state_dict(ck["ema"])
-        state = {"step": int(ck["step"]), "elapsed": float(ck["elapsed"]), "seed": args.seed}
-        print(f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min)", flush=True)
-    elif args.init is not None:
-        src = args.init / "ckpt.pt" if args.init.is_dir() else args.init
-        ck = torch.load(src, map_location=device, weights_only=True)
-        net.load_state_dict(ck["ema"])
-        head.load_state_dict(ck["head"])
-        ema = copy.deepcopy(net)
-        print(f"started from the EMA weights of {src} (step {int(ck['step'])})", flush=True)
-    else:
-        head_loss = warm_up_head(head, features.to(device), labels.to(device), 400, args.seed)
-        print(f"head warm-up loss {head_loss:.3f}", flush=True)
-        ema = copy.deepcopy(net)
-    ema.eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-
-    data = load_dataset(args.data, "train")
+    run = _Run(args, config, features, labels, device)
     # Seed the sampler from the step so a resumed run draws new batches, reproducibly.
     sampler = BatchSampler(
-        data,
+        load_dataset(args.data, "train"),
         train_prompts,
         features,
         args.crop,
-        args.seed + state["step"],
+        args.seed + run.step,
         task_weights=args.task_weights,
     )
     budget = args.minutes * 60.0
-    last_ckpt = time.monotonic()
+    last_ckpt = t_prev = time.monotonic()
     window: list[float] = []
-    t_prev = time.monotonic()
-
-    def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                "net": net.state_dict(),
-                "ema": ema.state_dict(),
-                "head": head.state_dict(),
-                "opt": opt.state_dict(),
-                "step": state["step"],
-                "elapsed": state["elapsed"],
-                "config": json.dumps(config.to_dict()),
-            },
-        )
-
-    net.train()
-    while state["elapsed"] < budget:
-        x, y, raw, lab = (t.to(device) for t in sampler.sample(args.batch))
-        x = x.contiguous(memory_format=torch.channels_last)
-        y = y.contiguous(memory_format=torch.channels_last)
-        lr = lr_at(state["elapsed"] / budget, args.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        e, logits = head(raw + 0.01 * torch.randn_like(raw))
-        out = net(x, e)
-        l1 = image_loss(out, x, y, args.loss)
-        ce = intent_loss(logits, lab)
-        loss = l1 + args.ce_weight * ce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 0.5)
-        opt.step()
-        decay = min(0.999, (1 + state["step"]) / (10 + state["step"]))
-        with torch.no_grad():
-            for pe, pn in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(pn, 1 - decay)
-        now = time.monotonic()
-        # A step that took very long was paused (SIGSTOP while the CPU is needed elsewhere,
-        # a suspended laptop): count a typical step instead so the schedule is not cut short.
-        state["elapsed"] += min(now - t_prev, MAX_STEP_SECONDS)
-        t_prev = now
-        state["step"] += 1
-        window.append(float(l1.detach()))
-        if state["step"] % 50 == 0:
-            rec = {
-                "step": state["step"],
-                "minutes": round(state["elapsed"] / 60, 2),
-                "lr": lr,
-                "l1": round(float(np.mean(window)), 5),
-                "ce": round(float(ce.detach()), 4),
-            }
-            window.clear()
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            print(json.dumps(rec), flush=True)
-        if now - last_ckpt > args.checkpoint_minutes * 60:
-            checkpoint()
-            last_ckpt = now
-    checkpoint()
-    print(f"done: {state['step']} steps in {state['elapsed'] / 60:.1f} min", flush=True)
+    run.net.train()
+    with (args.run / "log.jsonl").open("a", encoding="utf-8") as log:
+        while run.elapsed < budget:
+            lr = lr_at(run.elapsed / budget, args.lr)
+            batch = tuple(t.to(device) for t in sampler.sample(args.batch))
+            l1, ce = run.train_step(batch, lr, args)
+            now = time.monotonic()
+            # A step that took very long was paused (SIGSTOP while the CPU is needed
+            # elsewhere, a suspended laptop): count a typical step instead so the schedule
+            # is not cut short.
+            run.elapsed += min(now - t_prev, MAX_STEP_SECONDS)
+            t_prev = now
+            window.append(l1)
+            if run.step % 50 == 0:
+                rec = {
+                    "step": run.step,
+                    "minutes": round(run.elapsed / 60, 2),
+                    "lr": lr,
+                    "l1": round(float(np.mean(window)), 5),
+                    "ce": round(ce, 4),
+                }
+                window.clear()
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                print(json.dumps(rec), flush=True)
+            if now - last_ckpt > args.checkpoint_minutes * 60:
+                run.checkpoint()
+                last_ckpt = now
+    run.checkpoint()
+    print(f"done: {run.step} steps in {run.elapsed / 60:.1f} min", flush=True)
     return 0
 
 
