@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import stat
 import sys
@@ -28,6 +27,9 @@ from instructir_desktop.bridge.info import (
     token_from,
     write_bridge_info,
 )
+from instructir_desktop.bridge.info import (
+    new_token as fresh_token,
+)
 from instructir_desktop.core.errors import InstructIRError
 
 __all__ = [
@@ -38,11 +40,18 @@ __all__ = [
     "plugin_folders",
     "install",
     "uninstall",
+    "bridge_is_running",
 ]
 
 PLUGIN_NAME = "instructir"
-PLUGIN_FILES = ("instructir.py", "instructir_client.py")
+PLUGIN_FILES = (
+    "instructir.py",
+    "instructir_client.py",
+    "instructir_dialog.py",
+    "instructir_png.py",
+)
 LOCATION_FILE = "bridge-location.json"
+LAST_FILE = "last-instruction.json"
 SOURCE_ENV = "INSTRUCTIR_GIMP_PLUGIN_DIR"
 _VERSION_DIR = re.compile(r"^3\.\d+$")
 
@@ -113,14 +122,15 @@ def plugin_folders(
     return folders
 
 
-def _record_bridge() -> dict:
-    """Make sure bridge.json has a token, a port and the command that starts the bridge."""
+def _record_bridge(rotate: bool = False) -> dict:
+    """Make sure bridge.json has a token (a new one with ``rotate``), a port and the command
+    that starts the bridge."""
     path = bridge_file()
     info = read_bridge_info(path) or {}
     port = info.get("port") if isinstance(info.get("port"), int) else DEFAULT_PORT
     info.update(
         api=API_VERSION,
-        token=token_from(info) or secrets.token_urlsafe(32),
+        token=(None if rotate else token_from(info)) or fresh_token(),
         port=port,
         url=info.get("url") or f"http://127.0.0.1:{port}",
         command=bridge_command(),
@@ -145,8 +155,11 @@ def _copy_plugin(source: Path, plugins: Path, location: dict) -> Path:
             shutil.copyfile(source / name, staging / name)
         entry = staging / f"{PLUGIN_NAME}.py"
         entry.chmod(entry.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH | 0o644)
-        (staging / PLUGIN_FILES[1]).chmod(0o644)
+        for name in PLUGIN_FILES[1:]:
+            (staging / name).chmod(0o644)
         write_bridge_info(location, staging / LOCATION_FILE)
+        if (target / LAST_FILE).is_file():  # the last instruction survives an update
+            shutil.copyfile(target / LAST_FILE, staging / LAST_FILE)
         staging.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)
@@ -157,8 +170,16 @@ def _copy_plugin(source: Path, plugins: Path, location: dict) -> Path:
     return target
 
 
-def install(*, env: Mapping[str, str] | None = None, platform: str | None = None) -> list[Path]:
-    """Copy the plug-in into every GIMP 3 plug-ins folder; returns the installed folders."""
+def install(
+    *,
+    env: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    new_token: bool = False,
+) -> list[Path]:
+    """Copy the plug-in into every GIMP 3 plug-ins folder; returns the installed folders.
+
+    ``new_token`` replaces the bridge token (in bridge.json and beside each plug-in); a bridge
+    that is running keeps the old one until it restarts."""
     source = plugin_source()
     folders = plugin_folders(env, platform, create=True)
     if not folders:
@@ -167,7 +188,7 @@ def install(*, env: Mapping[str, str] | None = None, platform: str | None = None
             "No GIMP 3 settings folder was found (looked in " + looked + "). Start GIMP 3 once "
             "so it creates its settings, then run `instructir gimp install` again."
         )
-    location = _record_bridge()
+    location = _record_bridge(rotate=new_token)
     return [_copy_plugin(source, folder, location) for folder in folders]
 
 
@@ -182,3 +203,9 @@ def uninstall(*, env: Mapping[str, str] | None = None, platform: str | None = No
             shutil.rmtree(target)
             removed.append(target)
     return removed
+
+
+def bridge_is_running() -> bool:
+    """True while the process recorded in bridge.json as a running bridge is alive."""
+    info = read_bridge_info(bridge_file())
+    return bool(info and info.get("running"))

@@ -44,9 +44,31 @@ class FakeLayer:
         self.pixels = np.zeros((h, w, 4), np.float32)
         self.offsets = (0, 0)
         self.mask = None
+        self.edit_mask = False
+        self.visible = True
+        self.parasites = {}
         self.writes = 0
         self.flushed = False
         self.updates = []
+
+    @staticmethod
+    def from_mask(mask):
+        return mask.layer
+
+    def get_width(self):
+        return self.size[0]
+
+    def get_height(self):
+        return self.size[1]
+
+    def get_visible(self):
+        return self.visible
+
+    def set_edit_mask(self, edit):
+        self.edit_mask = edit
+
+    def attach_parasite(self, parasite):
+        self.parasites[parasite.name] = parasite
 
     @classmethod
     def new(cls, image, name, w, h, kind, opacity, mode):
@@ -95,10 +117,25 @@ class FakeLayer:
         return (True, x0 - ox, y0 - oy, x1 - x0, y1 - y0)
 
     def create_mask(self, kind):
-        return ("mask", kind)
+        return FakeLayerMask(self, kind)
 
     def add_mask(self, mask):
         self.mask = mask
+        self.edit_mask = True  # as in GIMP: a new mask is the layer's active drawable
+
+
+class FakeLayerMask:
+    def __init__(self, layer, kind) -> None:
+        self.layer, self.kind = layer, kind
+
+
+class FakeParasite:
+    def __init__(self, name, flags, data) -> None:
+        self.name, self.flags, self.data = name, flags, bytes(data)
+
+    @classmethod
+    def new(cls, name, flags, data):
+        return cls(name, flags, data)
 
 
 class FakeImage:
@@ -108,7 +145,19 @@ class FakeImage:
         self.selection = None
         self.undo_depth = 0
         self.undo_groups = 0
+        self.undo_names: list = []
+        self.selected: list = []
         self.log: list = []
+
+    def get_layers(self):
+        return list(self.layers)
+
+    def set_selected_layers(self, layers):
+        self.selected = list(layers)
+
+    def get_selected_drawables(self):
+        """What GIMP hands the next run: a layer's mask while the mask is being edited."""
+        return [layer.mask if layer.edit_mask else layer for layer in self.selected]
 
     def get_precision(self):
         return self.precision
@@ -123,15 +172,49 @@ class FakeImage:
     def undo_group_start(self):
         self.undo_depth += 1
         self.undo_groups += 1
+        # GIMP names a plug-in's undo group after the running procedure's label.
+        self.undo_names.append(FakePlugIn.running_label or "InstructIR")
 
     def undo_group_end(self):
         self.undo_depth -= 1
 
 
+class FakePlugIn:
+    """Gimp.PlugIn with temporary procedures, run through a fake PDB."""
+
+    running_label = None
+    temp: dict = {}
+
+    def add_temp_procedure(self, procedure):
+        FakePlugIn.temp[procedure.name] = procedure
+
+    def remove_temp_procedure(self, name):
+        del FakePlugIn.temp[name]
+
+
+class FakePDB:
+    def lookup_procedure(self, name):
+        procedure = FakePlugIn.temp[name]
+        return SimpleNamespace(
+            create_config=lambda: FakeConfig(), run=lambda c: _run_temp(procedure, c)
+        )
+
+
+def _run_temp(procedure, config):
+    FakePlugIn.running_label = procedure.info.get("label")
+    try:
+        return procedure.run(procedure, config, None)
+    finally:
+        FakePlugIn.running_label = None
+
+
 class FakeProcedure:
     def __init__(self, plugin, name, kind, run, data) -> None:
-        self.name, self.run = name, run
+        self.plugin, self.name, self.run = plugin, name, run
         self.menu_paths, self.arguments, self.info = [], {}, {}
+
+    def get_plug_in(self):
+        return self.plugin
 
     def set_image_types(self, types_):
         self.info["image_types"] = types_
@@ -153,9 +236,15 @@ class FakeProcedure:
 
     def add_string_argument(self, name, nick, blurb, default, flags):
         self.arguments[name] = ("string", default)
+        self.info[f"nick:{name}"] = nick
 
     def add_double_argument(self, name, nick, blurb, lo, hi, default, flags):
         self.arguments[name] = ("double", lo, hi, default)
+        self.info[f"nick:{name}"] = nick
+
+    def add_boolean_argument(self, name, nick, blurb, default, flags):
+        self.arguments[name] = ("boolean", default)
+        self.info[f"nick:{name}"] = nick
 
     def new_return_values(self, status, error):
         return status, error.message
@@ -176,6 +265,11 @@ class FakeConfig:
 
     def connect(self, signal, cb):
         self.handlers.setdefault(signal, []).append(cb)
+        return (signal, cb)
+
+    def disconnect(self, handler):
+        signal, cb = handler
+        self.handlers[signal].remove(cb)
 
 
 class FakeWidget:
@@ -191,6 +285,10 @@ class FakeWidget:
 
     pack_end = add = pack_start
 
+    def reorder_child(self, child, position):
+        self.children.remove(child)
+        self.children.insert(position, child)
+
     def connect(self, signal, cb):
         self.handlers[signal] = cb
 
@@ -202,6 +300,15 @@ class FakeWidget:
 
     def __getattr__(self, name):
         return lambda *a, **k: None
+
+
+class FakeMessageDialog(FakeWidget):
+    answer = "yes"
+    asked: list = []
+
+    def run(self):
+        FakeMessageDialog.asked.append(self.kwargs["text"])
+        return FakeMessageDialog.answer
 
 
 class FakeDialog:
@@ -219,14 +326,17 @@ class FakeDialog:
         assert (name, factor) == ("strength", 100.0)
 
     def fill(self, names):
-        assert names == ["instruction", "strength"]
+        assert names == ["instruction", "strength", "on-top", "as-written"]
+        self.content.children.append(("fields", tuple(names)))
 
     def get_content_area(self):
         return self.content
 
     def run(self):
         if FakeDialog.on_run:
-            FakeDialog.on_run(self)
+            answer = FakeDialog.on_run(self)
+            if answer is not None:
+                return answer
         return FakeDialog.answer
 
     def destroy(self):
@@ -239,15 +349,31 @@ class GLibError(Exception):
         self.message = message
 
 
+def run_timeouts(glib, rounds: int = 5) -> None:
+    """Fire the pending GLib timeouts (and the ones they add), as GTK's main loop would."""
+    for _ in range(rounds):
+        pending = list(glib.timeouts.items())
+        if not pending:
+            return
+        for source, (_ms, cb) in pending:
+            if glib.timeouts.pop(source, None) is not None and cb():
+                glib.timeouts[source] = (_ms, cb)
+
+
 def fake_gi() -> dict[str, types.ModuleType]:
     gi = types.ModuleType("gi")
     gi.require_version = lambda name, version: None
     repo = types.ModuleType("gi.repository")
     gimp = types.ModuleType("gi.repository.Gimp")
     gimp.calls = []
-    gimp.PlugIn = type("PlugIn", (), {})
+    gimp.PlugIn = FakePlugIn
+    gimp.LayerMask = FakeLayerMask
+    gimp.Parasite = FakeParasite
+    gimp.PARASITE_PERSISTENT, gimp.PARASITE_UNDOABLE = 1, 2
+    gimp.Procedure = SimpleNamespace(new=FakeProcedure)
+    gimp.get_pdb = FakePDB
     gimp.main = lambda *a: gimp.calls.append(("main", a))
-    gimp.PDBProcType = SimpleNamespace(PLUGIN="plugin")
+    gimp.PDBProcType = SimpleNamespace(PLUGIN="plugin", TEMPORARY="temporary")
     gimp.PDBStatusType = SimpleNamespace(
         SUCCESS="success", CANCEL="cancel", EXECUTION_ERROR="execution-error"
     )
@@ -266,9 +392,15 @@ def fake_gi() -> dict[str, types.ModuleType]:
     gegl.AbyssPolicy = SimpleNamespace(CLAMP="clamp")
     glib = types.ModuleType("gi.repository.GLib")
     glib.Error = GLibError
-    glib.timeouts = []
-    glib.timeout_add = lambda ms, cb: glib.timeouts.append(cb) or len(glib.timeouts)
-    glib.source_remove = lambda source: None
+    glib.timeouts = {}
+
+    def timeout_add(ms, cb):
+        source = len(glib.timeouts) + 1 + max(glib.timeouts, default=0)
+        glib.timeouts[source] = (ms, cb)
+        return source
+
+    glib.timeout_add = timeout_add
+    glib.source_remove = lambda source: glib.timeouts.pop(source)
     gobject = types.ModuleType("gi.repository.GObject")
     gobject.ParamFlags = SimpleNamespace(READWRITE=3)
     gimpui = types.ModuleType("gi.repository.GimpUi")
@@ -277,11 +409,57 @@ def fake_gi() -> dict[str, types.ModuleType]:
     gtk = types.ModuleType("gi.repository.Gtk")
     for name in ("Box", "Label", "FlowBox", "Button"):
         setattr(gtk, name, type(name, (FakeWidget,), {}))
+    gtk.MessageDialog = FakeMessageDialog
     gtk.Orientation = SimpleNamespace(VERTICAL="v")
     gtk.SelectionMode = SimpleNamespace(NONE="none")
+    gtk.MessageType = SimpleNamespace(QUESTION="question")
+    gtk.ButtonsType = SimpleNamespace(YES_NO="yes-no")
+    gtk.ResponseType = SimpleNamespace(YES="yes", NO="no")
     mods = {"Gimp": gimp, "Gegl": gegl, "GLib": glib, "GObject": gobject, "GimpUi": gimpui,
             "Gtk": gtk}  # fmt: skip
     for name, mod in mods.items():
         setattr(repo, name, mod)
     gi.repository = repo
     return {"gi": gi, "gi.repository": repo, **{f"gi.repository.{k}": v for k, v in mods.items()}}
+
+
+class ReadsInstructions:
+    """The tiny restorer with a fixed instruction head. The tiny pack's head is unsure of every
+    instruction; the GIMP tests need clear ones, an unclear one and a request to darken, read
+    the way the real model reads them."""
+
+    CLEAR = {
+        "remove the noise": "denoise",
+        "it is too dark": "lowlight",
+        "it is blurry": "deblur",
+    }
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.pack_id = inner.pack_id
+        self.manifest = getattr(inner, "manifest", None)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def intent(self, text):
+        from instructir_desktop.core.packs import TASK_PROMPTS
+        from instructir_desktop.core.text import TOO_BRIGHT_NOTE, Intent, asks_to_darken
+
+        text = " ".join(text.split())
+        prompts = {p.lower(): t for t, p in TASK_PROMPTS.items()}
+        task = self.CLEAR.get(text.lower()) or prompts.get(text.lower())
+        if asks_to_darken(text):
+            return Intent(text, "lowlight", 0.97, {"lowlight": 0.97}, TOO_BRIGHT_NOTE)
+        if task:
+            return Intent(text, task, 0.95, {task: 0.95})
+        return Intent(text, "dehaze", 0.21, {"dehaze": 0.21})  # "make it look like a painting"
+
+    def plan(self, text):
+        return [self.intent(text)]
+
+    def intent_row(self, text):
+        return self.intent(text).to_dict()
+
+    def restore(self, image, instruction, **kwargs):
+        return self.inner.restore(image, instruction, **kwargs)

@@ -15,7 +15,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fake_gi import FakeConfig, FakeDialog, FakeImage, FakeLayer, FakeWidget, fake_gi
+from fake_gi import (
+    FakeConfig,
+    FakeDialog,
+    FakeImage,
+    FakeLayer,
+    FakeMessageDialog,
+    FakePlugIn,
+    FakeWidget,
+    ReadsInstructions,
+    fake_gi,
+    run_timeouts,
+)
 from PIL import Image
 
 from instructir_desktop.bridge.info import read_bridge_info, write_bridge_info
@@ -43,6 +54,8 @@ def plugin(monkeypatch):
     monkeypatch.setattr(module, "PLUGIN_DIR", Path(os.environ["INSTRUCTIR_CONFIG_DIR"]).parent)
     FakeDialog.answer, FakeDialog.on_run = True, None
     FakeWidget.created = []
+    FakeMessageDialog.answer, FakeMessageDialog.asked = "yes", []
+    FakePlugIn.temp, FakePlugIn.running_label = {}, None
     yield module
 
 
@@ -52,8 +65,13 @@ def client(plugin):
 
 
 @pytest.fixture
-def server(tiny_restorer):
-    srv = BridgeServer(lambda pack: tiny_restorer)
+def reader(tiny_restorer):
+    return ReadsInstructions(tiny_restorer)
+
+
+@pytest.fixture
+def server(reader):
+    srv = BridgeServer(lambda pack: reader)
     srv.start()
     yield srv
     srv.stop()
@@ -69,9 +87,18 @@ def make_layer(image, w=36, h=28, seed=0, offsets=(0, 0), kind="rgb"):
     return layer
 
 
-def run(plugin, image, layer, instruction="remove the noise", strength=1.0, mode="noninteractive"):
+def run(
+    plugin,
+    image,
+    layer,
+    instruction="remove the noise",
+    strength=1.0,
+    mode="noninteractive",
+    **options,
+):
     proc = plugin.InstructIR().do_create_procedure(plugin.client.PROCEDURE)
-    config = FakeConfig(instruction=instruction, strength=strength)
+    values = {"on-top": False, "as-written": False, **options}
+    config = FakeConfig(instruction=instruction, strength=strength, **values)
     return proc.run(proc, mode, image, [layer], config, None)
 
 
@@ -85,7 +112,17 @@ def test_registration(plugin):
     assert proc.menu_paths == ["<Image>/Filters/Enhance"]
     assert proc.info["label"] == "InstructIR…"
     assert proc.info["image_types"] == "RGB*, GRAY*"
-    assert proc.arguments == {"instruction": ("string", ""), "strength": ("double", 0.0, 1.0, 1.0)}
+    assert proc.arguments == {
+        "instruction": ("string", ""),
+        "strength": ("double", 0.0, 1.0, 1.0),
+        "on-top": ("boolean", False),
+        "as-written": ("boolean", False),
+    }
+    nicks = [v for k, v in proc.info.items() if k.startswith("nick:")]
+    assert "Stre_ngth (%)" in nicks
+    mnemonics = [n[n.index("_") + 1].lower() for n in nicks]
+    # Unique, and none of GIMP's own dialog buttons (Help, Reset, Cancel, OK, Load, Save).
+    assert len(set(mnemonics)) == len(mnemonics) and not set(mnemonics) & set("hrcols")
 
 
 def test_eight_bit_layer_gets_a_new_layer_with_the_bridge_result(plugin, server, tiny_restorer):
@@ -93,9 +130,12 @@ def test_eight_bit_layer_gets_a_new_layer_with_the_bridge_result(plugin, server,
     source = make_layer(image)
     status, error = run(plugin, image, source)
     assert (status, error) == ("success", None)
-    assert [layer.name for layer in image.layers] == ["InstructIR: remove the noise", "Background"]
+    assert [layer.name for layer in image.layers] == ["IR: remove the noise", "Background"]
     new = image.layers[0]
     assert new.size == source.size and new.offsets == (0, 0) and new.mask is None
+    assert new.parasites["instructir-instruction"].data == b"remove the noise"
+    assert image.undo_names == ["InstructIR: remove the noise"] and image.selected == [new]
+    assert FakePlugIn.temp == {}  # the undo step's temporary procedure is gone again
     assert new.flushed and new.updates == [(0, 0, 36, 28)]
     want = to_uint8(
         tiny_restorer.restore(to_uint8(source.pixels) / np.float32(255), "remove the noise")
@@ -118,7 +158,8 @@ def test_selection_bounds_and_offsets_sixteen_bit(plugin, server, tiny_restorer)
     assert status == "success"
     new = image.layers[0]
     assert new.size == (20, 12) and new.offsets == (10, 5)
-    assert new.mask == ("mask", "selection") and new.name == "InstructIR: it is too dark"
+    assert new.mask.kind == "selection" and new.name == "IR: it is too dark"
+    assert not new.edit_mask and image.get_selected_drawables() == [new]
     crop = to_uint16(source.pixels[1:13, 7:27]) / np.float32(65535)
     want = tiny_restorer.restore(crop, "it is too dark", strength=0.5)
     np.testing.assert_array_equal(to_uint16(new.pixels), to_uint16(want))
@@ -139,7 +180,7 @@ def test_empty_instruction_and_wrong_drawables(plugin, server):
     status, error = run(plugin, image, source, "   ")
     assert status == "execution-error" and "Type what is wrong" in error
     proc = plugin.InstructIR().do_create_procedure("python-fu-instructir")
-    config = FakeConfig(instruction="x", strength=1.0)
+    config = FakeConfig(instruction="x", strength=1.0, **{"on-top": False, "as-written": False})
     status, error = proc.run(proc, "noninteractive", image, [], config, None)
     assert status == "execution-error" and "exactly one layer" in error
     status, error = proc.run(proc, "noninteractive", image, [object()], config, None)
@@ -158,7 +199,8 @@ def test_bridge_not_running_says_how_to_start(plugin, client):
     image = FakeImage()
     status, error = run(plugin, image, make_layer(image))
     assert status == "execution-error"
-    assert "does not answer" in error and "instructir serve" in error
+    assert "is not running" in error and f"`instructir serve --port {port}`" in error
+    assert "Errno" not in error and "/" not in error.replace("InstructIR Desktop", "")
     assert len(image.layers) == 1
 
 
@@ -182,30 +224,8 @@ def test_wrong_token(plugin, server):
     write_bridge_info(info)
     image = FakeImage()
     status, error = run(plugin, image, make_layer(image))
-    assert status == "execution-error" and "wrong token" in error
-
-
-def test_interactive_dialog_suggestions_and_intent(plugin, server):
-    image = FakeImage()
-    source = make_layer(image)
-    glib = sys.modules["gi.repository.GLib"]
-
-    def user(dialog):
-        buttons = [w for w in FakeWidget.created if type(w).__name__ == "Button"]
-        assert [b.text for b in buttons] == [plugin.client.TASK_LABELS[t] for t in TASKS]
-        next(b for b in buttons if b.text == "Too dark").click()
-        for cb in list(glib.timeouts):
-            cb()
-        labels = [w.text for w in FakeWidget.created if type(w).__name__ == "Label"]
-        assert any(t.startswith("Understood as: ") for t in labels), labels
-
-    FakeDialog.on_run = user
-    status, _ = run(plugin, image, source, "", mode="interactive")
-    assert status == "success"
-    assert image.layers[0].name == "InstructIR: " + TASK_PROMPTS["lowlight"]
-    FakeDialog.on_run, FakeDialog.answer = None, False
-    status, _ = run(plugin, image, source, "x", mode="interactive")
-    assert status == "cancel" and len(image.layers) == 2
+    assert status == "execution-error" and "not the InstructIR bridge" in error
+    assert len(image.layers) == 1
 
 
 # ---------------------------------------------------------------- client helpers
@@ -222,23 +242,38 @@ def test_tasks_match_core(client):
     assert set(client.TASK_LABELS) == set(TASKS)
 
 
-def test_understood_line_names_every_step(client):
+def test_read_intent_uses_the_bridges_gate(client):
     one = {"task": "lowlight", "confidence": 0.984}
-    assert client.understood(one) == "Understood as: Too dark (98%)"
-    steps = [{"task": "lowlight"}, {"task": "denoise"}]
-    assert client.understood({**one, "steps": steps}) == "Understood as: Too dark, then Noise"
-    assert client.understood({}) == ""
+    clear = client.read_intent({"results": [one], "min_confidence": 0.5})
+    assert (clear.line, clear.unclear) == ("Understood as: Too dark (98%)", False)
+    steps = [{"task": "lowlight", "confidence": 0.9}, {"task": "denoise", "confidence": 0.8}]
+    split = client.read_intent({"results": [{**one, "steps": steps}]})
+    assert (split.line, split.unclear) == ("Understood as: Too dark, then Noise", False)
+    assert client.read_intent({"results": [{}]}).line == ""
+    unsure = client.read_intent({"results": [{"task": "dehaze", "confidence": 0.21}]})
+    assert unsure.unclear and unsure.line.startswith("Not sure what to fix (Haze / fog, 21%)")
+    assert "Apply as written" in unsure.line
+    stricter = client.read_intent({"results": [one], "min_confidence": 0.99})
+    assert stricter.unclear  # the bridge's threshold wins over the built-in one
     note = "InstructIR cannot darken a photo."
-    line = client.understood({**one, "note": note})
-    assert line == f"Understood as: Too dark (98%)\nCareful: {note}"
-    flagged = [{"task": "lowlight", "note": note}, steps[1]]
-    assert client.understood({**one, "steps": flagged}).endswith(f"\nCareful: {note}")
+    darken = client.read_intent({"results": [{**one, "note": note}]})
+    assert darken.unclear and darken.line.startswith(note) and "Too dark" not in darken.line
+    flagged = [{"task": "lowlight", "confidence": 0.9, "note": note}, steps[1]]
+    assert client.read_intent({"results": [{**one, "steps": flagged}]}).unclear
+
+
+def test_gate_matches_core(client):
+    from instructir_desktop.core.packs import DEFAULT_MIN_CONFIDENCE
+
+    assert client.MIN_CONFIDENCE == DEFAULT_MIN_CONFIDENCE
 
 
 def test_layer_name_and_rect_and_depth(client):
-    assert client.layer_name("  too   dark ") == "InstructIR: too dark"
+    assert client.layer_name("  too   dark ") == "IR: too dark"
     long = client.layer_name("word " * 40)
-    assert long.endswith("…") and len(long) == len("InstructIR: ") + 60
+    assert long.endswith("…") and len(long) == len("IR: ") + 24
+    assert client.undo_name("too  dark") == "InstructIR: too dark"
+    assert len(client.undo_name("word " * 40)) == len("InstructIR: ") + 60
     assert client.intersect_rect((True, 1, 2, 3, 4)) == (1, 2, 3, 4)
     assert client.intersect_rect((False, 0, 0, 0, 0)) is None
     assert client.intersect_rect((1, 2, 3, 4)) == (1, 2, 3, 4)
@@ -339,7 +374,7 @@ def test_default_config_dir_matches_platformdirs(client, monkeypatch):
     assert mac == Path("/Users/a/Library/Application Support/InstructIR")
 
 
-def test_connect_starts_the_bridge_and_waits(client, tiny_restorer, tmp_path):
+def test_connect_starts_the_bridge_and_waits(client, reader, tmp_path):
     port = free_port()
     write_bridge_info({"token": "s" * 43, "port": port})
     info = client.BridgeInfo(
@@ -348,7 +383,7 @@ def test_connect_starts_the_bridge_and_waits(client, tiny_restorer, tmp_path):
     started = []
 
     def popen(argv, log):
-        srv = BridgeServer(lambda pack: tiny_restorer, port=port)
+        srv = BridgeServer(lambda pack: reader, port=port)
         srv.start()
         started.append((argv, srv))
         return SimpleNamespace(poll=lambda: None)
@@ -402,7 +437,9 @@ def test_run_job_cancel_posts_cancel(client, tiny_restorer):
         png = client.encode_png(8, 8, bytes(8 * 8 * 4), 8)
         polls = iter([False, False, True])
         with pytest.raises(client.JobCancelled):
-            client.run_job(bridge, png, "denoise", 1.0, should_cancel=lambda: next(polls))
+            client.run_job(
+                bridge, png, "denoise", 1.0, as_written=True, should_cancel=lambda: next(polls)
+            )
         assert srv.list_jobs()["jobs"] == []  # cancelled, then deleted by the client
     finally:
         srv.stop()

@@ -1,20 +1,35 @@
 """HTTP side of the bridge: the request handler, routing and request parsing.
 
 Kept apart from ``server.py`` (jobs, worker, bridge file) so each reads in one sitting. The
-handler checks the token and the Content-Length before reading a body, answers JSON for every
-error and never lets an exception escape to ``socketserver`` (the service keeps running).
+handler checks the Host header, the token and the Content-Length before reading a body, answers
+JSON for every error and never lets an exception escape to ``socketserver`` (the service keeps
+running).
+
+The bridge proves it holds the token: a request that carries ``X-InstructIR-Nonce`` gets an
+``X-InstructIR-Proof`` header, an HMAC-SHA256 keyed with the token over the nonce, the port, the
+status and the body's SHA-256 (``response_proof``). The GIMP plug-in sends a nonce without
+the token first and sends the token only to a server whose proof checks out, so a program
+squatting on the port never sees it, and it trusts no answer without a valid proof.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
+import email.message
 import email.parser
 import email.policy
+import hashlib
+import hmac
 import http.server
 import json
 import logging
+import re
+import socket
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "API_VERSION",
     "TOKEN_HEADER",
+    "NONCE_HEADER",
+    "PROOF_HEADER",
     "HTTPError",
+    "response_proof",
     "BridgeHTTPServer",
     "BridgeRequestHandler",
     "suggestions",
@@ -37,8 +55,38 @@ __all__ = [
 log = logging.getLogger("instructir.bridge")
 
 TOKEN_HEADER = "X-InstructIR-Token"
+NONCE_HEADER = "X-InstructIR-Nonce"
+PROOF_HEADER = "X-InstructIR-Proof"
 MAX_JSON_BYTES = 1 << 20
 MAX_STEPS = 16
+# Handler threads at once; further connections get an immediate 503 instead of a thread.
+MAX_CONNECTIONS = 64
+# Connections the kernel holds before accept(): 50 parallel submissions must all be answered.
+LISTEN_BACKLOG = 128
+# Bodies above this size give their memory back to the OS once parsed (glibc keeps it).
+TRIM_AFTER_BYTES = 16 << 20
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def response_proof(token: str, nonce: str, port: int, status: int, body: bytes) -> str:
+    """HMAC-SHA256 (hex) of one answer, keyed with the token: proves the server holds it.
+
+    The port is inside so a relay on another port cannot pass off the real bridge's proof."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = f"instructir-bridge-proof-v1\n{nonce}\n{port}\n{status}\n{digest}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps large freed bodies otherwise)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class HTTPError(Exception):
@@ -51,13 +99,53 @@ class HTTPError(Exception):
 
 
 class BridgeHTTPServer(http.server.ThreadingHTTPServer):
+    """One thread per connection, at most ``MAX_CONNECTIONS`` at once, a deep backlog."""
+
     daemon_threads = True
     # On Windows SO_REUSEADDR would let a second server steal a port that is in use.
     allow_reuse_address = not sys.platform.startswith("win")
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], handler: type, bridge: BridgeServer) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type,
+        bridge: BridgeServer,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.bridge = bridge
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Busy: answer 503 from the accepting thread without reading the request."""
+        data = json.dumps({"error": "The bridge is busy; try again in a moment."}).encode()
+        head = (
+            "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nRetry-After: 2\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode() + data)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
 
 class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
@@ -65,7 +153,8 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     server_version = f"InstructIRBridge/{API_VERSION}"
     # Answer even a garbage request line with a status line and headers (not HTTP/0.9 style).
     default_request_version = "HTTP/1.0"
-    timeout = 60
+    # Seconds a silent client may hold a connection (a slow upload keeps sending, so it lives).
+    timeout = 20
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -93,23 +182,35 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         bridge = self.server.bridge
         try:
+            self._check_host()
             parts = [p for p in urlsplit(self.path).path.split("/") if p]
             route = _route(method, parts)
             authorized = bridge.check_token(self._token())
             if route != "health" and not authorized:
                 self._reject(401, "Missing or wrong bridge token (see bridge.json).")
                 return
+            body = None
             if method == "POST":
-                body = self._read_body(
-                    bridge.max_body_bytes if route == "submit" else MAX_JSON_BYTES
-                )
+                big = route == "submit"
+                body = self._read_body(bridge.max_body_bytes if big else MAX_JSON_BYTES)
                 if body is None:
                     return
             if route == "health":
                 self._send_json(200, bridge.health(authorized))
             elif route == "submit":
-                photo, steps, pack, lease = _parse_submit(self.headers.get("Content-Type"), body)
-                self._send_json(202, bridge.submit(photo, steps, pack, lease))
+                assert body is not None
+                size = len(body)
+                request = _parse_submit_fields(self.headers.get("Content-Type"), body)
+                del body  # the image's bytes are copied out: the body's memory goes now
+                if size > TRIM_AFTER_BYTES:
+                    _trim_heap()
+                photo, steps, pack, lease, as_written = _finish_submit(*request)
+                del request
+                answer = bridge.submit(photo, steps, pack, lease, as_written=as_written)
+                del photo
+                self._send_json(202, answer)
+                if size > TRIM_AFTER_BYTES:
+                    _trim_heap()
             elif route == "list":
                 self._send_json(200, bridge.list_jobs())
             elif route == "status":
@@ -125,9 +226,11 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
             elif route == "suggestions":
                 self._send_json(200, suggestions())
             elif route == "intent":
+                assert body is not None
                 texts, pack = _parse_intent(body)
-                self._send_json(200, bridge.intent(texts, pack))
+                self._send_json(200, {**bridge.intent(texts, pack), **_gate()})
         except HTTPError as exc:
+            self.close_connection = self.close_connection or exc.status == 403
             self._send_json(exc.status, {"error": str(exc), **exc.extra})
         except InstructIRError as exc:
             self._send_json(400, {"error": str(exc), "type": type(exc).__name__})
@@ -140,6 +243,17 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
 
+    def _check_host(self) -> None:
+        """Refuse a request addressed to another name (DNS rebinding from a web page)."""
+        host = self.headers.get("Host")
+        if host is None:
+            return  # an HTTP/1.0 client without Host is not a browser
+        port = self.server.server_address[1]
+        if host.strip().lower() not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            raise HTTPError(
+                403, f"The bridge answers only requests to 127.0.0.1:{port} or localhost:{port}."
+            )
+
     def _token(self) -> str | None:
         token = self.headers.get(TOKEN_HEADER)
         auth = self.headers.get("Authorization", "")
@@ -147,7 +261,7 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
             token = auth[7:].strip()
         return token
 
-    def _read_body(self, limit: int) -> bytes | None:
+    def _read_body(self, limit: int) -> bytearray | None:
         if self.headers.get("Transfer-Encoding"):
             self._reject(411, "Send the body with a Content-Length, not chunked.")
             return None
@@ -162,15 +276,18 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
             mib = limit / (1 << 20)
             self._reject(413, f"The request is too large (limit {mib:.0f} MiB).", limit=limit)
             return None
-        chunks, left = [], length
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                self.close_connection = True
-                return None
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        body = bytearray(length)  # one buffer the size of the body, filled in place
+        view, got = memoryview(body), 0
+        try:
+            while got < length:
+                n = self.rfile.readinto(view[got : got + (1 << 20)])
+                if not n:
+                    self.close_connection = True
+                    return None
+                got += n
+        finally:
+            view.release()
+        return body
 
     def _reject(self, status: int, message: str, **extra: Any) -> None:
         """Answer without reading the body, then close gracefully so the client sees it."""
@@ -193,10 +310,22 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, obj: dict) -> None:
         data = json.dumps(obj).encode()
+        self._send(status, "application/json", data)
+
+    def _send_png(self, data: bytes) -> None:
+        self._send(200, "image/png", data)
+
+    def _send(self, status: int, content_type: str, data: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        headers = getattr(self, "headers", None)  # absent when the request line was garbage
+        nonce = headers.get(NONCE_HEADER) if headers is not None else None
+        if nonce and _NONCE.match(nonce):
+            port = self.server.server_address[1]
+            proof = response_proof(self.server.bridge.token, nonce, port, status, data)
+            self.send_header(PROOF_HEADER, proof)
         if self.close_connection:
             self.send_header("Connection", "close")
         if status == 503:
@@ -204,14 +333,6 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-
-    def _send_png(self, data: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
 
 
 _ROUTES = {
@@ -245,7 +366,14 @@ def suggestions() -> dict:
     return {"tasks": list(TASKS), "suggestions": dict(TASK_PROMPTS)}
 
 
-def _json_body(body: bytes) -> dict:
+def _gate() -> dict:
+    """The confidence below which a job is refused unless sent ``as_written``."""
+    from instructir_desktop.core.packs import DEFAULT_MIN_CONFIDENCE  # imports torch: lazily
+
+    return {"min_confidence": DEFAULT_MIN_CONFIDENCE}
+
+
+def _json_body(body: bytes | bytearray) -> dict:
     try:
         obj = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -255,25 +383,34 @@ def _json_body(body: bytes) -> dict:
     return obj
 
 
-def _parse_submit(
-    content_type: str | None, body: bytes
-) -> tuple[Photo, list[tuple[str, float]], str | None, float | None]:
-    """(photo, steps, pack, lease) from a JSON or multipart job request; 400 when malformed."""
+_SubmitFields = tuple[dict, bytes, str]
+
+
+def _parse_submit_fields(content_type: str | None, body: bytearray) -> _SubmitFields:
+    """(fields, image bytes, name) from a JSON or multipart job request; 400 when malformed.
+
+    Only the image's bytes are copied out of ``body``, so the caller can drop the body before
+    the image is decoded."""
     ctype = (content_type or "application/json").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        fields, image, name = _multipart(content_type or "", body)
-    elif ctype in ("application/json", "text/json"):
-        fields = _json_body(body)
-        raw = fields.get("image")
-        if not isinstance(raw, str) or not raw:
-            raise HTTPError(400, "Give the image as base64 text in the 'image' field.")
-        try:
-            image = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise HTTPError(400, "The 'image' field is not valid base64.") from None
-        name = str(fields.get("name") or "the image")
-    else:
+        return _multipart(content_type or "", body)
+    if ctype not in ("application/json", "text/json"):
         raise HTTPError(415, "Send application/json or multipart/form-data.")
+    fields = _json_body(body)
+    raw = fields.pop("image", None)
+    if not isinstance(raw, str) or not raw:
+        raise HTTPError(400, "Give the image as base64 text in the 'image' field.")
+    try:
+        image = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPError(400, "The 'image' field is not valid base64.") from None
+    return fields, image, str(fields.get("name") or "the image")
+
+
+def _finish_submit(
+    fields: dict, image: bytes, name: str
+) -> tuple[Photo, list[tuple[str, float]], str | None, float | None, bool]:
+    """(photo, steps, pack, lease, as_written) from the parsed fields; 400 when malformed."""
     steps = _steps(fields)
     pack = fields.get("pack")
     if pack is not None and (not isinstance(pack, str) or not pack.strip()):
@@ -281,42 +418,89 @@ def _parse_submit(
     lease = fields.get("lease_s")
     if lease is not None and (not _is_number(lease) or not 1 <= lease <= 3600):
         raise HTTPError(400, "'lease_s' must be a number of seconds between 1 and 3600.")
+    as_written = fields.get("as_written", False)
+    if not isinstance(as_written, bool):
+        raise HTTPError(400, "'as_written' must be true or false.")
     try:
         photo = load_image_bytes(image, name=name)
     except ImageTooLargeError as exc:
         raise HTTPError(413, str(exc)) from None
     except InstructIRError as exc:
         raise HTTPError(400, str(exc)) from None
-    return photo, steps, pack, None if lease is None else float(lease)
+    return photo, steps, pack, None if lease is None else float(lease), as_written
 
 
-def _multipart(content_type: str, body: bytes) -> tuple[dict, bytes, str]:
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
+def _multipart(content_type: str, body: bytearray) -> _SubmitFields:
+    """Split a multipart body in place: small fields are decoded, the image part copied once."""
+    boundary = _boundary(content_type)
+    if boundary is None:
         raise HTTPError(400, "The multipart body could not be read (check the boundary).")
+    delimiter = b"--" + boundary
     fields: dict[str, Any] = {}
     image, name = None, "the image"
-    for part in msg.iter_parts():
-        field_name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if field_name == "image":
-            image = payload
-            name = part.get_filename() or name
-        elif field_name == "request":
-            fields.update(_json_body(payload))
-        elif field_name in ("instruction", "instructions"):
-            fields.setdefault("instructions", []).append(payload.decode("utf-8", "replace"))
-        elif field_name in ("strength", "lease_s"):
-            try:
-                fields[field_name] = float(payload)
-            except ValueError:
-                raise HTTPError(400, f"'{field_name}' must be a number.") from None
-        elif field_name == "pack":
-            fields["pack"] = payload.decode("utf-8", "replace")
+    view = memoryview(body)
+    try:
+        pos = body.find(delimiter)
+        parts = 0
+        while pos >= 0:
+            start = pos + len(delimiter)
+            if body[start : start + 2] == b"--":
+                break
+            head_end = body.find(b"\r\n\r\n", start)
+            if head_end < 0:
+                break
+            nxt = body.find(b"\r\n" + delimiter, head_end + 4)
+            if nxt < 0:
+                break
+            parts += 1
+            headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(
+                bytes(view[start:head_end]).lstrip(b"\r\n") + b"\r\n\r\n"
+            )
+            field_name = headers.get_param("name", header="content-disposition")
+            payload = view[head_end + 4 : nxt]
+            encoding = (headers.get("Content-Transfer-Encoding") or "").strip().lower()
+            if field_name == "image":
+                image = bytes(payload)
+                if encoding == "base64":
+                    image = base64.b64decode(image)
+                name = headers.get_filename() or name
+            elif len(payload) > MAX_JSON_BYTES:
+                raise HTTPError(400, f"The '{field_name}' field is too large.")
+            else:
+                _multipart_field(fields, field_name, bytes(payload))
+            pos = nxt + 2
+        if not parts:
+            raise HTTPError(400, "The multipart body could not be read (check the boundary).")
+    finally:
+        view.release()
     if not image:
         raise HTTPError(400, "The multipart body has no 'image' file part.")
     return fields, image, name
+
+
+def _boundary(content_type: str) -> bytes | None:
+    msg = email.message.Message()
+    msg["Content-Type"] = content_type
+    boundary = msg.get_param("boundary")
+    if not isinstance(boundary, str) or not 0 < len(boundary) <= 200:
+        return None
+    return boundary.encode("latin-1", "replace")
+
+
+def _multipart_field(fields: dict, field_name: Any, payload: bytes) -> None:
+    if field_name == "request":
+        fields.update(_json_body(payload))
+    elif field_name in ("instruction", "instructions"):
+        fields.setdefault("instructions", []).append(payload.decode("utf-8", "replace"))
+    elif field_name in ("strength", "lease_s"):
+        try:
+            fields[field_name] = float(payload)
+        except ValueError:
+            raise HTTPError(400, f"'{field_name}' must be a number.") from None
+    elif field_name == "pack":
+        fields["pack"] = payload.decode("utf-8", "replace")
+    elif field_name == "as_written":
+        fields["as_written"] = payload.decode("utf-8", "replace").strip().lower() in _TRUE
 
 
 def _is_number(value: Any) -> bool:

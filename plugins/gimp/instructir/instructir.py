@@ -3,7 +3,9 @@
 
 Type what is wrong with the photo; the InstructIR bridge (InstructIR Desktop or
 ``instructir serve``) restores the active layer, or the selection's bounds, and the result
-comes back as a new layer "InstructIR: <instruction>" above it, in one undo step.
+comes back as a new layer "IR: <instruction>" above it (the full instruction is kept in the
+layer's "instructir-instruction" parasite), in one undo step "InstructIR: <instruction>". An
+instruction the bridge is not sure about is applied only when "as-written" is set.
 
 Non-interactive use (batch scripts)::
 
@@ -16,7 +18,8 @@ Non-interactive use (batch scripts)::
     config.set_property("strength", 1.0)
     proc.run(config)
 
-Everything that does not touch GIMP lives in ``instructir_client.py`` (unit-tested).
+Everything that does not touch GIMP lives in ``instructir_client.py`` (unit-tested); the
+dialog lives in ``instructir_dialog.py``.
 """
 
 import os
@@ -33,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import instructir_client as client  # noqa: E402
 
 PLUGIN_DIR = Path(os.path.dirname(os.path.abspath(__file__)))
+STEP_PROCEDURE = "python-fu-instructir-step"
 
 
 def _error(procedure, message):
@@ -43,6 +47,18 @@ def _progress(fraction, text=None):
     if text:
         Gimp.progress_set_text(text)
     Gimp.progress_update(max(0.0, min(1.0, fraction)))
+
+
+def pixel_layer(drawable):
+    """The layer to restore: the drawable, or the layer a selected layer mask belongs to."""
+    if isinstance(drawable, Gimp.LayerMask):
+        drawable = Gimp.Layer.from_mask(drawable)
+    if not isinstance(drawable, Gimp.Layer) or drawable.is_group():
+        raise client.BridgeError(
+            "InstructIR works on a pixel layer; select one in the Layers dialog "
+            "(not a layer group or channel)."
+        )
+    return drawable
 
 
 def read_layer(image, drawable):
@@ -61,8 +77,9 @@ def read_layer(image, drawable):
     return x, y, w, h, depth, png
 
 
-def insert_result(image, drawable, rect, instruction, png):
-    """Decode the bridge's PNG into a new layer above ``drawable``; returns the layer."""
+def insert_result(image, drawable, rect, instruction, png, on_top=False):
+    """Decode the bridge's PNG into a new layer above ``drawable`` (or on top of the image);
+    the new layer, not its mask, is left active. Returns the layer."""
     x, y, w, h = rect
     rw, rh, depth, channels, samples = client.decode_png(png)
     if (rw, rh) != (w, h):
@@ -81,7 +98,12 @@ def insert_result(image, drawable, rect, instruction, png):
             100.0,
             Gimp.LayerMode.NORMAL,
         )
-        image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+        if on_top:
+            image.insert_layer(layer, None, 0)
+        else:
+            image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+        flags = Gimp.PARASITE_PERSISTENT | Gimp.PARASITE_UNDOABLE
+        layer.attach_parasite(Gimp.Parasite.new(client.PARASITE, flags, instruction.encode()))
         offsets = tuple(drawable.get_offsets())
         ox, oy = offsets[-2:]
         layer.set_offsets(ox + x, oy + y)
@@ -90,21 +112,79 @@ def insert_result(image, drawable, rect, instruction, png):
         buffer.flush()
         layer.update(0, 0, w, h)
         if not Gimp.Selection.is_empty(image):
-            # Keep the selection's shape (and feathering) as the new layer's mask.
+            # Keep the selection's shape (and feathering) as the new layer's mask, but leave
+            # the layer active: with the mask active the next run would get the mask.
             layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+            layer.set_edit_mask(False)
+        image.set_selected_layers([layer])
     finally:
         image.undo_group_end()
     return layer
 
 
-def apply(image, drawable, instruction, strength, interactive):
+def covering_layers(image, layer):
+    """Visible layers above ``layer`` in its stack that overlap it (they hide the result)."""
+    parent = layer.get_parent()
+    stack = list(parent.get_children() if parent is not None else image.get_layers())
+    index = stack.index(layer)
+    x0, y0 = tuple(layer.get_offsets())[-2:]
+    x1, y1 = x0 + layer.get_width(), y0 + layer.get_height()
+    hiding = []
+    for other in stack[:index]:
+        if not other.get_visible():
+            continue
+        ox, oy = tuple(other.get_offsets())[-2:]
+        if ox < x1 and oy < y1 and ox + other.get_width() > x0 and oy + other.get_height() > y0:
+            hiding.append(other)
+    return hiding
+
+
+def named_undo_step(plug_in, instruction, work):
+    """Run ``work()`` inside a temporary procedure labelled "InstructIR: <instruction>": GIMP
+    names a plug-in's undo group after the running procedure's label. Falls back to running
+    it directly (undo step "InstructIR") when the temporary procedure cannot be used."""
+    if plug_in is None:
+        return work()
+    outcome = {}
+
+    def step(procedure, config, _data):
+        try:
+            outcome["value"] = work()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller below
+            outcome["error"] = exc
+        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+    try:
+        temp = Gimp.Procedure.new(plug_in, STEP_PROCEDURE, Gimp.PDBProcType.TEMPORARY, step, None)
+        temp.set_menu_label(client.undo_name(instruction))
+        plug_in.add_temp_procedure(temp)
+    except Exception:  # noqa: BLE001 - a plain undo name beats no result
+        return work()
+    try:
+        pdb_proc = Gimp.get_pdb().lookup_procedure(STEP_PROCEDURE)
+        pdb_proc.run(pdb_proc.create_config())
+    finally:
+        plug_in.remove_temp_procedure(STEP_PROCEDURE)
+    if "error" in outcome:
+        raise outcome["error"]
+    if "value" not in outcome:
+        return work()
+    return outcome["value"]
+
+
+def apply(
+    image,
+    drawable,
+    instruction,
+    strength,
+    interactive,
+    as_written=False,
+    on_top=False,
+    plug_in=None,
+):
     """The whole filter: read, send, wait with progress, insert."""
     instruction = client.clean_instruction(instruction)
-    if not isinstance(drawable, Gimp.Layer) or drawable.is_group():
-        raise client.BridgeError(
-            "InstructIR works on a pixel layer; select one in the Layers dialog "
-            "(not a layer group, mask or channel)."
-        )
+    drawable = pixel_layer(drawable)
     Gimp.progress_init(f"InstructIR: {instruction}")
     x, y, w, h, _, png = read_layer(image, drawable)
     info = client.find_bridge_info(PLUGIN_DIR)
@@ -114,79 +194,26 @@ def apply(image, drawable, instruction, strength, interactive):
         png,
         instruction,
         strength,
+        as_written=as_written,
         on_progress=lambda frac, msg: _progress(0.02 + 0.93 * frac, msg),
     )
     _progress(0.97, "InstructIR: adding the layer")
-    layer = insert_result(image, drawable, (x, y, w, h), instruction, result)
+    layer = named_undo_step(
+        plug_in,
+        instruction,
+        lambda: insert_result(image, drawable, (x, y, w, h), instruction, result, on_top),
+    )
     Gimp.progress_end()
+    hiding = covering_layers(image, layer)
+    if hiding:
+        Gimp.message(
+            f"InstructIR: the result, layer “{layer.get_name()}”, is under {len(hiding)} "
+            "visible layer(s), so the image may look unchanged. Move it up in the Layers "
+            "dialog, or tick “Put the result on top” next time."
+        )
     if interactive:
         Gimp.displays_flush()
     return layer
-
-
-def show_dialog(procedure, config):
-    """The instruction, strength and seven suggestion buttons; True when the user said OK."""
-    gi.require_version("GimpUi", "3.0")
-    gi.require_version("Gtk", "3.0")
-    from gi.repository import GimpUi, Gtk
-
-    GimpUi.init("instructir")
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "InstructIR")
-    dialog.get_spin_scale("strength", 100.0)  # a slider shown as 0-100 %, fill() uses it
-    dialog.fill(["instruction", "strength"])
-    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
-    box.set_border_width(12)
-    box.pack_start(Gtk.Label(label="What is wrong with the photo? Suggestions:", xalign=0.0),
-                   False, False, 0)  # fmt: skip
-    flow = Gtk.FlowBox(selection_mode=Gtk.SelectionMode.NONE, max_children_per_line=4)
-    for task in client.TASKS:
-        prompt = client.TASK_PROMPTS[task]
-        button = Gtk.Button(label=client.TASK_LABELS[task])
-        button.set_tooltip_text(prompt)
-        button.connect("clicked", lambda _b, p=prompt: config.set_property("instruction", p))
-        flow.add(button)
-    box.pack_start(flow, False, False, 0)
-    understood = Gtk.Label(label="", xalign=0.0)
-    understood.set_line_wrap(True)  # a warning ("cannot darken a photo") can be long
-    understood.set_max_width_chars(60)
-    box.pack_start(understood, False, False, 0)
-    dialog.get_content_area().pack_end(box, False, False, 0)
-    box.show_all()
-    _follow_intent(config, understood)
-    ok = dialog.run()
-    dialog.destroy()
-    return bool(ok)
-
-
-def _follow_intent(config, label):
-    """Show what the model understands as the user types (only if a bridge is running)."""
-    info = client.find_bridge_info(PLUGIN_DIR)
-    if info is None:
-        return
-    bridge = client.BridgeClient(info.url, info.token, timeout=1.0)
-    pending = {"source": 0}
-
-    def update():
-        pending["source"] = 0
-        text = " ".join((config.get_property("instruction") or "").split())
-        if not text:
-            label.set_text("")
-            return False
-        try:
-            result = bridge.intent(text, timeout=1.0)["results"][0]
-        except (client.BridgeError, KeyError, IndexError, TypeError):
-            label.set_text("")
-            return False
-        label.set_text(client.understood(result))
-        return False
-
-    def changed(*_args):
-        if pending["source"]:
-            GLib.source_remove(pending["source"])
-        pending["source"] = GLib.timeout_add(400, update)
-
-    config.connect("notify::instruction", changed)
-    changed()
 
 
 def run(procedure, run_mode, image, drawables, config, _data):
@@ -195,8 +222,11 @@ def run(procedure, run_mode, image, drawables, config, _data):
     if len(drawables) != 1:
         return _error(procedure, "Select exactly one layer for InstructIR.")
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    if interactive and not show_dialog(procedure, config):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    if interactive:
+        import instructir_dialog
+
+        if not instructir_dialog.show_dialog(procedure, config, PLUGIN_DIR):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         apply(
             image,
@@ -204,6 +234,9 @@ def run(procedure, run_mode, image, drawables, config, _data):
             config.get_property("instruction"),
             config.get_property("strength"),
             interactive,
+            as_written=bool(config.get_property("as-written")),
+            on_top=bool(config.get_property("on-top")),
+            plug_in=procedure.get_plug_in(),
         )
     except client.JobCancelled:
         Gimp.progress_end()
@@ -213,7 +246,7 @@ def run(procedure, run_mode, image, drawables, config, _data):
         return _error(procedure, str(exc))
     except Exception as exc:  # noqa: BLE001 - a message beats a plug-in crash dialog
         Gimp.progress_end()
-        return _error(procedure, f"InstructIR failed unexpectedly: {exc!r}")
+        return _error(procedure, f"InstructIR failed unexpectedly: {exc}")
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -241,6 +274,7 @@ class InstructIR(Gimp.PlugIn):
             name,
         )
         procedure.set_attribution("InstructIR Desktop", "InstructIR Desktop (MIT)", "2025")
+        # Mnemonics: GIMP's own buttons take H, R, C, O, L and S.
         procedure.add_string_argument(
             "instruction",
             "_Instruction",
@@ -250,11 +284,25 @@ class InstructIR(Gimp.PlugIn):
         )
         procedure.add_double_argument(
             "strength",
-            "_Strength",
-            "How much of the restoration to apply (0 to 1)",
+            "Stre_ngth (%)",
+            "How much of the restoration to apply (0 to 1; the dialog shows 0-100 %)",
             0.0,
             1.0,
             1.0,
+            GObject.ParamFlags.READWRITE,
+        )
+        procedure.add_boolean_argument(
+            "on-top",
+            "Put the result on to_p",
+            "Insert the new layer at the top of the image instead of above the active layer",
+            False,
+            GObject.ParamFlags.READWRITE,
+        )
+        procedure.add_boolean_argument(
+            "as-written",
+            "Apply as _written",
+            "Apply the instruction even when InstructIR is not sure what it asks for",
+            False,
             GObject.ParamFlags.READWRITE,
         )
         return procedure

@@ -1,42 +1,63 @@
 """The GIMP-independent half of the InstructIR plug-in: finding and starting the bridge,
-talking to it, a small PNG codec and the layer/selection arithmetic.
+talking to it (the bridge must prove it holds the token before it gets it), whether an
+instruction is clear enough to apply, and the names the plug-in gives layers.
 
 Runs inside GIMP's own Python (3.10+, stdlib only, no Pillow or numpy) and in the test suite,
-which drives it against a real bridge and a fake ``gi.repository.Gimp``.
+which drives it against a real bridge and a fake ``gi.repository.Gimp``. Pixels (the PNG codec
+and layer arithmetic) live in ``instructir_png.py``.
 """
 
 from __future__ import annotations
 
-import array
+import hashlib
+import hmac
 import json
 import os
-import struct
+import secrets
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import instructir_png as _png  # noqa: E402
+from instructir_png import (  # noqa: E402
+    babl_format,
+    encode_png,
+    gegl_to_png_samples,
+    intersect_rect,
+    is_high_bit_depth,
+    png_samples_to_gegl,
+)
 
 __all__ = [
     "PROCEDURE",
     "TASKS",
     "TASK_PROMPTS",
     "TASK_LABELS",
+    "MIN_CONFIDENCE",
     "BridgeError",
     "BridgeNotRunning",
+    "NotTheBridge",
+    "UnclearInstruction",
     "JobCancelled",
     "BridgeInfo",
     "BridgeClient",
+    "Reading",
     "find_bridge_info",
     "connect",
     "run_job",
+    "read_intent",
+    "not_running_message",
+    "response_proof",
     "layer_name",
-    "understood",
+    "undo_name",
     "clean_instruction",
     "intersect_rect",
     "is_high_bit_depth",
@@ -53,8 +74,14 @@ LOCATION_FILE = "bridge-location.json"
 APP_NAME = "InstructIR"
 LEASE_S = 20.0
 MAX_NAME_CHARS = 60
+SHORT_NAME_CHARS = 24  # "IR: " + this fits the default Layers dock
+TOKEN_HEADER = "X-InstructIR-Token"
+NONCE_HEADER = "X-InstructIR-Nonce"
+PROOF_HEADER = "X-InstructIR-Proof"
+PARASITE = "instructir-instruction"
 
-# Same order and prompts as instructir_desktop.core.packs (a test keeps them equal).
+# Same order, prompts and gate as instructir_desktop.core.packs (a test keeps them equal); the
+# bridge's /intent answer carries its own min_confidence, which wins.
 TASKS = ("denoise", "deblur", "derain", "dehaze", "lowlight", "superres", "enhance")
 TASK_PROMPTS = {
     "denoise": "Remove the noise from this photo",
@@ -74,15 +101,13 @@ TASK_LABELS = {
     "superres": "Low detail",
     "enhance": "Dull colours",
 }
+MIN_CONFIDENCE = 0.5
 
-START_HINT = (
-    "Start the InstructIR bridge, then run the filter again: open InstructIR Desktop, or run "
-    "`instructir serve` in a terminal."
-)
 INSTALL_HINT = (
     "Run `instructir gimp install` (or Help → Install GIMP plug-in in InstructIR Desktop) once, "
     "then restart GIMP."
 )
+AS_WRITTEN = "Apply as written"
 
 
 class BridgeError(Exception):
@@ -91,6 +116,14 @@ class BridgeError(Exception):
 
 class BridgeNotRunning(BridgeError):
     """Nothing answers on the bridge's address."""
+
+
+class NotTheBridge(BridgeError):
+    """Something answers on the bridge's port but cannot prove it holds the token."""
+
+
+class UnclearInstruction(BridgeError):
+    """The bridge refused an instruction it is not sure about (nothing was changed)."""
 
 
 class JobCancelled(BridgeError):
@@ -171,12 +204,22 @@ def _info_from(data: dict, source: Path, fallback_command: Any) -> BridgeInfo:
 
 
 class BridgeClient:
-    """A tiny HTTP client for the bridge (urllib; loopback only)."""
+    """A tiny HTTP client for the bridge (urllib; loopback only) that trusts only a server
+    proving it holds the token: the token is sent after ``verify()`` succeeds, and every
+    answer must carry a valid proof over the request's nonce."""
 
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.verified = False
+
+    @property
+    def port(self) -> int:
+        try:
+            return int(self.url.rsplit(":", 1)[1])
+        except (IndexError, ValueError):
+            return DEFAULT_PORT
 
     def _request(
         self,
@@ -185,8 +228,14 @@ class BridgeClient:
         body: bytes | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
+        send_token: bool = True,
     ) -> tuple[int, bytes, str]:
-        headers = {"X-InstructIR-Token": self.token, "Accept": "application/json"}
+        if send_token and not self.verified:
+            self.verify(timeout)
+        nonce = secrets.token_urlsafe(24)
+        headers = {NONCE_HEADER: nonce, "Accept": "application/json"}
+        if send_token:
+            headers[TOKEN_HEADER] = self.token
         if content_type:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
@@ -194,34 +243,63 @@ class BridgeClient:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(req, timeout=timeout or self.timeout) as resp:
-                return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+                status, data, answer_headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as exc:
-            data = exc.read()
-            raise BridgeError(_error_message(exc.code, data)) from None
+            status, data, answer_headers = exc.code, exc.read(), exc.headers
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise BridgeNotRunning(
-                f"The InstructIR bridge at {self.url} does not answer ({reason}). {START_HINT}"
-            ) from None
+            raise _unreachable(exc, self.port) from None
+        self._check_proof(nonce, status, data, answer_headers)
+        if status >= 400:
+            raise BridgeError(_error_message(status, data))
+        return status, data, answer_headers.get("Content-Type", "")
+
+    def _check_proof(self, nonce: str, status: int, data: bytes, headers: Any) -> None:
+        given = (headers.get(PROOF_HEADER) if headers is not None else None) or ""
+        want = response_proof(self.token, nonce, self.port, status, data)
+        if not hmac.compare_digest(given.encode(), want.encode()):
+            self.verified = False
+            raise NotTheBridge(
+                f"The program answering on port {self.port} is not the InstructIR bridge this "
+                "plug-in was set up for, so the plug-in sent it nothing. Close that program "
+                "and open InstructIR Desktop; if the bridge's token was replaced, restart the "
+                f"bridge. {INSTALL_HINT}"
+            )
 
     def _json(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> dict:
         ctype = kw.pop("content_type", "application/json" if body is not None else None)
         _, data, _ = self._request(method, path, body, ctype, **kw)
         try:
-            return json.loads(data)
+            answer = json.loads(data)
         except ValueError:
-            raise BridgeError("The InstructIR bridge sent an unreadable answer.") from None
+            answer = None
+        if not isinstance(answer, dict):
+            raise BridgeError("The InstructIR bridge sent an unreadable answer.")
+        return answer
+
+    def verify(self, timeout: float | None = None) -> dict:
+        """Ask, without the token, for proof that the server holds it; the public health."""
+        health = self._json("GET", "/health", timeout=timeout, send_token=False)
+        self.verified = True
+        return health
 
     def health(self, timeout: float | None = None) -> dict:
+        """The bridge's state with pack and device (after it proved itself)."""
         return self._json("GET", "/health", timeout=timeout)
 
     def submit(
-        self, png: bytes, instruction: str, strength: float, lease_s: float | None = LEASE_S
+        self,
+        png: bytes,
+        instruction: str,
+        strength: float,
+        lease_s: float | None = LEASE_S,
+        as_written: bool = False,
     ) -> dict:
         """Send the pixels (multipart upload, no base64) and queue a job."""
         fields = {"instruction": instruction, "strength": repr(float(strength))}
         if lease_s:
             fields["lease_s"] = repr(float(lease_s))
+        if as_written:
+            fields["as_written"] = "true"
         body, ctype = _multipart(fields, ("image", "layer.png", "image/png", png))
         return self._json("POST", "/jobs", body, content_type=ctype, timeout=max(self.timeout, 120))
 
@@ -241,9 +319,34 @@ class BridgeClient:
         except BridgeError:
             pass  # it expires on its own
 
-    def intent(self, text: str, timeout: float = 2.0) -> dict:
+    def intent(self, text: str, timeout: float = 3.0) -> dict:
         body = json.dumps({"text": text}).encode()
         return self._json("POST", "/intent", body, timeout=timeout)
+
+
+def response_proof(token: str, nonce: str, port: int, status: int, body: bytes) -> str:
+    """The HMAC the bridge sends with each answer (same as the bridge's ``response_proof``)."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = f"instructir-bridge-proof-v1\n{nonce}\n{port}\n{status}\n{digest}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def not_running_message(port: int) -> str:
+    """What to do when no bridge answers on ``port``."""
+    return (
+        "The InstructIR bridge is not running. Open InstructIR Desktop, or run "
+        f"`instructir serve --port {port}` in a terminal, then run the filter again."
+    )
+
+
+def _unreachable(exc: BaseException, port: int) -> BridgeError:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return BridgeNotRunning(
+            "The InstructIR bridge did not answer in time; it may be busy loading the model. "
+            "Try again in a moment."
+        )
+    return BridgeNotRunning(not_running_message(port))
 
 
 def _error_message(status: int, data: bytes) -> str:
@@ -252,10 +355,12 @@ def _error_message(status: int, data: bytes) -> str:
     except (ValueError, AttributeError):
         message = ""
     if status == 401:
-        return f"The InstructIR bridge refused the plug-in (wrong token). {INSTALL_HINT}"
+        return f"The InstructIR bridge refused the plug-in (its token changed). {INSTALL_HINT}"
     if status == 413:
         return f"The layer is too large for the InstructIR bridge. {message}".strip()
-    return message or f"The InstructIR bridge answered with error {status}."
+    if status == 503:
+        return message or "The InstructIR bridge is busy; try again in a moment."
+    return message or f"The InstructIR bridge could not do this (error {status})."
 
 
 def _multipart(fields: dict, file: tuple[str, str, str, bytes]) -> tuple[bytes, str]:
@@ -303,21 +408,17 @@ def connect(
     sleep: Callable[[float], None] = time.sleep,
     log_dir: Path | None = None,
 ) -> BridgeClient:
-    """A client for a bridge that answers with our token; starts ``instructir serve`` when
+    """A client for a bridge that proved it holds our token; starts ``instructir serve`` when
     nothing answers and the install recorded how."""
     if info is None:
         raise BridgeError(f"The plug-in cannot find the InstructIR bridge settings. {INSTALL_HINT}")
     client = BridgeClient(info.url, info.token)
     try:
-        health = client.health(timeout=3.0)
+        client.verify(timeout=3.0)
     except BridgeNotRunning:
         if not start or not info.command:
             raise
-        health = _start_bridge(client, info, wait_s, on_wait, popen, sleep, log_dir)
-    if not health.get("authorized"):
-        raise BridgeError(
-            f"The InstructIR bridge refused the plug-in (wrong token). {INSTALL_HINT}"
-        )
+        _start_bridge(client, info, wait_s, on_wait, popen, sleep, log_dir)
     return client
 
 
@@ -329,21 +430,26 @@ def _start_bridge(client, info, wait_s, on_wait, popen, sleep, log_dir) -> dict:
     try:
         proc = popen(argv, log_path)
     except OSError as exc:
+        why = "was not found" if isinstance(exc, FileNotFoundError) else "could not be run"
         raise BridgeNotRunning(
-            f"GIMP could not start the InstructIR bridge ({' '.join(argv)}: {exc}). {START_HINT}"
+            f"GIMP could not start the InstructIR bridge: the program “{Path(argv[0]).name}” "
+            f"{why}. {not_running_message(info.port)}"
         ) from None
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         sleep(0.5)
         try:
-            return client.health(timeout=2.0)
+            return client.verify(timeout=2.0)
         except BridgeNotRunning:
             pass
         if proc is not None and proc.poll() is not None:
             raise BridgeNotRunning(
-                f"The InstructIR bridge stopped while starting{_log_tail(log_path)}. {START_HINT}"
+                f"The InstructIR bridge stopped while starting{_log_tail(log_path)}. "
+                f"{not_running_message(info.port)}"
             )
-    raise BridgeNotRunning(f"The InstructIR bridge did not start in {wait_s:.0f} s. {START_HINT}")
+    raise BridgeNotRunning(
+        f"The InstructIR bridge did not start in {wait_s:.0f} s. {not_running_message(info.port)}"
+    )
 
 
 def _log_tail(path: Path) -> str:
@@ -360,13 +466,15 @@ def run_job(
     instruction: str,
     strength: float,
     *,
+    as_written: bool = False,
     on_progress: Callable[[float, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     poll_s: float = 0.25,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bytes:
-    """Submit, poll until done (reporting progress), fetch the PNG and delete the job."""
-    job = client.submit(png, instruction, strength)
+    """Submit, poll until done (reporting progress), fetch the PNG and delete the job.
+    ``as_written`` only when the user confirmed an instruction the bridge is unsure of."""
+    job = client.submit(png, instruction, strength, as_written=as_written)
     job_id = job["id"]
     try:
         while True:
@@ -379,6 +487,8 @@ def run_job(
             if state == "done":
                 return client.result(job_id)
             if state == "failed":
+                if job.get("error_type") == "UnclearInstructionError":
+                    raise UnclearInstruction(_unclear_message(instruction, job.get("error")))
                 raise BridgeError(job.get("error") or "InstructIR could not restore the layer.")
             if state == "cancelled":
                 raise JobCancelled(f"The InstructIR job was cancelled ({job.get('message')}).")
@@ -386,6 +496,15 @@ def run_job(
             job = client.status(job_id)
     finally:
         client.delete(job_id)
+
+
+def _unclear_message(instruction: str, reason: str | None) -> str:
+    why = f" ({reason.rstrip('.')})" if reason else ""
+    return (
+        f"Nothing was changed: InstructIR is not sure what “{instruction}” asks for{why}. "
+        "Run the filter again and pick one of the seven fixes, or tick "
+        f"“{AS_WRITTEN}” to apply it anyway."
+    )
 
 
 def _cancel_and_wait(client: BridgeClient, job_id: str, sleep: Callable[[float], None]) -> None:
@@ -415,163 +534,74 @@ def clean_instruction(text: str | None) -> str:
     return cleaned
 
 
-def understood(result: dict) -> str:
-    """The dialog's line for one /intent result: "Understood as: Too dark (98%)", or the
-    steps a restore applies when they differ: "Understood as: Too dark, then Noise". A
-    warning from the model ("cannot darken a photo") follows on its own line."""
-    steps = result.get("steps") or []
-    notes = [r["note"] for r in (result, *steps) if r.get("note")]
-    warning = f"\nCareful: {notes[0]}" if notes else ""
+class Reading:
+    """What the bridge understood of one instruction: the dialog's line and the gate."""
+
+    def __init__(self, line: str, unclear: bool) -> None:
+        self.line = line
+        self.unclear = unclear
+
+    def __repr__(self) -> str:
+        return f"Reading({self.line!r}, unclear={self.unclear})"
+
+
+def read_intent(answer: dict) -> Reading:
+    """The dialog's reading of a POST /intent answer, with the bridge's gate: unclear when a
+    step is flagged (a request to darken) or the model is less sure than ``min_confidence``.
+
+    "Understood as: Too dark (98%)"; several fixes: "Understood as: Too dark, then Noise";
+    unclear: "Not sure what to fix (Haze / fog, 21%). Pick one of the fixes above…"."""
+    results = answer.get("results") or [{}]
+    result = results[0] if isinstance(results[0], dict) else {}
+    gate = answer.get("min_confidence")
+    gate = float(gate) if isinstance(gate, (int, float)) else MIN_CONFIDENCE
+    steps = [s for s in result.get("steps") or [] if isinstance(s, dict)]
+    plan = steps or [result]
+    if not result.get("task"):
+        return Reading("", False)
+    note = next((s["note"] for s in (result, *plan) if s.get("note")), "")
+    unsure = [s for s in plan if float(s.get("confidence") or 0) < gate]
+    names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in plan]
+    if note:
+        line = f"{note} Pick one of the fixes above, or tick “{AS_WRITTEN}”."
+        return Reading(line, True)
+    if unsure:
+        what = ", ".join(
+            f"{TASK_LABELS.get(s.get('task', ''), s.get('task'))}, "
+            f"{100 * float(s.get('confidence') or 0):.0f}%"
+            for s in unsure
+        )
+        line = (
+            f"Not sure what to fix ({what}). Pick one of the fixes above, or tick "
+            f"“{AS_WRITTEN}” to apply it anyway."
+        )
+        return Reading(line, True)
     if steps:
-        names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in steps]
-        return "Understood as: " + ", then ".join(names) + warning
-    task = result.get("task", "")
-    if not task:
-        return ""
+        return Reading("Understood as: " + ", then ".join(names), False)
     confidence = 100 * float(result.get("confidence") or 0)
-    return f"Understood as: {TASK_LABELS.get(task, task)} ({confidence:.0f}%)" + warning
+    return Reading(f"Understood as: {names[0]} ({confidence:.0f}%)", False)
 
 
 def layer_name(instruction: str) -> str:
-    """``InstructIR: <instruction>``, shortened with an ellipsis when long."""
+    """A name the default Layers dock shows whole: ``IR: too dark``, shortened with an
+    ellipsis (the full instruction goes into the layer's parasite)."""
+    text = " ".join(instruction.split())
+    if len(text) > SHORT_NAME_CHARS:
+        text = text[: SHORT_NAME_CHARS - 1].rstrip() + "…"
+    return f"IR: {text}"
+
+
+def undo_name(instruction: str) -> str:
+    """The Undo History's name for the step: ``InstructIR: <instruction>``."""
     text = " ".join(instruction.split())
     if len(text) > MAX_NAME_CHARS:
         text = text[: MAX_NAME_CHARS - 1].rstrip() + "…"
     return f"InstructIR: {text}"
 
 
-def intersect_rect(mask_intersect: Any) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) in drawable coordinates from ``drawable.mask_intersect()``: the whole
-    drawable without a selection, the selection's bounds inside it otherwise; None when the
-    selection misses the drawable."""
-    values = tuple(mask_intersect)
-    ok, rect = (values[0], values[1:]) if len(values) == 5 else (True, values)
-    x, y, w, h = (int(v) for v in rect)
-    if not ok or w <= 0 or h <= 0:
-        return None
-    return x, y, w, h
-
-
-def is_high_bit_depth(precision: Any) -> bool:
-    """True for 16/32-bit integer and half/float/double images (``Gimp.Precision``)."""
-    name = str(getattr(precision, "value_name", None) or precision).upper()
-    return "U8" not in name
-
-
-def babl_format(high_bit_depth: bool) -> str:
-    """Gamma-encoded RGBA, as the model was trained; babl converts from the image's space."""
-    return "R'G'B'A u16" if high_bit_depth else "R'G'B'A u8"
-
-
-def gegl_to_png_samples(data: bytes, bit_depth: int) -> bytes:
-    """Gegl gives native-endian u16; PNG stores big-endian."""
-    if bit_depth == 16 and sys.byteorder == "little":
-        samples = array.array("H")
-        samples.frombytes(data)
-        samples.byteswap()
-        return samples.tobytes()
-    return bytes(data)
-
-
-def png_samples_to_gegl(samples: bytes, bit_depth: int, channels: int, pixels: int) -> bytes:
-    """PNG samples (grey, grey+alpha, RGB or RGBA) → native-endian RGBA for Gegl."""
-    values = array.array("H" if bit_depth == 16 else "B")
-    values.frombytes(samples)
-    if bit_depth == 16 and sys.byteorder == "little":
-        values.byteswap()
-    if channels == 4:
-        return values.tobytes()
-    out = array.array(values.typecode, bytes(pixels * 4 * values.itemsize))
-    for c in range(3):
-        out[c::4] = values[(c if channels == 3 else 0) :: channels]
-    if channels == 2:
-        out[3::4] = values[1::2]
-    else:
-        out[3::4] = array.array(values.typecode, [(1 << bit_depth) - 1]) * pixels
-    return out.tobytes()
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-
-def encode_png(width: int, height: int, samples: bytes, bit_depth: int, channels: int = 4) -> bytes:
-    """A PNG of big-endian ``samples`` (rows top to bottom), filter 0, fast deflate."""
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    stride = width * channels * bit_depth // 8
-    if len(samples) != stride * height:
-        raise ValueError("sample data does not match the image size")
-    rows = b"".join(b"\x00" + samples[y * stride : (y + 1) * stride] for y in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", zlib.compress(rows, 1))
-        + _chunk(b"IEND", b"")
-    )
-
-
 def decode_png(data: bytes) -> tuple[int, int, int, int, bytes]:
-    """(width, height, bit depth, channels, big-endian samples) of a non-interlaced 8/16-bit
-    grey/RGB(A) PNG. Filter-0 rows are fast; other filters work, slowly (pure Python)."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise BridgeError("The InstructIR bridge did not send a PNG image.")
-    pos, header, idat = 8, None, []
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if header is None:
-        raise BridgeError("The PNG from the InstructIR bridge has no header.")
-    width, height, depth, colour_type, _, _, interlace = header
-    channels = {0: 1, 4: 2, 2: 3, 6: 4}.get(colour_type)
-    if channels is None or depth not in (8, 16) or interlace:
-        raise BridgeError("The PNG from the InstructIR bridge is in an unexpected format.")
+    """(width, height, bit depth, channels, big-endian samples) of the bridge's PNG."""
     try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error:
-        raise BridgeError("The PNG from the InstructIR bridge is damaged.") from None
-    bpp = channels * depth // 8
-    stride = width * bpp
-    if len(raw) < (stride + 1) * height:
-        raise BridgeError("The PNG from the InstructIR bridge is truncated.")
-    filters = raw[:: stride + 1][:height]
-    if not any(filters):
-        rows = b"".join(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)] for y in range(height))
-        return width, height, depth, channels, rows
-    return width, height, depth, channels, _unfilter(raw, height, stride, bpp)
-
-
-def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> bytes:
-    out = bytearray(stride * height)
-    prev = bytearray(stride)
-    for y in range(height):
-        start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if kind == 1:
-                line[i] = (line[i] + a) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + b) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (a + b) // 2) & 0xFF
-            elif kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + pred) & 0xFF
-            elif kind != 0:
-                raise BridgeError("The PNG from the InstructIR bridge is damaged.")
-        out[y * stride : (y + 1) * stride] = line
-        prev = line
-    return bytes(out)
+        return _png.decode_png(data)
+    except _png.PNGError as exc:
+        raise BridgeError(str(exc)) from None
