@@ -6,7 +6,8 @@ connection part-way, serve damaged bytes, answer with an HTTP error, redirect li
 CDN). Point ``HF_ENDPOINT`` at :attr:`HubServer.endpoint` to download from it. Stdlib only, so
 installer smoke tests and the GIMP integration test can reuse it.
 
-Files are keyed ``"{repo_id}/{filename}"``; the revision in the URL is accepted but ignored.
+Files are keyed ``"{repo_id}/{filename}"``; the revision in the URL is accepted but ignored,
+and every resolve answer names :attr:`HubServer.commit` in ``X-Repo-Commit`` as the Hub does.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["HubServer", "RequestRecord"]
+__all__ = ["DEFAULT_COMMIT", "HubServer", "RequestRecord"]
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<filename>.+)$")
 _CDN = re.compile(r"^/cdn/(?P<key>.+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-$")
+DEFAULT_COMMIT = hashlib.sha1(b"hubserver").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class HubServer:
         status: dict[str, int] | None = None,
         redirect: bool = False,
         ignore_range: bool = False,
+        commit: str = DEFAULT_COMMIT,
     ) -> None:
         self.files: dict[str, bytes] = dict(files or {})
         self.folder = Path(folder) if folder is not None else None
@@ -72,6 +75,7 @@ class HubServer:
         self.status: dict[str, int] = dict(status or {})
         self.redirect = redirect
         self.ignore_range = ignore_range
+        self.commit = commit
         self.requests: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -190,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.hub.redirect and not via_cdn:
             self.send_response(302)
+            self.send_header("X-Repo-Commit", self.hub.commit)
             self.send_header("Location", f"/cdn/{key}")
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -212,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Accept-Ranges", "bytes")
+        if not via_cdn:
+            self.send_header("X-Repo-Commit", self.hub.commit)
         self.send_header("ETag", f'"{HubServer.sha256(self.hub.content(key) or b"")}"')
         self.end_headers()
         if not body:

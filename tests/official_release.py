@@ -104,10 +104,11 @@ def write_encoder(
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab = [*specials, *letters, *(f"##{c}" for c in letters), *_WORDS, *"!?.,'"]
-    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    ids = {token: i for i, token in enumerate(dict.fromkeys(vocab))}
+    tokenizer = BertTokenizerFast(vocab=ids, do_lower_case=True)
     tokenizer.model_max_length = 512
     tokenizer.save_pretrained(str(folder))
+    (folder / "vocab.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=384,

@@ -98,6 +98,15 @@ def _lower(headers: object) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}  # type: ignore[attr-defined]
 
 
+def _all_headers(response: object) -> dict[str, str]:
+    """The final response's headers over those of the redirects before it: the Hub names
+    the commit (X-Repo-Commit) on its redirect to the CDN, not on the CDN's answer."""
+    merged: dict[str, str] = {}
+    for r in [*getattr(response, "history", []), response]:
+        merged.update(_lower(r.headers))  # type: ignore[attr-defined]
+    return merged
+
+
 class _Response:
     """The part of an HTTP response the downloader needs (header names in lower case)."""
 
@@ -120,7 +129,7 @@ def _open_stream(url: str, headers: dict[str, str]) -> Iterator[_Response]:
         with session.stream(
             "GET", url, headers=headers, follow_redirects=True, timeout=timeout
         ) as r:
-            yield _Response(r.status_code, _lower(r.headers), r.iter_bytes())
+            yield _Response(r.status_code, _all_headers(r), r.iter_bytes())
     else:
         r = session.get(
             url,
@@ -130,7 +139,7 @@ def _open_stream(url: str, headers: dict[str, str]) -> Iterator[_Response]:
             timeout=(_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S),
         )
         try:
-            yield _Response(r.status_code, _lower(r.headers), r.iter_content(1 << 16))
+            yield _Response(r.status_code, _all_headers(r), r.iter_content(1 << 16))
         finally:
             r.close()
 
@@ -219,6 +228,8 @@ class PackDownload:
         # Bytes of files already finished, counted once their size is known.
         self.done = 0
         self._counted: set[str] = set()
+        # The commit the Hub served each file from (X-Repo-Commit), by pack path.
+        self.commits: dict[str, str] = {}
 
     def _report(self, current: int, name: str) -> None:
         if self.progress is not None:
@@ -305,6 +316,9 @@ class PackDownload:
     ) -> tuple[int, int | None]:
         """Check the status; returns (bytes kept from the .part, expected final size)."""
         status = response.status
+        commit = response.headers.get("x-repo-commit", "")
+        if re.fullmatch(r"[0-9a-f]{40}", commit):
+            self.commits[f.path] = commit
         length = response.headers.get("content-length")
         body = int(length) if length and length.isdigit() else None
         if status == 416 and have:

@@ -40,7 +40,14 @@ from .errors import (
     ModelNotInstalledError,
     UnknownModelError,
 )
-from .packs import MANIFEST_NAME, PackFile, PackManifest, catalog, catalog_entry
+from .packs import (
+    MANIFEST_NAME,
+    PackFile,
+    PackManifest,
+    catalog,
+    catalog_entry,
+    with_pickled_encoder,
+)
 from .paths import cache_dir, data_dir
 from .resources import resource_path
 
@@ -324,7 +331,10 @@ class ModelStore:
         raises CancelledError, keeping the partial file for a later resume. Without ``force``
         an intact installed copy of the same version is kept and nothing is downloaded.
         """
-        m = self._resolve(manifest)
+        listed = self._resolve(manifest)
+        m = self._pinned_by_install(listed)
+        # Files whose hashes come from the earlier install, not from the catalog.
+        recorded = {f.path for f, c in zip(m.files, listed.files) if f.sha256 != c.sha256}
         rels = [_rel_path(f) for f in m.files]
         if not force and self._up_to_date(m):
             folder = self._installed_dir(m.id)
@@ -352,8 +362,8 @@ class ModelStore:
                     if self._staged_ok(target, f) or self._reuse_installed(m, f, target):
                         job.skip(f, target)
                     else:
-                        job.fetch(f, target)
-                    measured.append(self._measured(f, target))
+                        self._fetch(job, f, target, f.path in recorded)
+                    measured.append(self._measured(f, target, job.commits.get(f.path)))
             except ModelCorruptError:
                 _rmtree(staging)
                 raise
@@ -403,12 +413,51 @@ class ModelStore:
         _copy_hashed(source, target)
         return True
 
+    def _pinned_by_install(self, m: PackManifest) -> PackManifest:
+        """``m`` with what the installed copy recorded (revision, size, sha256) for files the
+        catalog cannot pin: downloading again fetches that same commit and checks those
+        hashes, so a file changed on the Hub since is noticed instead of silently used."""
+        installed = self.installed_manifest(m.id) if self.bundled_dir(m.id) is None else None
+        if installed is None:
+            return m
+        recorded = {f.path: f for f in installed.files if f.sha256 is not None}
+        files = []
+        for f in m.files:
+            old = recorded.get(f.path)
+            same_source = old is not None and (old.repo, old.filename) == (f.repo, f.filename)
+            if f.sha256 is None and same_source:
+                f = replace(f, size=old.size, sha256=old.sha256, revision=old.revision)
+            files.append(f)
+        return replace(m, files=tuple(files))
+
     @staticmethod
-    def _measured(f: PackFile, path: Path) -> PackFile:
-        """The file as installed: sizes and hashes the catalog could not pin are recorded."""
+    def _fetch(job: PackDownload, f: PackFile, target: Path, recorded: bool) -> None:
+        """``job.fetch``, with a clear message when a file pinned only by an earlier install
+        (``recorded``) is no longer what the Hub serves."""
+        try:
+            job.fetch(f, target)
+        except ModelCorruptError as exc:
+            if not recorded:
+                raise
+            raise ModelCorruptError(
+                f"{display_name(f)} from {f.repo} is not the file recorded when this pack was "
+                f"installed (revision {f.revision}, sha256 {f.sha256}): it changed on the Hub "
+                f"since. Nothing was installed. To accept the new file, remove the pack "
+                f"(Models → Remove) and download it again."
+            ) from exc
+
+    @staticmethod
+    def _measured(f: PackFile, path: Path, commit: str | None = None) -> PackFile:
+        """The file as installed: sizes and hashes the catalog could not pin are recorded,
+        with the commit the Hub served it from."""
         if f.size is not None and f.sha256 is not None:
-            return f
-        return replace(f, size=path.stat().st_size, sha256=sha256_file(path))
+            return replace(f, revision=commit) if commit else f
+        return replace(
+            f,
+            size=path.stat().st_size,
+            sha256=sha256_file(path),
+            revision=commit or f.revision,
+        )
 
     def _install(self, m: PackManifest, files: list[PackFile], staging: Path) -> Path:
         """Turn a staging folder whose files are all verified into the pack folder."""
@@ -450,7 +499,7 @@ class ModelStore:
         Files are matched by name to the manifest; a folder is searched by relative path
         (e.g. a sentence-transformers folder for the text encoder, or a whole pack folder).
         """
-        m = self._resolve(manifest)
+        m = with_pickled_encoder(self._resolve(manifest), _names_in([Path(p) for p in paths]))
         sources = self._match_sources(m, [Path(p) for p in paths])
         missing = [f for f in m.files if f.path not in sources]
         if missing:
@@ -506,6 +555,15 @@ class ModelStore:
                 if basenames.count(base) == 1 and base in by_name:
                     found[f.path] = by_name[base]
         return found
+
+
+def _names_in(paths: list[Path]) -> set[str]:
+    """The names of the given files, and the relative paths of the files in given folders."""
+    names = {p.name for p in paths if p.is_file()}
+    for p in paths:
+        if p.is_dir():
+            names.update(c.relative_to(p).as_posix() for c in p.rglob("*") if c.is_file())
+    return names
 
 
 def _copy_hashed(source: Path, target: Path) -> tuple[int, str]:
