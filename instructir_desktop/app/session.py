@@ -94,7 +94,6 @@ class EditorSession(QObject):
         self._queue: deque[tuple[int, Layer]] = deque()
         self._pending_message = 0
         self._force_dirty = False
-        self._opening = False
         self._started = False
         self.worker.event.connect(self._on_worker_event)
         self.scheduler.pendingReady.connect(self._on_pending_ready)
@@ -193,7 +192,6 @@ class EditorSession(QObject):
         path = Path(path)
         edge = self.settings.preview_edge
         self.info.emit(f"Opening {path.name}…")
-        self._opening = True
         self.background.run(
             self.background.io, lambda: open_file(path, edge), self._opened, self._open_failed
         )
@@ -201,7 +199,6 @@ class EditorSession(QObject):
     def open_bytes(self, data: bytes, name: str) -> None:
         """Open a photo held in memory (pasted from the clipboard)."""
         edge = self.settings.preview_edge
-        self._opening = True
         self.background.run(
             self.background.io,
             lambda: open_bytes(data, name, edge),
@@ -227,7 +224,6 @@ class EditorSession(QObject):
             )
             return open_bytes(encode_image(photo, "PNG"), name, edge)
 
-        self._opening = True
         self.background.run(self.background.io, work, self._opened, self._open_failed)
 
     def recover(self, item: Recoverable) -> None:
@@ -244,12 +240,7 @@ class EditorSession(QObject):
             self.background.io, lambda: open_file(item.path, edge), done, self._open_failed
         )
 
-    @property
-    def opening(self) -> bool:
-        return self._opening
-
     def _opened(self, opened: Opened, recovered: bool = False) -> None:
-        self._opening = False
         self.scheduler.cancel()
         self._queue.clear()
         self._intent_jobs.clear()
@@ -293,7 +284,6 @@ class EditorSession(QObject):
             self.info.emit(f"Opened {self.document.title}.")
 
     def _open_failed(self, exc: BaseException) -> None:
-        self._opening = False
         message = str(exc) or f"The file could not be opened ({type(exc).__name__})."
         self.openFailed.emit(message)
         self.error.emit(message)

@@ -7,7 +7,6 @@ validation (hand-edited file, older version) falls back to its default instead o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,8 +237,3 @@ def _declared(name: str) -> Setting:
 
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
-
-
-def on_change(settings: Settings, name: str, slot: Callable[[Any], None]) -> None:
-    """Call ``slot(value)`` whenever the named setting changes."""
-    settings.changed.connect(lambda n, v: slot(v) if n == name else None)

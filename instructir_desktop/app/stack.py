@@ -130,10 +130,6 @@ class RenderCache:
     def put_composite(self, fp: str, image: np.ndarray) -> None:
         self._put(("x", fp), image)
 
-    def has_restored(self, key: RestoreKey) -> bool:
-        with self._lock:
-            return ("y", key) in self._items
-
     @property
     def nbytes(self) -> int:
         return self._bytes

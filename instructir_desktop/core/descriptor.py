@@ -51,9 +51,6 @@ class ModelDescriptor:
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
 
-    supports_tiling = True
-    supported_dtypes = (torch.float32, torch.bfloat16, torch.float16)
-
     @classmethod
     def from_state_dict(
         cls, config: NetworkConfig, state: dict, device: torch.device | str = "cpu", **kw

@@ -103,10 +103,6 @@ class Canvas(QWidget):
         return self._fit
 
     @property
-    def compare(self) -> bool:
-        return self._compare
-
-    @property
     def split(self) -> float:
         return self._split
 
