@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import io
 import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +45,8 @@ def plugin(monkeypatch):
     """The plug-in's entry module, imported with the fake gi in sys.modules."""
     for name, mod in fake_gi().items():
         monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.delitem(sys.modules, "instructir_client", raising=False)
+    for name in ("instructir_client", "instructir_dialog", "instructir_png"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     path = list(sys.path)
     spec = importlib.util.spec_from_file_location(
         "instructir_gimp_entry", PLUGIN_DIR / "instructir.py"
@@ -443,3 +446,257 @@ def test_run_job_cancel_posts_cancel(client, tiny_restorer):
         assert srv.list_jobs()["jobs"] == []  # cancelled, then deleted by the client
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------- issue 24: as a photographer
+
+
+def labels():
+    return [w.text for w in FakeWidget.created if type(w).__name__ == "Label"]
+
+
+def buttons():
+    return {w.text: w for w in FakeWidget.created if type(w).__name__ == "Button"}
+
+
+def test_running_again_after_a_selection_uses_the_new_layer(plugin, server):
+    image = FakeImage()
+    source = make_layer(image)
+    image.selection = (4, 4, 10, 10)
+    assert run(plugin, image, source)[0] == "success"
+    first = image.layers[0]
+    (active,) = image.get_selected_drawables()
+    assert active is first  # not its mask
+    assert run(plugin, image, active, "it is too dark")[0] == "success"
+    assert [layer.name for layer in image.layers][:2] == ["IR: it is too dark", first.name]
+    # A layer mask picked in the Layers dialog runs on the layer it belongs to.
+    first.edit_mask, image.selected = True, [first]
+    (mask,) = image.get_selected_drawables()
+    status, error = run(plugin, image, mask, "it is blurry")
+    assert (status, error) == ("success", None) and image.layers[1].name == "IR: it is blurry"
+
+
+def test_unclear_instruction_is_refused_unless_applied_as_written(plugin, server):
+    image = FakeImage()
+    source = make_layer(image)
+    status, error = run(plugin, image, source, "make it look like a painting")
+    assert status == "execution-error" and len(image.layers) == 1
+    assert error.startswith("Nothing was changed: InstructIR is not sure what")
+    assert "Apply as written" in error and "seven fixes" in error
+    status, error = run(plugin, image, source, "make it darker")
+    assert status == "execution-error" and "cannot darken" in error
+    status, _ = run(plugin, image, source, "make it look like a painting", **{"as-written": True})
+    assert status == "success" and image.layers[0].name == "IR: make it look like a pai…"
+
+
+def test_result_under_visible_layers_is_reported_or_put_on_top(plugin, server):
+    image = FakeImage()
+    make_layer(image, seed=1)  # an earlier result on top
+    lower = make_layer(image, seed=2)
+    image.layers[0].name = "IR: earlier"
+    assert run(plugin, image, lower)[0] == "success"
+    assert [layer.name for layer in image.layers] == [
+        "IR: earlier",
+        "IR: remove the noise",
+        "Background",
+    ]
+    messages = [c[1] for c in plugin.Gimp.calls if c[0] == "message"]
+    assert len(messages) == 1 and "under 1 visible layer" in messages[0]
+    plugin.Gimp.calls.clear()
+    image.layers[0].visible = image.layers[1].visible = False
+    assert run(plugin, image, lower)[0] == "success"
+    assert not [c for c in plugin.Gimp.calls if c[0] == "message"]  # hidden layers hide nothing
+    assert run(plugin, image, lower, **{"on-top": True})[0] == "success"
+    assert image.layers[0].name == "IR: remove the noise"
+
+
+def test_dialog_layout_and_bridge_state_retried_while_open(plugin, reader):
+    glib = sys.modules["gi.repository.GLib"]
+    port = free_port()
+    write_bridge_info({"token": "s" * 43, "port": port, "url": f"http://127.0.0.1:{port}"})
+    image = FakeImage()
+    source = make_layer(image)
+    seen = {}
+
+    def user(dialog):
+        top, fields, bottom = dialog.content.children
+        assert fields == ("fields", ("instruction", "strength", "on-top", "as-written"))
+        assert top.children[0].text == "What is wrong with the photo?"  # above the field
+        seen["off"] = list(labels())
+        srv = BridgeServer(lambda pack: reader, port=port)
+        srv.start()
+        seen["server"] = srv
+        run_timeouts(glib)  # the dialog retries once a second
+        seen["on"] = list(labels())
+        return False
+
+    FakeDialog.on_run = user
+    try:
+        assert run(plugin, image, source, "", mode="interactive")[0] == "cancel"
+    finally:
+        seen["server"].stop()
+    off = next(t for t in seen["off"] if "bridge" in t.lower())
+    assert off.startswith("The InstructIR bridge is not running") and f"--port {port}" in off
+    assert "InstructIR bridge ready." in seen["on"]  # the model loads with the first photo
+    assert not glib.timeouts  # nothing left polling after the dialog closed
+
+
+def test_dialog_unclear_instruction_offers_the_fixes(plugin, server):
+    glib = sys.modules["gi.repository.GLib"]
+    image = FakeImage()
+    source = make_layer(image)
+    runs = []
+
+    def user(dialog):
+        runs.append(list(labels()))
+        if len(runs) == 1:
+            dialog.config.set_property("instruction", "make it look like a painting")
+            run_timeouts(glib)
+            return True  # OK on an unclear instruction: the dialog stays open
+        if len(runs) == 2:
+            buttons()["Noise"].click()  # no question: the text was unclear
+            return True
+        raise AssertionError("the dialog should have closed")
+
+    FakeDialog.on_run = user
+    status, _ = run(plugin, image, source, "", mode="interactive")
+    assert status == "success" and len(runs) == 2
+    assert any(t.startswith("Not sure what to fix (Haze / fog, 21%)") for t in runs[1])
+    assert image.layers[0].name == "IR: Remove the noise from t…"
+    assert (
+        image.layers[0].parasites["instructir-instruction"].data
+        == b"Remove the noise from this photo"
+    )
+    assert not FakeMessageDialog.asked
+
+
+def test_dialog_as_written_and_darken(plugin, server):
+    glib = sys.modules["gi.repository.GLib"]
+    image = FakeImage()
+    source = make_layer(image)
+    seen = []
+
+    def darken(dialog):
+        dialog.config.set_property("instruction", "it is too bright")
+        run_timeouts(glib)
+        seen.append(list(labels()))
+        return False
+
+    FakeDialog.on_run = darken
+    assert run(plugin, image, source, "", mode="interactive")[0] == "cancel"
+    assert any(t.startswith("InstructIR cannot darken a photo") for t in seen[0])
+
+    def confirm(dialog):
+        dialog.config.set_property("instruction", "make it look like a painting")
+        run_timeouts(glib)
+        dialog.config.set_property("as-written", True)  # the user ticks "Apply as written"
+        return True
+
+    FakeDialog.on_run = confirm
+    status, _ = run(plugin, image, source, "", mode="interactive")
+    assert status == "success" and image.layers[0].name == "IR: make it look like a pai…"
+
+
+def test_suggestion_asks_before_replacing_typed_text(plugin, server):
+    glib = sys.modules["gi.repository.GLib"]
+    image = FakeImage()
+    source = make_layer(image)
+
+    def user(dialog):
+        dialog.config.set_property("instruction", "it is blurry")
+        run_timeouts(glib)
+        FakeMessageDialog.answer = "no"
+        buttons()["Noise"].click()
+        assert dialog.config.get_property("instruction") == "it is blurry"
+        FakeMessageDialog.answer = "yes"
+        buttons()["Too dark"].click()
+        assert dialog.config.get_property("instruction") == TASK_PROMPTS["lowlight"]
+        buttons()["Noise"].click()  # a suggestion replaces a suggestion without asking
+        return False
+
+    FakeDialog.on_run = user
+    assert run(plugin, image, source, "", mode="interactive")[0] == "cancel"
+    assert FakeMessageDialog.asked == [
+        "Replace “it is blurry” with “Remove the noise from this photo”?",
+        f"Replace “it is blurry” with “{TASK_PROMPTS['lowlight']}”?",
+    ]
+
+
+def test_reshow_after_a_failed_run_brings_back_what_was_typed(plugin, client):
+    port = free_port()
+    write_bridge_info({"token": "t" * 43, "port": port, "url": f"http://127.0.0.1:{port}"})
+    image = FakeImage()
+    source = make_layer(image)
+    FakeDialog.on_run = lambda dialog: dialog.config.set_property("instruction", "new words")
+    status, error = run(plugin, image, source, "old success", mode="interactive")
+    assert status == "execution-error" and "is not running" in error
+    seen = []
+    FakeDialog.on_run = lambda dialog: seen.append(dialog.config.get_property("instruction"))
+    FakeDialog.answer = False
+    run(plugin, image, source, "old success", mode="interactive")  # GIMP's last good values
+    assert seen == ["new words"]
+
+
+# ---------------------------------------------------------------- issue 15 C9: proof
+
+
+class Squatter(http.server.BaseHTTPRequestHandler):
+    """Another program on the bridge's port that answers like a bridge and records requests."""
+
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        Squatter.seen.append((self.command, self.path, dict(self.headers), len(body)))
+        data = json.dumps(
+            {"ok": True, "authorized": True, "id": "x", "state": "done", "results": []}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-InstructIR-Proof", "0" * 64)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+
+def test_a_squatter_on_the_port_never_gets_the_token_or_the_layer(plugin):
+    squatter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Squatter)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    Squatter.seen = []
+    token = "k" * 43
+    try:
+        port = squatter.server_address[1]
+        write_bridge_info({"token": token, "port": port, "url": f"http://127.0.0.1:{port}"})
+        image = FakeImage()
+        status, error = run(plugin, image, make_layer(image))
+    finally:
+        squatter.shutdown()
+        squatter.server_close()
+    assert status == "execution-error" and "not the InstructIR bridge" in error
+    assert len(image.layers) == 1
+    assert Squatter.seen and all(method == "GET" for method, *_ in Squatter.seen)
+    for _, _, headers, size in Squatter.seen:
+        assert size == 0 and token not in json.dumps(headers)
+
+
+def test_every_answer_must_carry_the_proof(client, server, monkeypatch):
+    bridge = client.BridgeClient(server.url, server.token)
+    assert bridge.verify()["ok"] and bridge.health()["authorized"]
+    monkeypatch.setattr(server, "token", "z" * 43)  # the server no longer proves our token
+    with pytest.raises(client.NotTheBridge):
+        bridge.status("deadbeef")
+    assert not bridge.verified  # and the token is not sent again before a new proof
+
+
+def test_proof_is_the_bridges_and_binds_the_port(client):
+    from instructir_desktop.bridge.handler import response_proof
+
+    args = ("t" * 43, "n" * 32, 47841, 200, b"{}")
+    assert client.response_proof(*args) == response_proof(*args)
+    assert client.response_proof("t" * 43, "n" * 32, 47842, 200, b"{}") != response_proof(*args)

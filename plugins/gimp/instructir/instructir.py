@@ -34,6 +34,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import instructir_client as client  # noqa: E402
+import instructir_dialog  # noqa: E402
 
 PLUGIN_DIR = Path(os.path.dirname(os.path.abspath(__file__)))
 STEP_PROCEDURE = "python-fu-instructir-step"
@@ -223,8 +224,6 @@ def run(procedure, run_mode, image, drawables, config, _data):
         return _error(procedure, "Select exactly one layer for InstructIR.")
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     if interactive:
-        import instructir_dialog
-
         if not instructir_dialog.show_dialog(procedure, config, PLUGIN_DIR):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:

@@ -163,10 +163,12 @@ class DialogWatch:
         if health.get("model") == "error":
             self._set_state("off", f"InstructIR bridge: {health.get('model_error')}")
             return
-        if health.get("model") == "ready" and model:
-            self._set_state("ready", f"InstructIR bridge ready (model {model}).")
-        else:
+        if health.get("model") == "loading":
             self._set_state("loading", "InstructIR bridge: loading the model…")
+        elif model:
+            self._set_state("ready", f"InstructIR bridge ready (model {model}).")
+        else:  # the model loads with the first instruction
+            self._set_state("ready", "InstructIR bridge ready.")
         if self.read_text is None:
             self.update_reading()
 
