@@ -74,21 +74,26 @@ def _env_float(name: str, default: float) -> float:
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _open_restorer(args):
+def _pack_id(args) -> str:
     from .core.packs import LITE_ID, OFFICIAL_ID
-    from .core.restorer import Restorer
     from .core.store import ModelStore
 
-    store = ModelStore()
-    pack_id = args.model
-    if pack_id is None:
-        pack_id = OFFICIAL_ID if store.is_installed(OFFICIAL_ID) else LITE_ID
-    return Restorer(
-        store.locate(pack_id),
-        device=args.device,
-        backend=args.backend,
-        tile=getattr(args, "tile", None),
+    if args.model:
+        return args.model
+    return OFFICIAL_ID if ModelStore().is_installed(OFFICIAL_ID) else LITE_ID
+
+
+def _open_queue(args):
+    """The job pipeline with the chosen pack loaded (restores run in this thread)."""
+    from .core.jobs import JobKind, JobQueue, LoadRequest, ModelHost
+    from .core.store import ModelStore
+
+    pack_id = _pack_id(args)
+    queue = JobQueue(ModelHost(device=args.device, backend=args.backend, default_pack=pack_id))
+    queue.run(
+        JobKind.LOAD, LoadRequest(ModelStore().locate(pack_id), pack_id, args.device, args.backend)
     )
+    return queue
 
 
 def _collect_inputs(paths: list[str]) -> list[Path]:
@@ -131,7 +136,7 @@ def _output_path(src: Path, out: Path, into_folder: bool, fmt: str | None) -> Pa
 
 def cmd_restore(args) -> int:
     from .core.images import format_for_path, load_image, save_image
-    from .core.restorer import Step
+    from .core.jobs import IntentRequest, JobKind, Progress, RestoreRequest, Step
     from .core.text import clean_instruction
 
     out = _Output(args.json)
@@ -158,31 +163,19 @@ def cmd_restore(args) -> int:
     plans = [(src, _output_path(src, target, into_folder, args.format)) for src in inputs]
     for _, dst in plans:
         format_for_path(dst)  # fail early on an unknown output type
-    restorer = _open_restorer(args)
+    queue = _open_queue(args)
+    restorer = queue.host.restorer
     steps = []
     for text in args.instruction:
-        whole = restorer.intent(text)
-        plan = [whole] if args.no_split else restorer.plan(text)
+        whole = queue.run(JobKind.INTENT, IntentRequest(text, split=False))[0]
+        plan = [whole] if args.no_split else queue.run(JobKind.INTENT, IntentRequest(text))
         if plan != [whole]:
             out.event(event="plan", instruction=text, steps=[i.to_dict() for i in plan])
             listed = ", then ".join(f"{i.task} ({i.text!r})" for i in plan)
             fixes = f"{len(plan)} fixes, applied in this order" if len(plan) > 1 else "applied as"
             out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
-        flagged = next((i for i in plan if i.note), None)
-        if flagged is not None and args.min_confidence > 0:
-            raise UnclearInstructionError(
-                f"cannot apply {flagged.text!r}: {flagged.note} Add --min-confidence 0 to "
-                f"apply it anyway (as {flagged.task})"
-            )
-        intent = plan[0]
-        if intent.confidence < args.min_confidence:
-            raise UnclearInstructionError(
-                f"unclear instruction {intent.text!r}: the model is only "
-                f"{intent.confidence * 100:.0f}% sure it asks for {intent.task}. Say what is "
-                "wrong with the photo, e.g. 'too dark', 'remove the noise', 'it is blurry'; "
-                "or add --min-confidence 0 to apply it anyway"
-            )
+        _check_confidence(plan, args.min_confidence)
     failures = 0
     for src, dst in plans:
         t0 = time.perf_counter()
@@ -194,19 +187,21 @@ def cmd_restore(args) -> int:
                     "only the first is restored",
                     file=sys.stderr,
                 )
-            image = photo.pixels
-            for i, step in enumerate(steps):
 
-                def progress(f, msg, i=i, src=src):
-                    out.progress(src.name, (i + f) / len(steps), input=str(src), step=i)
+            def progress(ev, src=src):
+                if isinstance(ev, Progress):
+                    out.progress(
+                        src.name,
+                        ev.fraction,
+                        input=str(src),
+                        step=ev.step,
+                        steps=ev.steps,
+                        tile=ev.tile,
+                        tiles=ev.tiles,
+                    )
 
-                image = restorer.restore(
-                    image,
-                    step.instruction,
-                    strength=step.strength,
-                    progress=progress,
-                    tile=args.tile,
-                )
+            request = RestoreRequest(photo.pixels, steps, tile=args.tile)
+            image = queue.run(JobKind.RESTORE, request, listener=progress)
             saved = save_image(photo.with_pixels(image), dst, quality=args.quality)
         except InstructIRError as exc:
             failures += 1
@@ -224,6 +219,24 @@ def cmd_restore(args) -> int:
         )
         out.info(f"{src} -> {saved} ({seconds:.1f} s)")
     return EXIT_FAILED if failures else 0
+
+
+def _check_confidence(plan: list, min_confidence: float) -> None:
+    """Refuse a step flagged with a note (a request to darken) or below the gate."""
+    flagged = next((i for i in plan if i.note), None)
+    if flagged is not None and min_confidence > 0:
+        raise UnclearInstructionError(
+            f"cannot apply {flagged.text!r}: {flagged.note} Add --min-confidence 0 to "
+            f"apply it anyway (as {flagged.task})"
+        )
+    intent = plan[0]
+    if intent.confidence < min_confidence:
+        raise UnclearInstructionError(
+            f"unclear instruction {intent.text!r}: the model is only "
+            f"{intent.confidence * 100:.0f}% sure it asks for {intent.task}. Say what is "
+            "wrong with the photo, e.g. 'too dark', 'remove the noise', 'it is blurry'; "
+            "or add --min-confidence 0 to apply it anyway"
+        )
 
 
 def cmd_intent(args) -> int:
@@ -321,15 +334,73 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .app.bridge import serve_forever
+    return serve_forever(args.model, args.device, args.port, backend=args.backend)
 
-    return serve_forever(args.model, args.device, args.port)
+
+def serve_forever(
+    pack_id: str | None, device: str = "auto", port: int = 47841, backend: str = "auto"
+) -> int:
+    """``instructir serve``: run the bridge until SIGINT/SIGTERM; returns the exit status."""
+    import signal
+    import threading
+
+    from .bridge.server import BridgeServer
+    from .core.jobs import JobQueue, ModelHost
+    from .core.store import ModelStore
+
+    pack = pack_id or _pack_id(argparse.Namespace(model=None))
+    try:
+        ModelStore().locate(pack)
+    except InstructIRError as exc:
+        print(f"instructir serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    queue = JobQueue(ModelHost(device=device, backend=backend, default_pack=pack)).start()
+    server = BridgeServer(jobs=queue, port=port)
+    try:
+        server.start()
+    except OSError as exc:
+        queue.stop(timeout=0)
+        reason = exc.strerror or exc
+        print(
+            f"instructir serve: cannot listen on 127.0.0.1:{port} ({reason}); is another "
+            "bridge or InstructIR Desktop already running? Choose another --port.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    server.preload()
+    print(f"InstructIR bridge on {server.url} (model {pack}, device {device}); Ctrl+C stops it.")
+    sys.stdout.flush()
+    done = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+        queue.stop()
+    return 0
 
 
 def cmd_gimp(args) -> int:
     from . import gimp_install
 
-    paths = gimp_install.install() if args.action == "install" else gimp_install.uninstall()
+    if args.action == "install":
+        paths = gimp_install.install(new_token=args.new_token)
+    else:
+        paths = gimp_install.uninstall()
+    if args.new_token and args.action == "install" and gimp_install.bridge_is_running():
+        print(
+            "The running bridge keeps the old token until it restarts: restart InstructIR "
+            "Desktop or `instructir serve`.",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({"action": args.action, "paths": [str(p) for p in paths]}))
     else:
@@ -426,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gimp", help="install or remove the GIMP 3 plug-in")
     p.add_argument("action", choices=["install", "uninstall"])
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--new-token", action="store_true", help="replace the bridge token (install only)"
+    )
     p.set_defaults(func=cmd_gimp)
     return ap
 

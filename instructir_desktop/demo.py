@@ -46,7 +46,15 @@ def run_demo(
     progress: Callable[..., None] | None = None,
 ) -> dict:
     """Run every demo case; return a summary with PSNRs and a human-readable text."""
-    from .core.restorer import Restorer
+    from .core.jobs import (
+        IntentRequest,
+        JobKind,
+        JobQueue,
+        LoadRequest,
+        Progress,
+        RestoreRequest,
+        Step,
+    )
     from .core.store import ModelStore
 
     sample = resource_path("sample", "sample.jpg")
@@ -59,7 +67,9 @@ def run_demo(
             "No model pack is installed: the bundled 'instructir-lite' pack is missing from "
             f"resources/packs. ({exc})"
         ) from exc
-    restorer = Restorer(pack_dir, device=device, backend=backend)
+    queue = JobQueue()
+    queue.run(JobKind.LOAD, LoadRequest(pack_dir, LITE_ID, device, backend))
+    restorer = queue.host.restorer
     photo = load_image(sample)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,12 +77,12 @@ def run_demo(
     for name, instruction, kind in DEMO_CASES:
         bad = degrade(photo.pixels, kind)
 
-        def report(f, msg, name=name):
-            if progress:
-                progress(f"demo {name}", f, case=name)
+        def report(ev, name=name):
+            if progress and isinstance(ev, Progress):
+                progress(f"demo {name}", ev.fraction, case=name)
 
-        good = restorer.restore(bad, instruction, progress=report)
-        intent = restorer.intent(instruction)
+        good = queue.run(JobKind.RESTORE, RestoreRequest(bad, [Step(instruction)]), report)
+        intent = queue.run(JobKind.INTENT, IntentRequest(instruction, split=False))[0]
         before, after = psnr(bad, photo.pixels), psnr(good, photo.pixels)
         side = np.concatenate([bad, good], axis=1)
         clean = Photo(side, None, 8, None, photo.icc_profile, "PNG")

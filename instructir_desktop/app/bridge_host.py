@@ -1,14 +1,13 @@
-"""Hosts the GIMP bridge (``app/bridge.py``) while the desktop app runs.
+"""Hosts the GIMP bridge (``instructir_desktop.bridge``) while the desktop app runs.
 
-The bridge shares the app's model (through the worker) and its ``model_lock``, so a GIMP job
-and a job from the chat never run the model at the same time. When the bridge module or its
+The bridge submits its jobs to the app's model worker, so a GIMP job and a job from the chat
+wait in the same queue and run on the one thread that owns the model. When the bridge or its
 port is not available the app logs it and carries on without it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from .worker import ModelWorker
 
@@ -20,9 +19,8 @@ log = logging.getLogger(__name__)
 class BridgeHost:
     """Start/stop the local bridge server; never raises."""
 
-    def __init__(self, worker: ModelWorker, model_lock: threading.Lock) -> None:
+    def __init__(self, worker: ModelWorker) -> None:
         self.worker = worker
-        self.model_lock = model_lock
         self.server = None
         self.problem = ""
 
@@ -48,9 +46,7 @@ class BridgeHost:
         # The well-known port first (Snap/Flatpak GIMP only knows that one), then any port.
         for port in (DEFAULT_PORT, 0):
             try:
-                server = BridgeServer(
-                    self.worker.restorer_for, model_lock=self.model_lock, port=port
-                )
+                server = BridgeServer(jobs=self.worker, port=port)
                 server.start()
                 break
             except Exception as exc:  # noqa: BLE001 - a busy port must not stop the app

@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from instructir_desktop.core.jobs import (
+    Cancelled,
+    Failed,
+    Finished,
+    JobEvent,
+    JobKind,
+    Progress,
+)
+
 from .document import Document, Layer
 from .stack import (
     Missing,
@@ -372,32 +381,33 @@ class RenderScheduler(QObject):
         }[self._activity if self._activity in ("pending", "preview", "full") else "preview"]
         return f"{what}… {message}".strip()
 
-    def _on_worker_event(self, ev) -> None:
-        if ev.extra.get("kind") != "restore":
+    def _on_worker_event(self, ev: JobEvent) -> None:
+        if ev.kind is not JobKind.RESTORE:
             return
         key = self._submitted.get(ev.job_id)
-        if ev.event == "result" and key is not None:
+        if isinstance(ev, Finished) and key is not None:
             self.cache.put_restored(key, ev.result)  # valid even if no longer current
-        if ev.event in ("result", "error", "cancelled"):
+        final = isinstance(ev, (Finished, Failed, Cancelled))
+        if final:
             self._submitted.pop(ev.job_id, None)
         job = self._job
         if job is None or job.job_id != ev.job_id:
             return
-        if ev.event == "progress":
-            self.progress.emit(ev.progress, self._describe(job, ev.message))
-        elif ev.event in ("result", "cancelled"):
+        if isinstance(ev, Progress):
+            self.progress.emit(ev.fraction, self._describe(job, ev.message))
+        elif isinstance(ev, (Finished, Cancelled)):
             self._job = None
             self.progress.emit(1.0, "")
             if not self._paused:
                 self.invalidate()
-        elif ev.event == "error":
+        elif isinstance(ev, Failed):
             self._job = None
             self._failed.add(job.key)
             self.progress.emit(1.0, "")
             self._set_activity("idle")
             if job.target == "pending" and self._pending is not None:
                 self._pending = None
-                self.pendingFailed.emit(job.layer_id, ev.error or "The model failed.")
+                self.pendingFailed.emit(job.layer_id, ev.error)
             else:
-                self.failed.emit(ev.error or "The model failed.")
-                self._drop_waiters(ev.error or "The model failed.")
+                self.failed.emit(ev.error)
+                self._drop_waiters(ev.error)

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
+
+from instructir_desktop.core.jobs import (
+    Cancelled,
+    Failed,
+    Finished,
+    JobEvent,
+    JobKind,
+    Started,
+)
+from instructir_desktop.core.packs import LITE_ID, TASK_TITLES
 
 from . import commands
 from .autosave import Autosaver, Recoverable, find_recoverable
@@ -35,6 +44,8 @@ __all__ = ["EditorSession", "PACK_DIR_ENV", "BACKEND_ENV"]
 log = logging.getLogger(__name__)
 PACK_DIR_ENV = "INSTRUCTIR_PACK_DIR"
 BACKEND_ENV = "INSTRUCTIR_BACKEND"  # forces the inference backend (auto, torch, openvino)
+# Tasks the bundled pack barely changes on held-out photos (README, "the lite pack").
+LITE_WEAK = {"deblur": "against blur", "superres": "for upscaling detail"}
 
 
 class EditorSession(QObject):
@@ -70,18 +81,17 @@ class EditorSession(QObject):
         self.settings = settings or Settings(parent=self)
         env_pack = os.environ.get(PACK_DIR_ENV)
         self.pack_dir = Path(pack_dir) if pack_dir else (Path(env_pack) if env_pack else None)
-        self.model_lock = threading.Lock()
         self.document = Document(self)
         self.undo_stack = QUndoStack(self)
         self.background = Background(self)
         self.cache = RenderCache(self.settings.cache_mb << 20)
-        self.worker = ModelWorker(self.model_lock, self)
+        self.worker = ModelWorker(self)
         self.scheduler = RenderScheduler(
             self.document, self.worker, self.background, self.cache, self
         )
         self.chat = ChatLog(self)
         self.autosaver = Autosaver(self._autosave_snapshot, self.background, self)
-        self.bridge = BridgeHost(self.worker, self.model_lock)
+        self.bridge = BridgeHost(self.worker)
         self._bridge_wanted = self.settings.bridge_enabled if bridge is None else bridge
         self._autosave_enabled = autosave
         self.catalog: dict = {}
@@ -90,6 +100,7 @@ class EditorSession(QObject):
         self.thumbnails: dict[str, object] = {}
         self.selected = ""
         self._intent_jobs: dict[str, tuple[int, bool]] = {}
+        self._edit_jobs: dict[str, commands.EditInstruction] = {}  # intent job → its edit
         self._load_job = ""
         self._queue: deque[tuple[int, Layer]] = deque()
         self._pending_message = 0
@@ -183,7 +194,8 @@ class EditorSession(QObject):
         self.dirtyChanged.emit(self.dirty)
 
     def task_title(self, task: str) -> str:
-        return self.catalog.get("titles", {}).get(task, task.capitalize())
+        """The task's display name ("Brighten"), the same before and after the model loads."""
+        return self.catalog.get("titles", {}).get(task) or TASK_TITLES.get(task, task.capitalize())
 
     # Opening
 
@@ -326,15 +338,20 @@ class EditorSession(QObject):
             self._enqueue(message.id, message.text, message.task, message.confidence)
 
     def _on_intent(self, ev) -> None:
+        edit = self._edit_jobs.pop(ev.job_id, None)
+        if edit is not None:  # an edited layer's instruction, read again for its chip
+            if isinstance(ev, Finished) and ev.result:
+                edit.set_intent(ev.result[0].task, float(ev.result[0].confidence))
+            return
         message_id, force = self._intent_jobs.pop(ev.job_id, (0, False))
         if not message_id:
             return
-        if ev.event == "error":
-            self.chat.update(message_id, state="failed", note=ev.error or "")
-            if ev.extra.get("error_type") == "NoModelError":
-                self.modelMissing.emit(ev.error or "")
+        if isinstance(ev, Failed):
+            self.chat.update(message_id, state="failed", note=ev.error)
+            if ev.error_type == "NoModelError":
+                self.modelMissing.emit(ev.error)
             return
-        if ev.event != "result":
+        if not isinstance(ev, Finished):
             return
         plan = ev.result
         if len(plan) > 1:
@@ -404,7 +421,10 @@ class EditorSession(QObject):
         self.scheduler.clear_pending()
         self.undo_stack.push(commands.AddLayer(self.document, layer))
         self.chat.update(
-            self._pending_message, state="applied", thumbnail=self.thumbnails.get(layer_id)
+            self._pending_message,
+            state="applied",
+            thumbnail=self.thumbnails.get(layer_id),
+            advice=self._weak_spot(layer.task),
         )
         self.select_layer(layer_id)
         self._next_pending()
@@ -420,6 +440,16 @@ class EditorSession(QObject):
             message_id, _ = self._queue.popleft()
             self.chat.update(message_id, state="cancelled", note="Cancelled.")
 
+    def _weak_spot(self, task: str) -> str:
+        """Where the bundled pack helps little (held-out photos: motion blur left as it was,
+        x2 upscaling slightly worse than bicubic), said when such a fix runs on it."""
+        if self.model_pack() != LITE_ID or task not in LITE_WEAK:
+            return ""
+        return (
+            f"The bundled Lite model does little {LITE_WEAK[task]}. The official InstructIR "
+            "model does much better: get it in Models…"
+        )
+
     def cancel(self) -> None:
         """The Cancel button: stop the running job; a new instruction is dropped."""
         for job in list(self._intent_jobs):
@@ -429,6 +459,10 @@ class EditorSession(QObject):
         self.info.emit("Cancelled.")
 
     def _on_thumbnail(self, layer_id: str, image: object) -> None:
+        if layer_id in self.thumbnails and self.document.has_layer(layer_id):
+            layer = self.document.layer(layer_id)
+            if not layer.visible or layer.strength <= 0.0:
+                return  # a hidden layer's "result" is its input: keep showing what it does
         self.thumbnails[layer_id] = image
         message = self.chat.for_layer(layer_id)
         if message is not None and message.state in ("applied", "undone"):
@@ -438,9 +472,21 @@ class EditorSession(QObject):
     def _on_layers_changed(self) -> None:
         for message in self.chat.messages:
             if message.state in ("applied", "undone") and message.layer_id:
-                state = "applied" if self.document.has_layer(message.layer_id) else "undone"
-                if state != message.state:
-                    self.chat.update(message.id, state=state)
+                has = self.document.has_layer(message.layer_id)
+                changes: dict = {}
+                if ("applied" if has else "undone") != message.state:
+                    changes["state"] = "applied" if has else "undone"
+                if has:  # an edit (or its undo) changes what the message asked for
+                    layer = self.document.layer(message.layer_id)
+                    if (layer.instruction, layer.task) != (message.text, message.task):
+                        changes.update(
+                            text=layer.instruction,
+                            task=layer.task,
+                            title=self.task_title(layer.task) if layer.task else "",
+                            confidence=layer.confidence,
+                        )
+                if changes:
+                    self.chat.update(message.id, **changes)
         if self.selected and not self.document.has_layer(self.selected):
             layers = self.document.layers
             self.select_layer(layers[-1].id if layers else "")
@@ -461,13 +507,15 @@ class EditorSession(QObject):
             self.undo_stack.push(commands.SetStrength(self.document, layer_id, strength, gesture))
 
     def edit_instruction(self, layer_id: str, text: str) -> None:
+        """Replace a layer's instruction (one undo step); its task is read again for the chip."""
         cleaned = " ".join(text.split())
-        if cleaned and cleaned != self.document.layer(layer_id).instruction:
-            # The intent chip of the edited layer is unknown until read again; keep it honest.
-            self.undo_stack.push(commands.EditInstruction(self.document, layer_id, cleaned))
-            message = self.chat.for_layer(layer_id)
-            if message is not None:
-                self.chat.update(message.id, text=cleaned, title="", confidence=0.0)
+        if not cleaned or cleaned == self.document.layer(layer_id).instruction:
+            return
+        # The layer re-renders at once; its task is unknown until the new text is read, and
+        # the read result completes this same undo step instead of adding one.
+        command = commands.EditInstruction(self.document, layer_id, cleaned)
+        self.undo_stack.push(command)
+        self._edit_jobs[self.worker.intent(cleaned, split=False)] = command
 
     def remove_layer(self, layer_id: str) -> None:
         self.undo_stack.push(commands.RemoveLayer(self.document, layer_id))
@@ -553,27 +601,29 @@ class EditorSession(QObject):
 
     # Worker events
 
-    def _on_worker_event(self, ev) -> None:
-        kind = ev.extra.get("kind")
-        if kind == "intent":
+    def _on_worker_event(self, ev: JobEvent) -> None:
+        if ev.kind is JobKind.INTENT and isinstance(ev, (Finished, Failed)):
             self._on_intent(ev)
-        elif kind == "load" and ev.job_id == self._load_job:
+        elif ev.kind is JobKind.LOAD and ev.job_id == self._load_job:
             self._on_load(ev)
 
-    def _on_load(self, ev) -> None:
-        catalog = ev.extra.get("catalog")
-        if catalog and catalog != self.catalog:
-            self.catalog = dict(catalog)
-            self.catalogReady.emit(self.catalog)
-        if ev.event == "result":
+    def _on_load(self, ev: JobEvent) -> None:
+        if isinstance(ev, Started):
+            catalog = ev.info
+            if catalog and catalog != self.catalog:
+                self.catalog = dict(catalog)
+                self.catalogReady.emit(self.catalog)
+            return
+        if isinstance(ev, Finished):
             self.model = dict(ev.result)
             self.model_problem = ""
             self.scheduler.configure(pack=self.model["pack"], tile=self.settings.tile)
             self.modelChanged.emit(self.model)
-        elif ev.event == "error":
+        elif isinstance(ev, (Failed, Cancelled)):
             self.model = None
-            self.model_problem = ev.error or "The model could not be loaded."
+            error = getattr(ev, "error", "") or "The model could not be loaded."
+            self.model_problem = error
             self.scheduler.configure(pack=None, tile=self.settings.tile)
             self.modelMissing.emit(self.model_problem)
-            if ev.extra.get("error_type") != "NoModelError":
+            if getattr(ev, "error_type", "") != "NoModelError":
                 self.error.emit(self.model_problem)

@@ -1,18 +1,21 @@
-"""The local bridge: an HTTP JSON service on 127.0.0.1 that restores photos for the GIMP
+"""The bridge's jobs: an HTTP JSON service on 127.0.0.1 that restores photos for the GIMP
 plug-in (and any other program of this user that holds the token).
 
 Hosted by the desktop app while it runs and by ``instructir serve`` headless. No Qt here: the
-server is stdlib ``http.server`` with one handler thread per connection, and one worker thread
-that runs the model jobs one at a time (holding ``model_lock`` so a host app can share its
-loaded model). The token, port and the command that starts a bridge live in
-``config_dir()/bridge.json`` (mode 0600), which the plug-in reads.
+server is stdlib ``http.server`` with one handler thread per connection (``handler.py``); the
+model work goes through core's job pipeline (``core.jobs``), the same queue and model thread
+the app's chat uses when the app hosts the bridge. The token, port and the command that starts
+a bridge live in ``config_dir()/bridge.json`` (mode 0600, ``info.py``), which the plug-in
+reads.
 
 Endpoints (token in ``X-InstructIR-Token`` or ``Authorization: Bearer``; every answer is JSON
 except a result, which is PNG):
 
 - ``GET /health``: no token needed; adds pack, device and queue when the token is right.
 - ``POST /jobs``: JSON ``{"image": base64, "instructions": [...], "strength", "pack",
-  "lease_s"}`` or multipart (an ``image`` file part plus the same fields) → 202 ``{"id"}``.
+  "lease_s", "as_written"}`` or multipart (an ``image`` file part plus the same fields) → 202
+  ``{"id"}``. An unclear instruction fails the job (``UnclearInstructionError``) unless
+  ``as_written`` is true.
 - ``GET /jobs/<id>``: state (queued, running, done, failed, cancelled), progress, error.
 - ``GET /jobs/<id>/result``: the PNG (16-bit when the input was), 409 until it is done.
 - ``POST /jobs/<id>/cancel``, ``DELETE /jobs/<id>``.
@@ -29,8 +32,6 @@ import hmac
 import logging
 import os
 import secrets
-import struct
-import sys
 import threading
 import time
 import uuid
@@ -39,19 +40,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from instructir_desktop import __version__
 from instructir_desktop.bridge.handler import (
-    API_VERSION,
     BridgeHTTPServer,
     BridgeRequestHandler,
     HTTPError,
     suggestions,
 )
 from instructir_desktop.bridge.info import (
+    API_VERSION,
     DEFAULT_PORT,
     bridge_command,
     bridge_file,
@@ -59,19 +60,32 @@ from instructir_desktop.bridge.info import (
     token_from,
     write_bridge_info,
 )
-from instructir_desktop.core.errors import CancelledError, InstructIRError
 from instructir_desktop.core.images import Photo, encode_image, to_uint8, to_uint16
-
-if TYPE_CHECKING:
-    from instructir_desktop.core.restorer import Restorer
+from instructir_desktop.core.jobs import (
+    PRIORITY,
+    Cancelled,
+    Failed,
+    Finished,
+    IntentRequest,
+    JobEvent,
+    JobKind,
+    JobQueue,
+    JobSubmitter,
+    LoadRequest,
+    ModelHost,
+    Progress,
+    RestoreRequest,
+    Started,
+    Step,
+    StepDone,
+)
+from instructir_desktop.core.png16 import png_file
 
 __all__ = [
     "API_VERSION",
     "DEFAULT_PORT",
     "DEFAULT_MAX_BODY",
     "BridgeServer",
-    "serve_forever",
-    "default_pack_id",
     "bridge_file",
     "read_bridge_info",
     "write_bridge_info",
@@ -86,34 +100,29 @@ MAX_QUEUED = 8
 KEEP_FINISHED = 16
 FINISHED_TTL_S = 30 * 60
 FINAL_STATES = ("done", "failed", "cancelled")
-_PRELOAD = "preload:"  # queue items are job ids, or this prefix + a pack id to load
+# How long POST /intent waits for the model (it runs between the tiles of a restore).
+INTENT_WAIT_S = 20.0
 
 
 @dataclass
 class _Job:
     id: str
-    photo: Photo | None  # dropped once the job has finished
     steps: list[tuple[str, float]]
     pack: str | None
     lease_s: float | None
+    size: tuple[int, int, int]  # width, height, bit depth of the result
+    metadata: tuple[bytes | None, bytes | None]  # ICC, EXIF of the input
+    alpha: bool
     state: str = "queued"
     progress: float = 0.0
     message: str = "waiting"
     error: str | None = None
     error_type: str | None = None
     result: np.ndarray | None = None  # H x W x 3|4 uint8/uint16 samples
-    metadata: tuple[bytes | None, bytes | None] = (None, None)  # ICC, EXIF of the input
     created: float = field(default_factory=time.monotonic)
     last_seen: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    size: tuple[int, int, int] = (0, 0, 8)  # width, height, bit depth of the result
-
-    def __post_init__(self) -> None:
-        if self.photo is not None:
-            depth = 16 if self.photo.bit_depth > 8 else 8
-            self.size = (self.photo.width, self.photo.height, depth)
-            self.metadata = (self.photo.icc_profile, self.photo.exif)
+    abandoned_by_client: bool = False
 
     def abandoned(self) -> bool:
         return self.lease_s is not None and time.monotonic() - self.last_seen > self.lease_s
@@ -142,34 +151,36 @@ class _Job:
 class BridgeServer:
     """The bridge: ``start()`` serves in background threads until ``stop()``.
 
-    ``get_restorer(pack_id or None)`` returns the loaded Restorer for a pack (None: the host's
-    default); it is always called by the worker thread with ``model_lock`` held.
+    Jobs go to ``jobs`` (the host app's model worker, or any ``core.jobs.JobSubmitter``).
+    Without it the bridge runs its own ``JobQueue``, whose model comes from
+    ``get_restorer(pack_id or None)`` (default: the model store).
     """
 
     def __init__(
         self,
-        get_restorer: Callable[[str | None], Restorer],
+        get_restorer: Callable[[str | None], Any] | None = None,
         *,
-        model_lock: threading.Lock | None = None,
+        jobs: JobSubmitter | None = None,
         port: int = 0,
         token_file: Path | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
-        self._get_restorer = get_restorer
-        self.model_lock = model_lock or threading.Lock()
+        self._own_queue: JobQueue | None = None
+        if jobs is None:
+            loader = None
+            if get_restorer is not None:
+                loader = lambda request: get_restorer(request.pack_id)  # noqa: E731
+            self._own_queue = JobQueue(ModelHost(loader))
+            jobs = self._own_queue
+        self.jobs = jobs
         self.requested_port = port
         self.token_file = Path(token_file) if token_file else bridge_file()
         self.max_body_bytes = max_body_bytes
         self.token = token_from(read_bridge_info(self.token_file)) or secrets.token_urlsafe(32)
         self._jobs: OrderedDict[str, _Job] = OrderedDict()
+        self._core_ids: dict[str, str] = {}  # bridge job id → pipeline job id
         self._lock = threading.Lock()
-        self._queue: list[str] = []
-        self._wake = threading.Condition(self._lock)
-        self._stopping = False
-        self._model_state = "not loaded"
-        self._model_info: dict = {}
-        self._model_error: str | None = None
-        self._last_restorer: Restorer | None = None
+        self._stopping = threading.Event()
         self._httpd: BridgeHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -190,10 +201,12 @@ class BridgeServer:
         self._httpd = BridgeHTTPServer(
             ("127.0.0.1", self.requested_port), BridgeRequestHandler, self
         )
-        self._stopping = False
+        self._stopping.clear()
+        if self._own_queue is not None:
+            self._own_queue.start()
         serve = threading.Thread(target=self._httpd.serve_forever, name="bridge-http", daemon=True)
-        work = threading.Thread(target=self._work, name="bridge-worker", daemon=True)
-        self._threads = [serve, work]
+        lease = threading.Thread(target=self._watch_leases, name="bridge-lease", daemon=True)
+        self._threads = [serve, lease]
         for t in self._threads:
             t.start()
         info = read_bridge_info(self.token_file) or {}
@@ -203,7 +216,7 @@ class BridgeServer:
             url=self.url,
             port=self.port,
             token=self.token,
-            pid=_pid(),
+            pid=os.getpid(),
             running=True,
         )
         if not info.get("command"):
@@ -215,26 +228,28 @@ class BridgeServer:
         """Cancel queued and running jobs, stop serving and mark bridge.json as not running."""
         if self._httpd is None:
             return
+        self._stopping.set()
         with self._lock:
-            self._stopping = True
-            for job in self._jobs.values():
-                job.cancel.set()
-            self._wake.notify_all()
+            pending = list(self._core_ids.values())
+        for core_id in pending:
+            self.jobs.cancel(core_id)
         self._httpd.shutdown()
         self._httpd.server_close()
+        if self._own_queue is not None:
+            self._own_queue.stop(timeout)
         for t in self._threads:
             t.join(timeout)
         self._httpd = None
         info = read_bridge_info(self.token_file)
-        if info and info.get("pid") == _pid():
+        if info and info.get("pid") == os.getpid():
             info.update(running=False, pid=None)
             write_bridge_info(info, self.token_file)
 
     def preload(self, pack: str | None = None) -> None:
-        """Load the model in the worker now, so the first job does not wait for it."""
-        with self._lock:
-            self._queue.append(f"{_PRELOAD}{pack or ''}")
-            self._wake.notify()
+        """Load the model now, so the first job does not wait for it."""
+        d = self.jobs.host.defaults
+        request = LoadRequest(None, pack or d.pack_id, d.device, d.backend, d.precision)
+        self.jobs.submit(JobKind.LOAD, request, listener=_log_load_failure)
 
     def check_token(self, given: str | None) -> bool:
         return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
@@ -250,12 +265,10 @@ class BridgeServer:
         }
         if authorized:
             with self._lock:
-                queued = len([j for j in self._queue if not j.startswith(_PRELOAD)])
+                queued = sum(j.state == "queued" for j in self._jobs.values())
                 running = [j.id for j in self._jobs.values() if j.state == "running"]
-            d.update(self._model_info)
+            d.update(self.jobs.host.describe())
             d.update(
-                model=self._model_state,
-                model_error=self._model_error,
                 queued=queued,
                 running=running[0] if running else None,
                 max_body_bytes=self.max_body_bytes,
@@ -263,19 +276,53 @@ class BridgeServer:
         return d
 
     def submit(
-        self, photo: Photo, steps: list[tuple[str, float]], pack: str | None, lease_s: float | None
+        self,
+        photo: Photo,
+        steps: list[tuple[str, float]],
+        pack: str | None,
+        lease_s: float | None,
+        *,
+        as_written: bool = False,
     ) -> dict:
-        """Queue a job; 503 when the queue is full."""
-        job = _Job(uuid.uuid4().hex, photo, steps, pack, lease_s)
+        """Queue a job; 503 when the queue is full. Unless ``as_written``, the job fails with
+        ``UnclearInstructionError`` when an instruction is unclear (the app's threshold)."""
+        from instructir_desktop.core.packs import DEFAULT_MIN_CONFIDENCE
+
+        depth = 16 if photo.bit_depth > 8 else 8
+        job = _Job(
+            uuid.uuid4().hex,
+            steps,
+            pack,
+            lease_s,
+            size=(photo.width, photo.height, depth),
+            metadata=(photo.icc_profile, photo.exif),
+            alpha=photo.alpha is not None,
+        )
+        image = photo.pixels
+        if photo.alpha is not None:
+            image = np.dstack([photo.pixels, photo.alpha])
+        request = RestoreRequest(
+            image,
+            [Step(text, strength) for text, strength in steps],
+            pack=pack,
+            plan=True,  # "too dark and grainy": brightened, then denoised (one GIMP layer)
+            min_confidence=None if as_written else DEFAULT_MIN_CONFIDENCE,
+        )
         with self._lock:
-            if self._stopping:
+            if self._stopping.is_set():
                 raise HTTPError(503, "The bridge is shutting down.")
-            if len(self._queue) >= MAX_QUEUED:
+            if sum(j.state == "queued" for j in self._jobs.values()) >= MAX_QUEUED:
                 raise HTTPError(503, "Too many photos are waiting; try again in a moment.")
             self._prune()
             self._jobs[job.id] = job
-            self._queue.append(job.id)
-            self._wake.notify()
+            core = self.jobs.submit(
+                JobKind.RESTORE,
+                request,
+                priority=PRIORITY["preview"],
+                listener=lambda ev, job=job: self._on_event(job, ev),
+            )
+            if job.state not in FINAL_STATES:
+                self._core_ids[job.id] = core.job_id
             return job.to_dict(self._position(job.id))
 
     def job_status(self, job_id: str) -> dict:
@@ -304,12 +351,14 @@ class BridgeServer:
     def cancel_job(self, job_id: str) -> dict:
         with self._lock:
             job = self._job(job_id)
+            core_id = self._core_ids.get(job_id)
             if job.state == "queued":
-                self._queue.remove(job.id)
                 self._finish(job, "cancelled", message="cancelled")
             elif job.state == "running":
-                job.cancel.set()
                 job.message = "cancelling"
+        if core_id is not None:
+            self.jobs.cancel(core_id)
+        with self._lock:
             return job.to_dict(None)
 
     def delete_job(self, job_id: str) -> dict:
@@ -325,16 +374,21 @@ class BridgeServer:
             return {"jobs": [j.to_dict(self._position(j.id)) for j in self._jobs.values()]}
 
     def intent(self, texts: list[str], pack: str | None) -> dict:
-        """What the instruction head understands; does not wait for a running job."""
-        restorer = self._last_restorer
-        if restorer is None or (pack is not None and restorer.pack_id != pack):
-            if not self.model_lock.acquire(timeout=0.5):
-                raise HTTPError(503, "The model is busy; try again when the photo is done.")
-            try:
-                restorer = self._get_restorer(pack)
-            finally:
-                self.model_lock.release()
-        results = [restorer.intent_row(t) for t in texts]
+        """What the instruction head understands. Runs on the model thread between the tiles
+        of a running restore, so it does not wait for the photo."""
+        submitted = [
+            self.jobs.submit(JobKind.INTENT, IntentRequest(text, rows=True, pack=pack))
+            for text in texts
+        ]
+        deadline = time.monotonic() + INTENT_WAIT_S
+        results = []
+        try:
+            for job in submitted:
+                results.append(job.result(max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            for job in submitted:
+                self.jobs.cancel(job.job_id)
+            raise HTTPError(503, "The model is still loading; try again in a moment.") from None
         return {"results": results, **suggestions()}
 
     def _job(self, job_id: str) -> _Job:
@@ -344,8 +398,8 @@ class BridgeServer:
         return job
 
     def _position(self, job_id: str) -> int | None:
-        ids = [j for j in self._queue if not j.startswith(_PRELOAD)]
-        return ids.index(job_id) if job_id in ids else None
+        queued = [j.id for j in self._jobs.values() if j.state == "queued"]
+        return queued.index(job_id) if job_id in queued else None
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -358,110 +412,55 @@ class BridgeServer:
     def _finish(self, job: _Job, state: str, **values: Any) -> None:
         job.state = state
         job.finished = time.monotonic()
+        self._core_ids.pop(job.id, None)
         for key, value in values.items():
             setattr(job, key, value)
 
-    def _work(self) -> None:
-        while True:
+    def _watch_leases(self) -> None:
+        """Cancel jobs whose client stopped polling (GIMP killed the plug-in)."""
+        while not self._stopping.wait(0.25):
             with self._lock:
-                while not self._queue and not self._stopping:
-                    self._wake.wait()
-                if self._stopping:
-                    return
-                item = self._queue.pop(0)
-                preload = item.startswith(_PRELOAD)
-                job = None if preload else self._jobs.get(item)
-                if not preload:
-                    if job is None or job.state != "queued":
-                        continue
-                    if job.abandoned():
+                gone = [
+                    (job, self._core_ids.get(job.id))
+                    for job in self._jobs.values()
+                    if job.state not in FINAL_STATES and job.abandoned()
+                ]
+                for job, _ in gone:
+                    job.abandoned_by_client = True
+                    if job.state == "queued":
                         self._finish(job, "cancelled", message="abandoned by its client")
-                        continue
-                    job.state, job.message = "running", "loading the model"
-            try:
-                if job is None:
-                    self._preload(item.removeprefix(_PRELOAD) or None)
-                else:
-                    self._run(job)
-            except Exception:  # noqa: BLE001 - the worker must survive anything
-                log.exception("bridge worker failed")
+            for _, core_id in gone:
+                if core_id is not None:
+                    self.jobs.cancel(core_id)
 
-    def _load(self, pack: str | None) -> Restorer:
-        if self._model_state != "ready":
-            self._model_state = "loading"
-        try:
-            restorer = self._get_restorer(pack)
-        except Exception as exc:
-            self._model_state, self._model_error = "error", str(exc)
-            raise
-        self._last_restorer = restorer
-        self._model_state, self._model_error = "ready", None
-        describe = getattr(restorer, "describe", None)
-        self._model_info = describe() if describe else {"pack": restorer.pack_id}
-        return restorer
-
-    def _preload(self, pack: str | None) -> None:
-        with self.model_lock:
-            try:
-                self._load(pack)
-            except InstructIRError as exc:
-                log.warning("could not load the model: %s", exc)
-
-    def _run(self, job: _Job) -> None:
-        steps = job.steps
-
-        def progress(frac: float, msg: str, i: int = 0) -> None:
-            job.progress = min(1.0, (i + frac) / len(steps))
-            job.message = msg
-
-        def cancelled() -> bool:
-            if job.abandoned():
-                job.message = "abandoned by its client"
-                return True
-            return job.cancel.is_set() or self._stopping
-
-        photo = job.photo
-        assert photo is not None
-        try:
-            image = photo.pixels
-            if photo.alpha is not None:
-                image = np.dstack([photo.pixels, photo.alpha])
-            with self.model_lock:
-                if cancelled():
-                    raise CancelledError("Cancelled.")
-                restorer = self._load(job.pack)
-                # "too dark and grainy": brightened, then denoised (one layer in GIMP)
-                steps = [(i.text, s) for text, s in job.steps for i in restorer.plan(text)]
-                for i, (text, strength) in enumerate(steps):
-                    job.message = f"restoring: {text}"
-                    image = restorer.restore(
-                        image,
-                        text,
-                        strength=strength,
-                        progress=lambda f, m, i=i: progress(f, m, i),
-                        cancel=cancelled,
-                    )
-            if photo.alpha is None:
-                image = image[..., :3]
+    def _on_event(self, job: _Job, ev: JobEvent) -> None:
+        """Pipeline events of one bridge job (called on the model thread)."""
+        if isinstance(ev, Finished):
+            image = ev.result if job.alpha else ev.result[..., :3]
             data = to_uint16(image) if job.size[2] == 16 else to_uint8(image)
-        except CancelledError:
-            with self._lock:
-                msg = job.message if job.message.startswith("abandoned") else "cancelled"
-                self._finish(job, "cancelled", message=msg)
-        except (InstructIRError, ValueError) as exc:
-            with self._lock:
-                error = {"error": str(exc), "error_type": type(exc).__name__}
-                self._finish(job, "failed", message="failed", **error)
-        except Exception as exc:  # noqa: BLE001 - reported to the client, the worker goes on
-            log.exception("job %s failed", job.id)
-            with self._lock:
-                error = {"error": f"Internal error: {exc}", "error_type": "InternalError"}
-                self._finish(job, "failed", message="failed", **error)
-        else:
-            with self._lock:
+        with self._lock:
+            if job.state in FINAL_STATES:
+                return
+            if isinstance(ev, Started):
+                job.state, job.message = "running", "restoring"
+            elif isinstance(ev, Progress):
+                job.progress, job.message = min(1.0, ev.fraction), ev.message
+            elif isinstance(ev, StepDone):
+                job.message = f"done: {ev.instruction}"
+            elif isinstance(ev, Finished):
                 self._finish(job, "done", progress=1.0, message="done", result=data)
-        finally:
-            job.photo = None
+            elif isinstance(ev, Cancelled):
+                reason = "abandoned by its client" if job.abandoned_by_client else "cancelled"
+                self._finish(job, "cancelled", message=reason)
+            elif isinstance(ev, Failed):
+                self._finish(
+                    job, "failed", message="failed", error=ev.error, error_type=ev.error_type
+                )
+
+
+def _log_load_failure(ev: JobEvent) -> None:
+    if isinstance(ev, Failed):
+        log.warning("could not load the model: %s", ev.error)
 
 
 def plain_png(samples: np.ndarray) -> bytes:
@@ -472,77 +471,4 @@ def plain_png(samples: np.ndarray) -> bytes:
     rows = np.zeros((h, 1 + w * c * depth // 8), np.uint8)
     rows[:, 1:] = np.ascontiguousarray(data).view(np.uint8).reshape(h, -1)
     colour = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
-    idat = zlib.compress(rows.tobytes(), 1)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def _pid() -> int:
-    return os.getpid()
-
-
-def default_pack_id() -> str:
-    """The official pack when it is installed, otherwise the bundled lite pack."""
-    from instructir_desktop.core.packs import LITE_ID, OFFICIAL_ID
-    from instructir_desktop.core.store import ModelStore
-
-    return OFFICIAL_ID if ModelStore().is_installed(OFFICIAL_ID) else LITE_ID
-
-
-def serve_forever(pack_id: str | None, device: str = "auto", port: int = DEFAULT_PORT) -> int:
-    """``instructir serve``: run the bridge until SIGINT/SIGTERM; returns the exit status."""
-    import signal
-
-    from instructir_desktop.core.store import ModelStore
-
-    pack = pack_id or default_pack_id()
-    try:
-        ModelStore().locate(pack)
-    except InstructIRError as exc:
-        print(f"instructir serve: {exc}", file=sys.stderr)
-        return 2
-    loaded: dict[str, Restorer] = {}
-
-    def get_restorer(wanted: str | None) -> Restorer:
-        from instructir_desktop.core.restorer import Restorer
-
-        key = wanted or pack
-        if key not in loaded:
-            loaded.clear()  # one model in memory at a time
-            loaded[key] = Restorer(ModelStore().locate(key), device=device)
-        return loaded[key]
-
-    server = BridgeServer(get_restorer, port=port)
-    try:
-        server.start()
-    except OSError as exc:
-        reason = exc.strerror or exc
-        print(
-            f"instructir serve: cannot listen on 127.0.0.1:{port} ({reason}); is another "
-            "bridge or InstructIR Desktop already running? Choose another --port.",
-            file=sys.stderr,
-        )
-        return 1
-    server.preload()
-    print(f"InstructIR bridge on {server.url} (model {pack}, device {device}); Ctrl+C stops it.")
-    sys.stdout.flush()
-    done = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-    return 0
+    return png_file(w, h, depth, colour, zlib.compress(rows.tobytes(), 1))

@@ -1,0 +1,654 @@
+"""The one job pipeline: every front end (app, CLI, bridge) runs the model through it.
+
+A job is a kind (load a pack, read an instruction, restore a photo) plus one request object.
+A :class:`JobQueue` keeps the jobs in priority order and runs them one at a time on the one
+thread that owns the model (its :class:`ModelHost`); each job reports typed events
+(:class:`Started`, :class:`Progress`, :class:`StepDone`, :class:`Finished`,
+:class:`Cancelled`, :class:`Failed`) to its listener. Cancelling sets a flag that the
+restorer checks between tiles; reading an instruction is cheap, so queued intent jobs run
+between the tiles of a long restore instead of waiting for it.
+
+Headless front ends start the queue's own thread (:meth:`JobQueue.start`) or run a job in
+the calling thread (:meth:`JobQueue.run`); the desktop app runs :meth:`JobQueue.run_forever`
+in its model QThread. No Qt here.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import CancelledError, InstructIRError, ModelNotInstalledError
+
+__all__ = [
+    "JobKind",
+    "Step",
+    "LoadRequest",
+    "IntentRequest",
+    "RestoreRequest",
+    "JobEvent",
+    "Started",
+    "Progress",
+    "StepDone",
+    "Finished",
+    "Cancelled",
+    "Failed",
+    "Job",
+    "JobSubmitter",
+    "ModelHost",
+    "JobQueue",
+    "NoModelError",
+    "OUT_OF_MEMORY",
+    "default_pack_dir",
+]
+
+log = logging.getLogger(__name__)
+
+OUT_OF_MEMORY = (
+    "There is not enough memory to run the model on this photo. Close other programs, choose "
+    "a smaller tile size in Preferences, or switch the device to CPU in Models."
+)
+# Progress events per job and second, at most: more only costs the receivers.
+_PROGRESS_HZ = 20
+
+
+class NoModelError(ModelNotInstalledError):
+    """No model pack is installed (or none is loaded yet)."""
+
+
+class JobKind(enum.Enum):
+    LOAD = "load"
+    INTENT = "intent"
+    RESTORE = "restore"
+
+
+# Lower runs first: reading a new instruction must not wait behind a background render.
+PRIORITY = {"load": 0, "intent": 1, "preview": 2, "full": 3}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instruction of a stack, applied with a strength in [0, 1]."""
+
+    instruction: str
+    strength: float = 1.0
+
+
+@dataclass
+class LoadRequest:
+    """Load a pack: ``pack_dir`` wins, else ``pack_id``, else the best installed pack."""
+
+    pack_dir: Path | None = None
+    pack_id: str | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    precision: str = "auto"
+
+
+@dataclass
+class IntentRequest:
+    """What one message asks for: the steps (``split``) or the whole text as one intent;
+    ``rows``: the answer as ``InstructionEncoder.intent_row`` dicts (the bridge, the CLI)."""
+
+    text: str
+    split: bool = True
+    pack: str | None = None
+    rows: bool = False
+
+
+@dataclass
+class RestoreRequest:
+    """Everything that describes one restore: the photo, the instruction stack, where to run.
+
+    ``plan``: each instruction may ask for several fixes ("too dark and grainy") and becomes
+    one step per fix. ``min_confidence``: refuse (``UnclearInstructionError``) an instruction
+    the model is less sure of, or one flagged with a note (a request to darken); None applies
+    everything as written.
+    """
+
+    image: np.ndarray
+    steps: list[Step]
+    pack: str | None = None
+    tile: int | None = None
+    plan: bool = False
+    min_confidence: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent:
+    """What a job reports; one subclass per kind of event."""
+
+    job_id: str
+    kind: JobKind
+    tag: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Started(JobEvent):
+    """The job left the queue. ``info``: what a load job knows before it loads (catalog)."""
+
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress(JobEvent):
+    """``fraction`` of the whole job; ``step`` of ``steps`` and ``tile`` of ``tiles`` done."""
+
+    fraction: float
+    message: str = ""
+    step: int = 0
+    steps: int = 1
+    tile: int = 0
+    tiles: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepDone(JobEvent):
+    """One step of a restore is done (``step`` counts from 1)."""
+
+    step: int
+    steps: int
+    instruction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finished(JobEvent):
+    """The job's result: a description (load), a list of Intents (intent), an image."""
+
+    result: Any
+    pack: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancelled(JobEvent):
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failed(JobEvent):
+    """``error`` is one sentence for the user; ``error_type`` the core error's class name."""
+
+    error: str
+    error_type: str = "InstructIRError"
+
+
+Listener = Callable[[JobEvent], None]
+
+
+@dataclass
+class Job:
+    """One unit of work for the model thread."""
+
+    kind: JobKind
+    request: Any
+    priority: int
+    tag: Any = None
+    listener: Listener | None = None
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: JobEvent | None = None  # the final event: Finished, Cancelled or Failed
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job; its result, or the failure raised as a core error."""
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"job {self.job_id} did not finish in {timeout} s")
+        outcome = self.outcome
+        if isinstance(outcome, Finished):
+            return outcome.result
+        if isinstance(outcome, Cancelled):
+            raise CancelledError("Cancelled.")
+        assert isinstance(outcome, Failed)
+        raise _error_class(outcome.error_type)(outcome.error)
+
+
+class JobSubmitter(Protocol):
+    """What a front end needs from the pipeline (JobQueue, or the app's model worker)."""
+
+    host: ModelHost
+
+    def submit(
+        self,
+        kind: JobKind,
+        request: Any,
+        *,
+        priority: int | None = None,
+        tag: Any = None,
+        listener: Listener | None = None,
+    ) -> Job: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+
+RestorerLoader = Callable[[LoadRequest], Any]
+
+
+class ModelHost:
+    """The loaded model (one pack at a time), touched only by the queue's worker thread.
+
+    ``loader(LoadRequest)`` builds a restorer (default: ``core.restorer.Restorer`` from the
+    model store); tests and tools pass their own. ``state`` and ``describe()`` may be read
+    from any thread.
+    """
+
+    def __init__(
+        self,
+        loader: RestorerLoader | None = None,
+        *,
+        device: str = "auto",
+        backend: str = "auto",
+        precision: str = "auto",
+        default_pack: str | None = None,
+    ) -> None:
+        self._loader = loader or _load_restorer
+        self.defaults = LoadRequest(
+            pack_id=default_pack, device=device, backend=backend, precision=precision
+        )
+        self.restorer: Any = None
+        self.state = "not loaded"  # not loaded | loading | ready | error
+        self.error: str | None = None
+        self.load_seconds = 0.0
+
+    def load(self, request: LoadRequest) -> Any:
+        """Load a pack and make it the current one (the previous one is released first)."""
+        self.state, self.error = "loading", None
+        self.restorer = None
+        t0 = time.perf_counter()
+        try:
+            restorer = self._loader(request)
+        except Exception as exc:
+            self.state, self.error = "error", str(exc)
+            raise
+        self.restorer, self.state = restorer, "ready"
+        self.defaults = LoadRequest(
+            pack_id=getattr(restorer, "pack_id", request.pack_id),
+            device=request.device,
+            backend=request.backend,
+            precision=request.precision,
+        )
+        self.load_seconds = time.perf_counter() - t0
+        return restorer
+
+    def get(self, pack: str | None = None) -> Any:
+        """The loaded restorer for ``pack`` (None: whatever is loaded), loading it if needed."""
+        current = self.restorer
+        if current is not None and pack in (None, getattr(current, "pack_id", None)):
+            return current
+        d = self.defaults
+        return self.load(LoadRequest(None, pack or d.pack_id, d.device, d.backend, d.precision))
+
+    def describe(self) -> dict:
+        """State, and pack/device/backend of the loaded model, for status displays."""
+        d: dict = {"model": self.state, "model_error": self.error}
+        describe = getattr(self.restorer, "describe", None)
+        if describe is not None:
+            d.update(describe())
+        elif self.restorer is not None:
+            d["pack"] = getattr(self.restorer, "pack_id", None)
+        return d
+
+
+class JobQueue:
+    """Jobs in priority order, run one at a time by the thread that owns ``host``."""
+
+    def __init__(self, host: ModelHost | None = None, listener: Listener | None = None) -> None:
+        self.host = host or ModelHost()
+        self._listener = listener
+        self._jobs: list[tuple[int, int, Job]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._running: Job | None = None
+        self._thread: threading.Thread | None = None
+
+    # Any thread
+
+    def submit(
+        self,
+        kind: JobKind,
+        request: Any,
+        *,
+        priority: int | None = None,
+        tag: Any = None,
+        listener: Listener | None = None,
+    ) -> Job:
+        """Queue a job; events go to ``listener`` (else the queue's listener)."""
+        if priority is None:
+            priority = PRIORITY["preview" if kind is JobKind.RESTORE else kind.value]
+        job = Job(kind, request, priority, tag, listener)
+        with self._cond:
+            if self._stopping:
+                raise InstructIRError("InstructIR is shutting down.")
+            self._jobs.append((priority, next(self._seq), job))
+            self._jobs.sort(key=lambda item: item[:2])
+            self._cond.notify_all()
+        return job
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a job to stop: before it starts, or at its next tile boundary."""
+        with self._cond:
+            for _, _, job in self._jobs:
+                if job.job_id == job_id:
+                    job.cancelled.set()
+            if self._running is not None and self._running.job_id == job_id:
+                self._running.cancelled.set()
+
+    def cancel_all(self) -> None:
+        with self._cond:
+            for _, _, job in self._jobs:
+                job.cancelled.set()
+            if self._running is not None:
+                self._running.cancelled.set()
+
+    def pending(self) -> list[Job]:
+        """Queued jobs in the order they will run (the running one excluded)."""
+        with self._cond:
+            return [job for _, _, job in self._jobs]
+
+    @property
+    def running(self) -> Job | None:
+        return self._running
+
+    def start(self) -> JobQueue:
+        """Run the queue on its own daemon thread (headless front ends)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.run_forever, name="instructir-model", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Cancel everything; the worker loop ends after the current tile."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self.cancel_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def run(self, kind: JobKind, request: Any, listener: Listener | None = None) -> Any:
+        """Run one job now, in the calling thread (the command line); its result or its
+        error raised."""
+        job = Job(kind, request, 0, None, listener)
+        self.execute(job)
+        return job.result(0)
+
+    # The model thread
+
+    def run_forever(self) -> None:
+        """Take jobs until ``stop()``; the caller's thread becomes the model thread."""
+        while True:
+            with self._cond:
+                while not self._jobs and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    leftover, self._jobs = self._jobs, []
+                    job = None
+                else:
+                    _, _, job = self._jobs.pop(0)
+                    self._running = job
+            if job is None:
+                for _, _, waiting in leftover:
+                    ev = Cancelled(job_id=waiting.job_id, kind=waiting.kind, tag=waiting.tag)
+                    self._finish(waiting, ev)
+                return
+            try:
+                self.execute(job)
+            finally:
+                with self._cond:
+                    self._running = None
+
+    def execute(self, job: Job) -> None:
+        """Run one job to its final event (never raises)."""
+        ev = dict(job_id=job.job_id, kind=job.kind, tag=job.tag)
+        if job.cancelled.is_set() or self._stopping:
+            self._finish(job, Cancelled(**ev))
+            return
+        try:
+            if job.kind is JobKind.LOAD:
+                final = self._load(job)
+            elif job.kind is JobKind.INTENT:
+                final = self._intent(job)
+            else:
+                final = self._restore(job)
+        except CancelledError:
+            final = Cancelled(**ev)
+        except InstructIRError as exc:
+            final = Failed(**ev, error=str(exc), error_type=type(exc).__name__)
+        except MemoryError:
+            final = Failed(**ev, error=OUT_OF_MEMORY, error_type="MemoryError")
+        except Exception as exc:  # noqa: BLE001 - the model thread must survive any job
+            log.error("model job failed:\n%s", traceback.format_exc())
+            oom = "out of memory" in str(exc).lower()
+            message = OUT_OF_MEMORY if oom else f"Internal error: the model failed ({exc})."
+            final = Failed(**ev, error=message, error_type="InternalError")
+        self._finish(job, final)
+
+    def _emit(self, job: Job, event: JobEvent) -> None:
+        listener = job.listener or self._listener
+        if listener is None:
+            return
+        try:
+            listener(event)
+        except Exception:  # noqa: BLE001 - a broken receiver must not kill the model thread
+            log.exception("a job listener failed")
+
+    def _finish(self, job: Job, event: JobEvent) -> None:
+        job.outcome = event
+        job.done.set()
+        self._emit(job, event)
+
+    def _load(self, job: Job) -> JobEvent:
+        from . import packs
+
+        info = {
+            "tasks": list(packs.TASKS),
+            "titles": dict(packs.TASK_TITLES),
+            "prompts": dict(packs.TASK_PROMPTS),
+            "official_id": packs.OFFICIAL_ID,
+        }
+        try:
+            from .restorer import available_devices
+
+            info["devices"] = available_devices()
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+        self._emit(job, Started(job_id=job.job_id, kind=job.kind, tag=job.tag, info=info))
+        request: LoadRequest = job.request
+        t0 = time.perf_counter()
+        restorer = self.host.load(request)
+        describe = getattr(restorer, "describe", None)
+        description = describe() if describe else {"pack": restorer.pack_id}
+        manifest = getattr(restorer, "manifest", None)
+        description["name"] = getattr(manifest, "name", description.get("pack"))
+        description["seconds"] = round(time.perf_counter() - t0, 2)
+        return Finished(
+            job_id=job.job_id, kind=job.kind, tag=job.tag, result=description, pack=restorer.pack_id
+        )
+
+    def _intent(self, job: Job) -> JobEvent:
+        request: IntentRequest = job.request
+        restorer = self.host.get(request.pack)
+        if request.rows:
+            plan = restorer.intent_row(request.text)
+        elif request.split:
+            plan = restorer.plan(request.text)
+        else:
+            plan = [restorer.intent(request.text)]
+        return Finished(
+            job_id=job.job_id, kind=job.kind, tag=job.tag, result=plan, pack=restorer.pack_id
+        )
+
+    def _run_waiting_intents(self) -> None:
+        """Between two tiles: answer queued intent jobs for the loaded pack (milliseconds
+        each) right away instead of after the restore."""
+        current = getattr(self.host.restorer, "pack_id", None)
+        with self._cond:
+            intents = [
+                item
+                for item in self._jobs
+                if item[2].kind is JobKind.INTENT and item[2].request.pack in (None, current)
+            ]
+            for item in intents:
+                self._jobs.remove(item)
+        for _, _, job in intents:
+            self.execute(job)
+
+    def _restore(self, job: Job) -> JobEvent:
+        request: RestoreRequest = job.request
+        ev = dict(job_id=job.job_id, kind=job.kind, tag=job.tag)
+        if not request.steps:
+            raise InstructIRError("Give at least one instruction.")
+        restorer = self.host.get(request.pack)
+        steps = _planned_steps(restorer, request)
+        self._emit(job, Started(**ev))
+        last = [0.0]
+
+        def cancelled() -> bool:
+            if job.cancelled.is_set() or self._stopping:
+                return True
+            self._run_waiting_intents()
+            return job.cancelled.is_set() or self._stopping
+
+        image = request.image
+        for i, step in enumerate(steps):
+
+            def progress(fraction: float, message: str, i: int = i) -> None:
+                now = time.monotonic()
+                if now - last[0] < 1 / _PROGRESS_HZ and fraction < 1.0:
+                    return
+                last[0] = now
+                tile, tiles = _tile_counts(message)
+                whole = (i + fraction) / len(steps)
+                self._emit(
+                    job,
+                    Progress(
+                        **ev,
+                        fraction=min(1.0, whole),
+                        message=message,
+                        step=i,
+                        steps=len(steps),
+                        tile=tile,
+                        tiles=tiles,
+                    ),
+                )
+
+            # A fixed tile only when asked: restorers without tiling take no such argument.
+            tile = {"tile": request.tile} if request.tile else {}
+            image = restorer.restore(
+                image,
+                step.instruction,
+                strength=step.strength,
+                progress=progress,
+                cancel=cancelled,
+                **tile,
+            )
+            self._emit(
+                job, StepDone(**ev, step=i + 1, steps=len(steps), instruction=step.instruction)
+            )
+        if cancelled():
+            raise CancelledError("Cancelled.")
+        return Finished(**ev, result=image, pack=restorer.pack_id)
+
+
+def _planned_steps(restorer: Any, request: RestoreRequest) -> list[Step]:
+    """The steps to run: split into one per fix when asked, refused below the gate."""
+    from .errors import UnclearInstructionError
+
+    steps: list[Step] = []
+    for step in request.steps:
+        if not request.plan and request.min_confidence is None:
+            steps.append(step)
+            continue
+        plan = (
+            restorer.plan(step.instruction) if request.plan else [restorer.intent(step.instruction)]
+        )
+        gate = request.min_confidence
+        if gate is not None and gate > 0:
+            flagged = next((i for i in plan if getattr(i, "note", "")), None)
+            if flagged is not None:
+                raise UnclearInstructionError(f"Cannot apply {flagged.text!r}: {flagged.note}")
+            unsure = next((i for i in plan if i.confidence < gate), None)
+            if unsure is not None:
+                raise UnclearInstructionError(
+                    f"The instruction {unsure.text!r} is unclear: the model is only "
+                    f"{unsure.confidence * 100:.0f}% sure it asks for {unsure.task}. Say what "
+                    "is wrong with the photo, e.g. 'too dark', 'remove the noise', 'it is "
+                    "blurry', or apply it as written."
+                )
+        if request.plan:
+            steps.extend(Step(i.text, step.strength) for i in plan)
+        else:
+            steps.append(step)
+    return steps
+
+
+def _tile_counts(message: str) -> tuple[int, int]:
+    """(done, total) from the restorer's "tile n/N" progress message."""
+    head, _, rest = message.partition("tile ")
+    done, _, total = rest.partition("/")
+    try:
+        return int(done), int(total.split()[0])
+    except (ValueError, IndexError):
+        return 0, 0
+
+
+def _error_class(name: str) -> type[Exception]:
+    from . import errors
+
+    cls = getattr(errors, name, None) or (NoModelError if name == "NoModelError" else None)
+    if isinstance(cls, type) and issubclass(cls, InstructIRError):
+        return cls
+    return MemoryError if name == "MemoryError" else InstructIRError
+
+
+def _load_restorer(request: LoadRequest) -> Any:
+    from .restorer import Restorer
+
+    pack_dir = Path(request.pack_dir) if request.pack_dir else default_pack_dir(request.pack_id)
+    if not (pack_dir / "manifest.json").is_file():
+        raise NoModelError(f"There is no model pack in {pack_dir} (no manifest.json).")
+    restorer = Restorer(
+        pack_dir, device=request.device, backend=request.backend, precision=request.precision
+    )
+    restorer.intent("warm up")  # loads the sentence encoder now, not on the first message
+    return restorer
+
+
+def default_pack_dir(pack_id: str | None) -> Path:
+    """The chosen pack, else the official one if installed, else the bundled lite pack."""
+    from .errors import ModelError
+    from .packs import LITE_ID, OFFICIAL_ID
+    from .store import ModelStore
+
+    store = ModelStore()
+    if pack_id:
+        try:
+            return store.locate(pack_id)
+        except ModelError as exc:
+            raise NoModelError(str(exc)) from exc
+    for candidate in (OFFICIAL_ID, LITE_ID):
+        try:
+            return store.locate(candidate)
+        except ModelError:
+            continue
+    raise NoModelError(
+        "No model is installed yet. Open Models… to download the official InstructIR model "
+        "or import its files."
+    )
