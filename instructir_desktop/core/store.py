@@ -202,6 +202,22 @@ class ModelStore:
         folder = self.pack_dir(pack_id)
         return folder if (folder / MANIFEST_NAME).is_file() else None
 
+    def _installed(self, pack_id: str) -> tuple[Path, PackManifest]:
+        """The folder in use and its manifest; ModelNotInstalledError when there is none."""
+        folder = self._installed_dir(pack_id)
+        if folder is None:
+            known = catalog()
+            if pack_id not in known:  # nothing to download: say which packs exist
+                names = ", ".join(sorted(known))
+                raise UnknownModelError(
+                    f"There is no model pack '{pack_id}'. Known packs: {names} "
+                    "(`instructir models list` shows what is installed)."
+                )
+            raise ModelNotInstalledError(
+                f"The model pack '{pack_id}' is not installed. {_how_to_get(pack_id)}"
+            )
+        return folder, PackManifest.load(folder / MANIFEST_NAME)
+
     def installed_manifest(self, pack_id: str) -> PackManifest | None:
         """The manifest of the installed (or bundled) pack, or None when it is not installed."""
         folder = self._installed_dir(pack_id)
@@ -219,12 +235,7 @@ class ModelStore:
 
     def locate(self, pack_id: str) -> Path:
         """The folder of an installed pack; cheap (sizes only; ``verify`` checks hashes)."""
-        folder = self._installed_dir(pack_id)
-        if folder is None:
-            raise ModelNotInstalledError(
-                f"The model pack '{pack_id}' is not installed. {_how_to_get(pack_id)}"
-            )
-        manifest = PackManifest.load(folder / MANIFEST_NAME)
+        folder, manifest = self._installed(pack_id)
         for f in manifest.files:
             path = folder / _rel_path(f)
             if not path.is_file():
@@ -272,12 +283,7 @@ class ModelStore:
 
     def verify(self, pack_id: str) -> VerifyReport:
         """Check every file of an installed or bundled pack against its manifest."""
-        folder = self._installed_dir(pack_id)
-        if folder is None:
-            raise ModelNotInstalledError(
-                f"The model pack '{pack_id}' is not installed. {_how_to_get(pack_id)}"
-            )
-        manifest = PackManifest.load(folder / MANIFEST_NAME)
+        folder, manifest = self._installed(pack_id)
         checks = [self._check_file(folder / _rel_path(f), f) for f in manifest.files]
         return VerifyReport(pack_id, folder, tuple(checks))
 
