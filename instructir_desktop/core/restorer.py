@@ -31,6 +31,7 @@ from .backends import (
 from .descriptor import ModelDescriptor
 from .errors import CancelledError, DeviceError, InstructIRError
 from .images import LUMA
+from .memory_fallback import cpu_backend, restore_with_fallback
 from .packs import MANIFEST_NAME, PackManifest
 from .text import InstructionEncoder, Intent, clean_instruction
 from .tiling import DEFAULT_OVERLAP, blend_weights, plan_tiles, tile_size_for_budget
@@ -143,6 +144,7 @@ class Restorer:
         self.descriptor = ModelDescriptor.from_state_dict(self.manifest.network, state, self.device)
         self.memory_budget = memory_budget or default_memory_budget(self.device)
         self.fixed_tile = tile
+        self.notices: list[str] = []  # what the last restore did to fit in memory
         # Seconds per megapixel of each usable backend when ``auto`` had to choose by speed.
         self.backend_timings: dict[str, float] = {}
         self.backend = self._choose_backend(backend, precision, cache_folder)
@@ -289,7 +291,16 @@ class Restorer:
         if strength == 0.0:
             return image.copy()
         e = self.encoder.embedding(instruction).numpy()[None].astype(np.float32)
-        restored = self._tiled(rgb, e, tile or self.tile_size(), progress, cancel)
+        # Out of GPU memory: smaller tiles, then the CPU; self.notices says what was done.
+        restored, self.notices = restore_with_fallback(
+            lambda edge, backend: self._tiled(rgb, e, edge, progress, cancel, backend),
+            tile or self.tile_size(),
+            device=self.device,
+            multiple=self.descriptor.size_multiple,
+            make_cpu_backend=lambda: cpu_backend(self.descriptor),
+            progress=progress,
+            cpu_tile=CPU_MAX_TILE,
+        )
         if _is_grey(rgb):  # a black-and-white photo stays black and white (no colour cast)
             restored = np.repeat(restored @ LUMA[:, None], 3, axis=2)
         if strength < 1.0:
@@ -330,7 +341,8 @@ class Restorer:
         emit(JobEvent("result", request.job_id, 1.0, result=current))
         return current
 
-    def _tiled(self, rgb, e, tile, progress, cancel) -> np.ndarray:
+    def _tiled(self, rgb, e, tile, progress, cancel, backend=None) -> np.ndarray:
+        backend = backend or self.backend
         h, w, _ = rgb.shape
         m = self.descriptor.size_multiple
         tile = max(m * 2, tile - tile % m)
@@ -350,9 +362,9 @@ class Restorer:
                 yield patch
 
         if single:  # one tile (a small photo, a preview): the lowest-latency path
-            results = (self.backend.run(patch, e) for patch in patches())
+            results = (backend.run(patch, e) for patch in patches())
         else:
-            results = self.backend.run_many(patches(), e)
+            results = backend.run_many(patches(), e)
         for n, (t, result) in enumerate(zip(tiles, results)):
             th, tw = t.shape
             result = result[0, :, :th, :tw].transpose(1, 2, 0)
