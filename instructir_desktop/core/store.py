@@ -229,7 +229,7 @@ class ModelStore:
         """True when the manifest and every file are present with their recorded sizes."""
         try:
             self.locate(pack_id)
-        except (ModelNotInstalledError, ModelCorruptError):
+        except (ModelNotInstalledError, ModelCorruptError, UnknownModelError):
             return False
         return True
 
