@@ -33,13 +33,23 @@ class ChatMessage:
     layer_id: str = ""
     thumbnail: np.ndarray | None = None
     note: str = ""  # error or explanation shown under the message
+    advice: str = ""  # a hint that outlives the state, e.g. where the bundled model is weak
+
+    @property
+    def unsure(self) -> bool:
+        """The model's reading is a guess the user has to confirm."""
+        return self.state == "unclear"
 
     @property
     def chip(self) -> str:
-        """The intent chip, e.g. "Denoise · 96%"; empty until the intent is known."""
+        """The intent chip: "Denoise · 96% sure", or "Dehaze? · only 21% sure" for a guess;
+        empty until the intent is known. (Layers show strength as "strength 100 %".)"""
         if not self.title:
             return ""
-        return f"{self.title} · {round(self.confidence * 100)}%"
+        percent = round(self.confidence * 100)
+        if self.unsure:
+            return f"{self.title}? · only {percent}% sure"
+        return f"{self.title} · {percent}% sure"
 
 
 class ChatLog(QObject):

@@ -122,6 +122,14 @@ class EditInstruction(QUndoCommand):
         self.old = (old.instruction, old.task, old.confidence)
         self.new = (instruction, task, confidence)
 
+    def set_intent(self, task: str, confidence: float) -> None:
+        """What the new instruction asks for, once read (after the push: no extra step)."""
+        instruction = self.new[0]
+        self.new = (instruction, task, confidence)
+        layer = self.doc.layer(self.layer_id) if self.doc.has_layer(self.layer_id) else None
+        if layer is not None and layer.instruction == instruction:
+            self._apply(self.new)
+
     def _apply(self, values: tuple[str, str, float]) -> None:
         instruction, task, confidence = values
         self.doc.update_layer(

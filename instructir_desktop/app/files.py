@@ -5,14 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from instructir_desktop.core.images import Photo, load_image_bytes, save_image
+from instructir_desktop.core.images import (
+    SUPPORTED_EXTENSIONS,
+    Photo,
+    format_for_path,
+    load_image_bytes,
+    save_image,
+)
 
 from .document import Layer, Source
 from .project import ProjectData, ProjectError, is_project, load_project
 from .render import Level
 from .stack import Pyramid, build_pyramid, level_fingerprint, preview_size, resize_rgb
 
-__all__ = ["Opened", "open_file", "open_bytes", "prepare", "export_photo"]
+__all__ = ["Opened", "open_file", "open_bytes", "prepare", "export_photo", "export_target"]
+
+# What an export without a known extension gets, per format.
+FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 
 
 @dataclass
@@ -81,6 +90,21 @@ def open_file(path: Path, preview_edge: int) -> Opened:
     return open_bytes(data, path.name, preview_edge, path)
 
 
+def export_target(path: Path, format: str | None = None) -> tuple[Path, str]:
+    """The file and format an export writes: a known extension decides the format (a file
+    named ``out.jpg`` holds JPEG bytes whatever ``format`` says); a name without one gets
+    the extension of ``format`` (PNG when none is given)."""
+    path = Path(path)
+    if path.suffix.lower() in SUPPORTED_EXTENSIONS:
+        return path, format_for_path(path)
+    fmt = (format or "PNG").upper()
+    fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
+    ext = FORMAT_EXTENSIONS.get(fmt)
+    if ext is None:
+        format_for_path(path)  # raises the message that names the supported extensions
+    return path.with_name(path.name + ext), fmt
+
+
 def export_photo(
     source: Source,
     pixels,
@@ -90,9 +114,15 @@ def export_photo(
     quality: int = 95,
     bit_depth: int | None = None,
 ) -> Path:
-    """Write the full-resolution composite with the source's alpha, EXIF and ICC (atomic)."""
+    """Write the full-resolution composite with the source's alpha, EXIF and ICC (atomic).
+
+    The file's extension decides the format (see ``export_target``); a bit depth the format
+    cannot hold falls back to 8 bits."""
+    path, fmt = export_target(path, format)
+    if fmt not in ("PNG", "TIFF"):
+        bit_depth = 8
     photo = source.photo.with_pixels(pixels)
-    return save_image(photo, path, format=format, quality=quality, bit_depth=bit_depth or None)
+    return save_image(photo, path, format=fmt, quality=quality, bit_depth=bit_depth or None)
 
 
 def project_data(source: Source, layers: list[Layer], pack: str, extra: dict | None = None):

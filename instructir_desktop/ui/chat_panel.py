@@ -100,6 +100,7 @@ class MessageWidget(QFrame):
 
     clicked = Signal(int)
     applyAnyway = Signal(int)
+    modelsRequested = Signal()
 
     def __init__(self, message: ChatMessage, catalog: dict, parent: QWidget | None = None):
         super().__init__(parent)
@@ -119,6 +120,13 @@ class MessageWidget(QFrame):
         self.status = QLabel(self)
         self.status.setObjectName("messageStatus")
         self.status.setWordWrap(True)
+        self.advice = QLabel(self)
+        self.advice.setObjectName("messageAdvice")
+        self.advice.setWordWrap(True)
+        self.models_button = QPushButton("Models…", self)
+        self.models_button.setObjectName("adviceModels")
+        self.models_button.clicked.connect(self.modelsRequested)
+        self.offer_fixes = False  # the panel shows the seven fixes under one message at most
         self.suggestions = SuggestionBar(self)
         self.apply_button = QPushButton("Apply as written", self)
         self.apply_button.setObjectName("applyAnyway")
@@ -128,6 +136,8 @@ class MessageWidget(QFrame):
         column.addWidget(self.text)
         column.addWidget(self.chip, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.status)
+        column.addWidget(self.advice)
+        column.addWidget(self.models_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.suggestions)
         column.addWidget(self.apply_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addStretch(1)
@@ -150,26 +160,47 @@ class MessageWidget(QFrame):
         self.text.setText(message.text)
         self.chip.setText(message.chip)
         self.chip.setVisible(bool(message.chip))
+        if self.chip.property("unsure") != message.unsure:
+            self.chip.setProperty("unsure", message.unsure)
+            self.chip.setToolTip(
+                "A guess: pick the fix you meant, or apply it as written."
+                if message.unsure
+                else "What the model understood, and how sure it is."
+            )
+            self.chip.style().unpolish(self.chip)
+            self.chip.style().polish(self.chip)
         status = message.note or _STATUS.get(message.state, "")
         if message.state == "failed" and not message.note:
             status = "Failed"
         self.status.setText(status)
         self.status.setVisible(bool(status))
+        self.advice.setText(message.advice)
+        self.advice.setVisible(bool(message.advice))
+        self.models_button.setVisible(bool(message.advice))
         self.setProperty("state", message.state)
         unclear = message.state == "unclear"
-        if unclear and not self.suggestions.buttons and self._catalog.get("tasks"):
-            self.suggestions.set_tasks(
-                self._catalog["tasks"],
-                self._catalog.get("titles", {}),
-                self._catalog.get("prompts", {}),
-            )
-        self.suggestions.setVisible(unclear)
+        self._sync_fixes()
         self.apply_button.setVisible(unclear)
         if message.thumbnail is not None:
             self.thumb.setPixmap(pixmap_from_array(message.thumbnail))
         self.thumb.setVisible(message.thumbnail is not None)
         self.style().unpolish(self)
         self.style().polish(self)
+
+    def set_offer_fixes(self, offer: bool) -> None:
+        """Show the seven fixes under this (unclear) message."""
+        self.offer_fixes = offer
+        self._sync_fixes()
+
+    def _sync_fixes(self) -> None:
+        show = self.offer_fixes and self.message.state == "unclear"
+        if show and not self.suggestions.buttons and self._catalog.get("tasks"):
+            self.suggestions.set_tasks(
+                self._catalog["tasks"],
+                self._catalog.get("titles", {}),
+                self._catalog.get("prompts", {}),
+            )
+        self.suggestions.setVisible(show)
 
     def set_selected(self, selected: bool) -> None:
         if self.property("selected") != selected:
@@ -184,13 +215,20 @@ class MessageWidget(QFrame):
 
 
 class ChatPanel(QWidget):
-    """Messages, task suggestions and the instruction box."""
+    """Messages, task suggestions and the instruction box.
+
+    The seven fixes appear once at most: under the newest message when it is unclear,
+    otherwise above the instruction box. The view follows new messages (and messages that
+    grow, such as a thumbnail arriving) unless the user has scrolled up to read."""
+
+    modelsRequested = Signal()
 
     def __init__(self, session: EditorSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("chatPanel")
         self.session = session
         self.widgets: dict[int, MessageWidget] = {}
+        self._follow = True  # keep the newest message in view
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         self.scroll = QScrollArea(self)
@@ -208,6 +246,9 @@ class ChatPanel(QWidget):
         self.messages_layout.addStretch(1)
         self.messages_layout.addWidget(self.hint)
         self.scroll.setWidget(body)
+        bar = self.scroll.verticalScrollBar()
+        bar.rangeChanged.connect(self._range_changed)
+        bar.valueChanged.connect(self._scrolled)
         layout.addWidget(self.scroll, 1)
         self.suggestion_label = QLabel("Or pick what to fix:", self)
         self.suggestion_label.setObjectName("suggestionLabel")
@@ -260,9 +301,17 @@ class ChatPanel(QWidget):
         self.hint.setText(hint)
         self.hint.setVisible(not self.widgets)
         empty = not self.input.toPlainText().strip()
-        show = has_photo and ready and empty and self.session.model is not None
+        offered = self._offer_under_last()
+        show = has_photo and ready and empty and self.session.model is not None and not offered
         self.suggestions.setVisible(show)
         self.suggestion_label.setVisible(show)
+
+    def _offer_under_last(self) -> bool:
+        """Offer the fixes under the newest message if it is unclear; True when it does."""
+        last = next(reversed(self.widgets.values()), None) if self.widgets else None
+        for widget in self.widgets.values():
+            widget.set_offer_fixes(widget is last and widget.message.state == "unclear")
+        return last is not None and last.message.state == "unclear"
 
     def _flash_suggestions(self) -> None:
         self._refresh()
@@ -281,14 +330,23 @@ class ChatPanel(QWidget):
         widget.clicked.connect(self._clicked)
         widget.applyAnyway.connect(self.session.apply_anyway)
         widget.suggestions.picked.connect(self._pick)
+        widget.modelsRequested.connect(self.modelsRequested)
         self.messages_layout.insertWidget(self.messages_layout.count() - 1, widget)
         self.widgets[message.id] = widget
+        self._follow = True  # a new message is always shown
         self._refresh()
-        QTimer.singleShot(0, self, self._scroll_to_end)
+        self._scroll_to_end()
 
     def _scroll_to_end(self) -> None:
         bar = self.scroll.verticalScrollBar()
         bar.setValue(bar.maximum())
+
+    def _range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._follow:
+            self.scroll.verticalScrollBar().setValue(maximum)
+
+    def _scrolled(self, value: int) -> None:
+        self._follow = value >= self.scroll.verticalScrollBar().maximum() - 4
 
     def _changed(self, message: ChatMessage) -> None:
         widget = self.widgets.get(message.id)
@@ -297,8 +355,7 @@ class ChatPanel(QWidget):
             widget.set_selected(
                 bool(message.layer_id) and message.layer_id == self.session.selected
             )
-            if message.state == "unclear":
-                QTimer.singleShot(0, self, self._scroll_to_end)
+            self._refresh()
 
     def _cleared(self) -> None:
         for widget in self.widgets.values():

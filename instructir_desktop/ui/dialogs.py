@@ -78,6 +78,10 @@ class ExportDialog(QDialog):
         form = QFormLayout(self)
         row = QHBoxLayout()
         self.path = QLineEdit(str(suggested), self)
+        self.path.setObjectName("exportPath")
+        # Wide enough for a typical folder and file name; the dialog grows with the window.
+        self.path.setMinimumWidth(self.fontMetrics().horizontalAdvance("x" * 64))
+        self.path.textEdited.connect(self._path_edited)
         browse = QPushButton("Browse…", self)
         browse.clicked.connect(self._browse)
         row.addWidget(self.path, 1)
@@ -110,6 +114,12 @@ class ExportDialog(QDialog):
     def _guess(path: Path) -> str:
         return _EXTENSIONS.get(path.suffix.lower(), "PNG")
 
+    def _path_edited(self, text: str) -> None:
+        """A typed extension picks the format (``out.jpg`` is a JPEG, whatever the box said)."""
+        key = _EXTENSIONS.get(Path(text).suffix.lower())
+        if key is not None and key != self.format.currentData():
+            self.format.setCurrentIndex(list(EXPORT_FORMATS).index(key))
+
     def _format_changed(self) -> None:
         key = self.format.currentData()
         _label, ext, depths, has_quality = EXPORT_FORMATS[key]
@@ -133,9 +143,10 @@ class ExportDialog(QDialog):
 
     def options(self) -> dict:
         """Arguments for ``EditorSession.export``."""
+        path = Path(self.path.text().strip()).expanduser()
         return {
-            "path": Path(self.path.text()).expanduser(),
-            "format": self.format.currentData(),
+            "path": path,
+            "format": _EXTENSIONS.get(path.suffix.lower(), self.format.currentData()),
             "quality": self.quality.value(),
             "bit_depth": self.depth.currentData(),
         }

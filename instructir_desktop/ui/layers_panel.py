@@ -12,11 +12,13 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyledItemDelegate,
     QVBoxLayout,
     QWidget,
 )
@@ -28,7 +30,30 @@ from .chat_panel import pixmap_from_array
 __all__ = ["LayersPanel", "LayerList"]
 
 ID_ROLE = Qt.ItemDataRole.UserRole
+INSTRUCTION_ROLE = Qt.ItemDataRole.UserRole + 1  # what the editor shows: the bare instruction
 KEY_GESTURE_S = 0.8  # key/wheel steps closer than this merge into one undo step
+
+
+class InstructionDelegate(QStyledItemDelegate):
+    """Edits a row's instruction alone (the row also shows the task and the strength) and
+    reports the new text instead of writing it into the row: the document is the truth."""
+
+    edited = Signal(str, str)  # layer id, new instruction
+
+    def createEditor(self, parent, option, index):  # noqa: N802 - Qt API
+        editor = QLineEdit(parent)
+        editor.setObjectName("instructionEditor")
+        return editor
+
+    def setEditorData(self, editor, index) -> None:  # noqa: N802 - Qt API
+        editor.setText(index.data(INSTRUCTION_ROLE) or "")
+        editor.selectAll()
+
+    def setModelData(self, editor, model, index) -> None:  # noqa: N802 - Qt API
+        layer_id, text = index.data(ID_ROLE), editor.text()
+        if text.strip() and text.strip() != (index.data(INSTRUCTION_ROLE) or ""):
+            # After the editor has closed: the edit rebuilds the rows.
+            QTimer.singleShot(0, self, lambda: self.edited.emit(layer_id, text))
 
 
 class LayerList(QListWidget):
@@ -39,6 +64,8 @@ class LayerList(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("layerList")
+        self.delegate = InstructionDelegate(self)
+        self.setItemDelegate(self.delegate)
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -74,6 +101,7 @@ class LayersPanel(QWidget):
         self.list.itemChanged.connect(self._item_changed)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.reordered.connect(self._reordered)
+        self.list.delegate.edited.connect(self._edited)
         layout.addWidget(self.list, 1)
         self.empty = QLabel("No layers yet. Each instruction you send becomes a layer.", self)
         self.empty.setWordWrap(True)
@@ -122,6 +150,7 @@ class LayersPanel(QWidget):
             for layer in reversed(doc.layers):
                 item = QListWidgetItem(self._label(layer))
                 item.setData(ID_ROLE, layer.id)
+                item.setData(INSTRUCTION_ROLE, layer.instruction)
                 item.setFlags(
                     Qt.ItemFlag.ItemIsEnabled
                     | Qt.ItemFlag.ItemIsSelectable
@@ -145,9 +174,10 @@ class LayersPanel(QWidget):
             self._updating = False
         self._sync_controls()
 
-    @staticmethod
-    def _label(layer) -> str:
-        return f"{layer.instruction}  ·  {round(layer.strength * 100)} %"
+    def _label(self, layer) -> str:
+        """Two lines: the instruction, then what it does and how strongly."""
+        title = self.session.task_title(layer.task) if layer.task else "Instruction"
+        return f"{layer.instruction}\n{title} · strength {round(layer.strength * 100)} %"
 
     def _item(self, layer_id: str) -> QListWidgetItem | None:
         for row in range(self.list.count()):
@@ -208,15 +238,10 @@ class LayersPanel(QWidget):
         visible = item.checkState() == Qt.CheckState.Checked
         if visible != layer.visible:
             self.session.set_visible(layer_id, visible)
-            return
-        text = item.text()
-        if text != self._label(layer):
-            # Inline edit: the text the user typed replaces the instruction.
-            new = text.split("  ·  ")[0].strip()
-            if new and new != layer.instruction:
-                self.session.edit_instruction(layer_id, new)
-            else:
-                self.rebuild()
+
+    def _edited(self, layer_id: str, text: str) -> None:
+        if self.session.document.has_layer(layer_id):
+            self.session.edit_instruction(layer_id, text)
 
     def _drag_started(self) -> None:
         self._gesture = ("drag", time.monotonic())
@@ -257,10 +282,6 @@ class LayersPanel(QWidget):
     def edit_current(self) -> None:
         item = self.list.currentItem()
         if item is not None:
-            was = self._updating
-            self._updating = True
-            item.setText(self.session.document.layer(item.data(ID_ROLE)).instruction)
-            self._updating = was
             self.list.editItem(item)
 
     def delete_current(self) -> None:

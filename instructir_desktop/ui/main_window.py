@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         s.scheduler.frameReady.connect(self._frame_ready)
         s.scheduler.progress.connect(self._progress)
         s.scheduler.activityChanged.connect(self._show_activity)
+        self.chat.modelsRequested.connect(self.show_models)
         self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.canvas.compareChanged.connect(self.compare_action.setChecked)
         self.settings.changed.connect(self._setting_changed)

@@ -24,7 +24,10 @@ QFrame#message[state="failed"] { background: rgba(242, 139, 130, 0.18); }
 QFrame#message[state="undone"], QFrame#message[state="cancelled"] { background: transparent;
                  border: 1px dashed rgba(127, 127, 127, 0.5); }
 QLabel#chip { border-radius: 9px; padding: 1px 8px; font-weight: 600;
-              background: rgba(138, 180, 248, 0.28); }
+              background: rgba(138, 180, 248, 0.28); border: 1px solid transparent; }
+QLabel#chip[unsure="true"] { background: transparent; font-weight: normal; font-style: italic;
+              border: 1px dashed rgba(214, 140, 0, 0.9); }
+QLabel#messageAdvice { color: rgba(214, 140, 0, 1.0); }
 QLabel#messageStatus, QLabel#chatHint, QLabel#layersHint, QLabel#suggestionLabel {
               color: rgba(127, 127, 127, 1.0); }
 QPushButton[suggestion="true"] { border-radius: 12px; padding: 3px 10px; }
