@@ -581,7 +581,9 @@ def test_multipart_as_written_field(server):
     body, ctype = _multipart_body({"instruction": INSTRUCTION}, png_bytes(make_photo(seed=9)))
     job = json.loads(call(server, "POST", "/jobs", body, {"Content-Type": ctype})[2])
     assert wait(server, job["id"])["error_type"] == "UnclearInstructionError"
-    status, _, data = call(server, "POST", "/jobs", {"image": "x", "as_written": "yes"})
+    image = base64.b64encode(png_bytes(make_photo(8, 8))).decode()
+    bad = {"image": image, "instruction": INSTRUCTION, "as_written": "yes"}
+    status, _, data = call(server, "POST", "/jobs", bad)
     assert status == 400 and "as_written" in json.loads(data)["error"]
 
 
@@ -606,7 +608,7 @@ def test_answers_carry_a_proof_of_the_token(server):
 
 
 def test_host_header_must_name_the_loopback_port(server):
-    for host in ("evil.example:%d" % server.port, "127.0.0.1:1", "localhost"):
+    for host in (f"evil.example:{server.port}", "127.0.0.1:1", "localhost"):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         conn.request("GET", "/health", headers={"Host": host})
         resp = conn.getresponse()

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chroots import chroot_or_skip, tail
+from fake_gi import ReadsInstructions
 
 from instructir_desktop import gimp_install
 from instructir_desktop.bridge.server import BridgeServer
@@ -55,9 +56,12 @@ try:
     proc = Gimp.get_pdb().lookup_procedure("python-fu-instructir")
     result["registered"] = proc is not None
 
-    def case(name, path, instruction, strength, select=None):
-        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
-        layer = image.get_layers()[0]
+    def case(name, path, instruction, strength, select=None, image=None, written=False):
+        if image is None:
+            image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
+            layer = image.get_layers()[0]
+        else:
+            layer = image.get_selected_drawables()[0]  # what GIMP hands the next run
         if select:
             image.select_rectangle(Gimp.ChannelOps.REPLACE, *select)
         config = proc.create_config()
@@ -66,12 +70,14 @@ try:
         config.set_core_object_array("drawables", [layer])
         config.set_property("instruction", instruction)
         config.set_property("strength", strength)
+        config.set_property("as-written", written)
         values = proc.run(config)
         status = values.index(0)
         out = {{
             "status": status.value_nick,
             "layers": [l.get_name() for l in image.get_layers()],
             "precision": image.get_precision().value_name,
+            "ran_on_mask": layer.is_layer_mask(),
         }}
         if status == Gimp.PDBStatusType.SUCCESS:
             new = image.get_layers()[0]
@@ -81,17 +87,26 @@ try:
             data = new.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
             with open(DIR + "/" + name + ".raw", "wb") as f:
                 f.write(bytes(data))
+            parasite = new.get_parasite("instructir-instruction")
+            selected = image.get_selected_drawables()
             out.update(size=[w, h], offsets=list(new.get_offsets())[-2:], format=fmt,
-                       has_mask=new.get_mask() is not None)
+                       has_mask=new.get_mask() is not None,
+                       parasite=bytes(parasite.get_data()).decode() if parasite else None,
+                       selected=[d.get_name() for d in selected],
+                       selected_is_mask=[d.is_layer_mask() for d in selected])
         else:
             try:
                 out["error"] = str(values.index(1))
             except Exception as exc:
                 out["error"] = repr(exc)
         result[name] = out
+        return image
 
     case("eight", DIR + "/eight.png", "remove the noise", 1.0)
-    case("sixteen", DIR + "/sixteen.png", "it is too dark", 0.5, select=(6, 5, 20, 14))
+    sixteen = case("sixteen", DIR + "/sixteen.png", "it is too dark", 0.5, select=(6, 5, 20, 14))
+    case("again", None, "it is blurry", 1.0, image=sixteen)
+    case("unclear", DIR + "/eight.png", "make it look like a painting", 1.0)
+    case("written", DIR + "/eight.png", "make it look like a painting", 1.0, written=True)
     case("empty", DIR + "/eight.png", "   ", 1.0)
 except Exception:
     result["traceback"] = traceback.format_exc()
@@ -121,13 +136,16 @@ if {dialog!r}:
             found = widgets(dialog.get_content_area())
             seen["buttons"] = [w.get_label() for w in found if isinstance(w, Gtk.Button)]
             seen["types"] = sorted({{type(w).__name__ for w in found}})
+            text = lambda w: w.get_text() if isinstance(w, Gtk.Label) else ""
+            seen["order"] = [type(w).__name__ + ":" + text(w)
+                             for w in found if isinstance(w, (Gtk.Label, Gtk.Entry))]
             haze = [w for w in found if isinstance(w, Gtk.Button) and w.get_label() == "Haze / fog"]
             haze[0].clicked()
             seen["instruction"] = config.get_property("instruction")
             return False
 
         GimpUi.ProcedureDialog.run = fake_run
-        seen["accepted"] = entry.show_dialog(proc, config)
+        seen["accepted"] = entry.instructir_dialog.show_dialog(proc, config, entry.PLUGIN_DIR)
         result["dialog"] = seen
     except Exception:
         result["dialog"] = {{"traceback": traceback.format_exc()}}
@@ -166,7 +184,8 @@ def _bridge_result(server: BridgeServer, png: bytes, instruction: str, strength:
 @pytest.fixture(scope="module")
 def gimp_run(gimp_chroot, tiny_restorer):
     """One gimp-console session: install the plug-in, run the cases, build the dialog."""
-    server = BridgeServer(lambda pack: tiny_restorer)
+    reader = ReadsInstructions(tiny_restorer)  # clear, unclear and darken, as the real model
+    server = BridgeServer(lambda pack: reader)
     server.start()
     inside = f"/tmp/instructir-it-{uuid.uuid4().hex[:8]}"
     work = gimp_chroot / inside.lstrip("/")
@@ -208,8 +227,9 @@ def test_plugin_runs_in_real_gimp(gimp_run):
 
     case = result["eight"]
     assert case["status"] == "success", case
-    assert case["layers"] == ["InstructIR: remove the noise", "Background"]
+    assert case["layers"] == ["IR: remove the noise", "Background"]
     assert case["size"] == [48, 40] and case["offsets"] == [0, 0] and not case["has_mask"]
+    assert case["parasite"] == "remove the noise" and case["selected"] == ["IR: remove the noise"]
     got = np.frombuffer((work / "eight.raw").read_bytes(), np.uint8).reshape(40, 48, 4)
     want = _bridge_result(server, (work / "eight.png").read_bytes(), "remove the noise", 1.0)
     want8 = np.rint(want.pixels * 255).astype(np.int16)
@@ -220,8 +240,10 @@ def test_plugin_runs_in_real_gimp(gimp_run):
     case = result["sixteen"]
     assert case["status"] == "success", case
     assert "U16" in case["precision"]
-    assert case["layers"] == ["InstructIR: it is too dark", "Background"]
+    assert case["layers"] == ["IR: it is too dark", "Background"]
     assert case["size"] == [20, 14] and case["offsets"] == [6, 5] and case["has_mask"]
+    # The new layer, not its mask, is active: running again works on it.
+    assert case["selected"] == ["IR: it is too dark"] and case["selected_is_mask"] == [False]
     got = np.frombuffer((work / "sixteen.raw").read_bytes(), "=u2").reshape(14, 20, 4)
     crop = Photo(sixteen.pixels[5:19, 6:26], None, 16, None, None, "PNG")
     want = _bridge_result(server, encode_image(crop, "PNG", bit_depth=16), "it is too dark", 0.5)
@@ -229,6 +251,20 @@ def test_plugin_runs_in_real_gimp(gimp_run):
     diff16 = np.abs(got[..., :3].astype(np.int32) - want16).max()
     assert diff16 <= 65535 // 255
     print(f"largest difference from the bridge: {diff8}/255 (8-bit), {diff16}/65535 (16-bit)")
+
+    case = result["again"]
+    assert case["status"] == "success", case
+    assert not case["ran_on_mask"]
+    assert case["layers"] == ["IR: it is blurry", "IR: it is too dark", "Background"]
+
+    case = result["unclear"]
+    assert case["status"] == "execution-error" and case["layers"] == ["Background"]
+    assert case["error"].startswith("Nothing was changed: InstructIR is not sure what")
+    assert "Apply as written" in case["error"]
+    case = result["written"]
+    assert case["status"] == "success", case
+    assert case["layers"] == ["IR: make it look like a pai…", "Background"]
+    assert case["parasite"] == "make it look like a painting"
 
     case = result["empty"]
     assert case["status"] == "execution-error" and case["layers"] == ["Background"]
@@ -246,3 +282,7 @@ def test_dialog_in_real_gimp(gimp_run):
     assert [b for b in dialog["buttons"] if b in labels] == labels
     assert dialog["instruction"] == "Remove the haze and fog"
     assert "Entry" in dialog["types"] and "SpinScale" in dialog["types"]
+    assert "CheckButton" in dialog["types"]  # "Put the result on top", "Apply as written"
+    order = dialog["order"]
+    question = order.index("Label:What is wrong with the photo?")
+    assert question < order.index("Entry:")  # the question and the fixes above the field
