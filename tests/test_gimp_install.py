@@ -43,7 +43,8 @@ def test_install_into_every_gimp3_folder_and_uninstall(tmp_path):
     for folder in installed:
         entry = folder / "instructir.py"
         assert entry.read_bytes() == (PLUGIN_DIR / "instructir.py").read_bytes()
-        assert (folder / "instructir_client.py").is_file()
+        for name in gimp_install.PLUGIN_FILES:
+            assert (folder / name).read_bytes() == (PLUGIN_DIR / name).read_bytes()
         location = json.loads((folder / "bridge-location.json").read_text())
         assert location["token"] == info["token"] and location["command"] == info["command"]
         assert Path(location["config_file"]) == gimp_install.bridge_file().resolve()
@@ -85,3 +86,26 @@ def test_install_without_gimp3_explains(tmp_path):
 
 def test_plugin_source_is_found():
     assert gimp_install.plugin_source() == PLUGIN_DIR.resolve()
+
+
+def test_new_token_rotates_it_everywhere(tmp_path, monkeypatch, capsys):
+    from instructir_desktop import cli
+
+    home = tmp_path / "home"
+    (home / ".config" / "GIMP" / "3.0").mkdir(parents=True)
+    env = {"HOME": str(home)}
+    (folder,) = gimp_install.install(env=env, platform="linux")
+    (folder / "last-instruction.json").write_text('{"instruction": "too dark"}')
+    old = read_bridge_info()["token"]
+    gimp_install.install(env=env, platform="linux")
+    assert read_bridge_info()["token"] == old  # a plain reinstall keeps it
+    gimp_install.install(env=env, platform="linux", new_token=True)
+    new = read_bridge_info()["token"]
+    assert new != old and len(new) >= 32
+    assert json.loads((folder / "bridge-location.json").read_text())["token"] == new
+    assert (folder / "last-instruction.json").is_file()  # kept across the update
+    # The command line: `instructir gimp install --new-token`.
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert cli.main(["gimp", "install", "--new-token"]) == 0
+    assert read_bridge_info()["token"] not in (old, new)
