@@ -22,6 +22,35 @@ __all__ = ["main"]
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
+MIN_TILE = 64
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (one line, exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``instructir: error: ...``, exit 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"instructir: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(low: int, high: int, what: str):
+    """An argparse type: an integer between low and high."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a whole number, not {raw!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}")
+        return value
+
+    return parse
 
 
 class _Output:
@@ -96,47 +125,11 @@ def _open_queue(args):
     return queue
 
 
-def _collect_inputs(paths: list[str]) -> list[Path]:
-    from .core.errors import UnsupportedImageError
-    from .core.images import SUPPORTED_EXTENSIONS
-
-    found: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in SUPPORTED_EXTENSIONS))
-        elif p.exists():
-            found.append(p)
-        else:
-            raise UnsupportedImageError(f"'{raw}' not found.")
-    if not found:
-        raise UnsupportedImageError("No images found in the given inputs.")
-    return found
-
-
-def _names_folder(raw: str) -> bool:
-    """Whether -o names a folder although only one photo is restored."""
-    seps = tuple(s for s in (os.sep, os.altsep) if s)
-    p = Path(raw)
-    return raw.endswith(seps) or p.is_dir() or (not p.exists() and not p.suffix)
-
-
-def _output_path(src: Path, out: Path, into_folder: bool, fmt: str | None) -> Path:
-    from .core.images import SUPPORTED_EXTENSIONS
-
-    ext = f".{fmt.lower()}" if fmt else src.suffix
-    if fmt and fmt.lower() == "jpeg":
-        ext = ".jpg"
-    if not fmt and ext.lower() not in SUPPORTED_EXTENSIONS:
-        ext = ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
-    if into_folder or out.is_dir():
-        return out / f"{src.stem}{ext}"
-    return out
-
-
 def cmd_restore(args) -> int:
-    from .core.images import format_for_path, load_image, save_image
+    from .core.errors import UnsupportedImageError
+    from .core.images import load_image, save_image
     from .core.jobs import IntentRequest, JobKind, Progress, RestoreRequest, Step
+    from .core.outputs import collect_inputs, plan_outputs
     from .core.text import clean_instruction
 
     out = _Output(args.json)
@@ -146,23 +139,9 @@ def cmd_restore(args) -> int:
         return _fail("--strength must be between 0 and 1")
     if not 0.0 <= args.min_confidence <= 1.0:
         return _fail("--min-confidence must be between 0 and 1")
-    inputs = _collect_inputs(args.inputs)
-    target = Path(args.output)
-    # A folder when there are several inputs, when it already is one, or when it is written
-    # as one: 'out/' or a name without an extension (no image type has none).
-    into_folder = len(inputs) > 1 or _names_folder(args.output)
-    if into_folder:
-        if target.exists() and not target.is_dir():
-            return _fail(f"'{target}' is a file; with several inputs -o must be a folder")
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return _fail(f"cannot create the output folder '{target}': {exc.strerror or exc}")
-    elif not (target.parent.exists() or target.is_dir()):
-        return _fail(f"the output folder '{target.parent}' does not exist")
-    plans = [(src, _output_path(src, target, into_folder, args.format)) for src in inputs]
-    for _, dst in plans:
-        format_for_path(dst)  # fail early on an unknown output type
+    inputs = collect_inputs(args.inputs)
+    plans = plan_outputs(inputs, args.output, args.format)
+    _check_tile(args)
     queue = _open_queue(args)
     restorer = queue.host.restorer
     steps = []
@@ -176,7 +155,7 @@ def cmd_restore(args) -> int:
             out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
         _check_confidence(plan, args.min_confidence)
-    failures = 0
+    status = 0
     for src, dst in plans:
         t0 = time.perf_counter()
         try:
@@ -204,7 +183,8 @@ def cmd_restore(args) -> int:
             image = queue.run(JobKind.RESTORE, request, listener=progress)
             saved = save_image(photo.with_pixels(image), dst, quality=args.quality)
         except InstructIRError as exc:
-            failures += 1
+            # A file we cannot read is bad input (2); anything else is a failed job (1).
+            status = max(status, EXIT_USAGE if isinstance(exc, UnsupportedImageError) else 1)
             out.event(event="result", input=str(src), ok=False, error=str(exc))
             print(f"instructir: error: {src}: {exc}", file=sys.stderr)
             continue
@@ -218,7 +198,28 @@ def cmd_restore(args) -> int:
             pack=restorer.pack_id,
         )
         out.info(f"{src} -> {saved} ({seconds:.1f} s)")
-    return EXIT_FAILED if failures else 0
+    return status
+
+
+def _check_tile(args) -> None:
+    """A --tile that fits the memory budget of the pack's network (checked before loading)."""
+    if args.tile is None:
+        return
+    import torch
+
+    from .core.packs import MANIFEST_NAME, PackManifest
+    from .core.restorer import default_memory_budget
+    from .core.store import ModelStore
+    from .core.tiling import tile_size_for_budget
+
+    manifest = PackManifest.load(ModelStore().locate(_pack_id(args)) / MANIFEST_NAME)
+    budget = default_memory_budget(torch.device("cpu"))
+    largest = max(MIN_TILE, tile_size_for_budget(budget, manifest.network.width, multiple=16))
+    if args.tile > largest:
+        raise UsageError(
+            f"--tile {args.tile} does not fit the memory budget ({budget / 2**30:.1f} GB): "
+            f"at most {largest} for this model; leave --tile out to choose automatically"
+        )
 
 
 def _check_confidence(plan: list, min_confidence: float) -> None:
@@ -413,7 +414,7 @@ def cmd_gimp(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="instructir",
         description="Restore photos from plain-language instructions, on your own computer.",
     )
@@ -445,9 +446,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, applies to every step")
-    p.add_argument("--tile", type=int, default=None, help="tile size in pixels")
+    p.add_argument(
+        "--tile",
+        type=_int_in(MIN_TILE, 8192, "--tile"),
+        default=None,
+        help=f"tile size in pixels ({MIN_TILE} or more; default: chosen from memory)",
+    )
     p.add_argument("--format", default=None, choices=["png", "jpeg", "tiff", "webp"])
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
+    p.add_argument(
+        "--quality",
+        type=_int_in(1, 100, "--quality"),
+        default=95,
+        help="JPEG/WebP quality, 1..100",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
     p.add_argument(
         "--no-split",
@@ -487,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the local bridge for the GIMP plug-in")
     p.add_argument(
         "--port",
-        type=int,
+        type=_int_in(0, 65535, "--port"),
         default=47841,
         help="port on 127.0.0.1 (default 47841, the one the plug-in expects)",
     )
@@ -511,10 +522,39 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("instructir: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except UsageError as exc:
+        return _fail(str(exc))
     except InstructIRError as exc:
         return _fail(str(exc))
+    except MemoryError:
+        return _fail(
+            "not enough memory for this photo; close other programs or use a smaller --tile",
+            EXIT_FAILED,
+        )
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, details in a log
+        log = _log_traceback()
+        detail = " ".join(str(exc).split())[:200]
+        where = f"; details in {log}" if log else ""
+        return _fail(f"unexpected problem ({type(exc).__name__}: {detail}){where}", EXIT_FAILED)
+
+
+def _log_traceback() -> Path | None:
+    """Append the current exception's traceback to the CLI log; its path, or None."""
+    import traceback
+
+    from .core.paths import cache_dir
+
+    try:
+        path = cache_dir() / "logs" / "instructir-cli.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {sys.argv!r}\n")
+            fh.write(traceback.format_exc())
+        return path
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

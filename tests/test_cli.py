@@ -119,7 +119,7 @@ def test_corrupt_image_fails_without_touching_the_output(capsys, installed, tmp_
         "--model",
         installed,
     )
-    assert code == 1 and "damaged" in err
+    assert code == 2 and "damaged" in err  # bad input, as the README says
     assert not (tmp_path / "o.png").exists()
 
 

@@ -132,6 +132,10 @@ def clean_instruction(text: str, *, words: bool = False) -> str:
     """
     if not isinstance(text, str):
         raise EmptyInstructionError("The instruction must be text.")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes (surrogateescape)
+        raise EmptyInstructionError(
+            "The instruction contains bytes that are not valid text (UTF-8); type it again."
+        )
     cleaned = " ".join(text.split())
     if not cleaned:
         raise EmptyInstructionError(

@@ -1,0 +1,197 @@
+"""The command line never loses a file and answers bad arguments with one line, before any
+model work: outputs never land on inputs, two inputs never share an output, arguments are
+checked up front, and anything unexpected becomes one line plus a log."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instructir_desktop import cli
+from instructir_desktop.cli import main
+from instructir_desktop.core.paths import cache_dir, data_dir
+
+
+@pytest.fixture(autouse=True)
+def apply_any_instruction(monkeypatch):
+    monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "0")
+
+
+@pytest.fixture
+def installed(tiny_pack):
+    shutil.copytree(tiny_pack, data_dir() / "packs" / "tiny-test")
+    return "tiny-test"
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fails the test if the model is loaded: every check here comes before model work."""
+
+    def refuse(args):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "_open_queue", refuse)
+
+
+def save(path, seed=0, size=(40, 56)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(path)
+    return path.read_bytes()
+
+
+def run(capsys, *args):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("instructir: error: ")
+    return lines[0]
+
+
+def test_a_folder_restored_into_itself_never_overwrites_a_sibling(capsys, tmp_path, no_model):
+    folder = tmp_path / "in4"
+    originals = {p: save(folder / p, seed=i) for i, p in enumerate(("a.jpg", "a.png"))}
+    code, _, err = run(capsys, "restore", folder, "-i", "remove the noise", "-o", folder,
+                       "--format", "jpeg")  # fmt: skip
+    assert code == 2 and "overwrite the original" in one_line(err)
+    for name, data in originals.items():
+        assert (folder / name).read_bytes() == data
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "a.png"]
+
+
+def test_an_output_never_lands_on_another_input(capsys, tmp_path, no_model):
+    top = save(tmp_path / "in3" / "photo.jpg", seed=1)
+    save(tmp_path / "in3" / "sub" / "photo.jpg", seed=2)
+    code, _, err = run(capsys, "restore", tmp_path / "in3" / "photo.jpg",
+                       tmp_path / "in3" / "sub" / "photo.jpg", "-i", "denoise",
+                       "-o", tmp_path / "in3")  # fmt: skip
+    assert code == 2 and "in3/photo.jpg" in one_line(err)
+    assert (tmp_path / "in3" / "photo.jpg").read_bytes() == top
+
+
+def test_one_input_onto_itself_is_refused(capsys, tmp_path, no_model):
+    data = save(tmp_path / "x.png")
+    code, _, err = run(capsys, "restore", tmp_path / "x.png", "-i", "denoise", "-o",
+                       tmp_path / "x.png")  # fmt: skip
+    assert code == 2 and "never overwritten" in one_line(err)
+    assert (tmp_path / "x.png").read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "names, fmt",
+    [(("a/x.jpg", "b/x.jpg"), None), (("ok.jpg", "ok.png"), "png")],
+)
+def test_two_inputs_never_share_an_output(capsys, tmp_path, names, fmt, no_model):
+    inputs = [tmp_path / "in2" / n for n in names]
+    for i, p in enumerate(inputs):
+        save(p, seed=i)
+    extra = ["--format", fmt] if fmt else []
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "restore", *inputs, "-i", "denoise", "-o", out, *extra)
+    line = one_line(err)
+    assert code == 2 and ("both be saved" in line or "overwrite the original" in line)
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--quality", "500"], "--quality must be between 1 and 100"),
+        (["--quality", "-5"], "--quality must be between 1 and 100"),
+        (["--tile", "1"], "--tile must be between 64"),
+        (["--tile", "100000"], "--tile must be between 64"),
+        (["--strength", "2"], "--strength"),
+    ],
+)
+def test_bad_numbers_are_one_line_before_any_work(capsys, tmp_path, args, words, no_model):
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.webp", *args)  # fmt: skip
+    assert code == 2 and words in one_line(err)
+
+
+def test_a_tile_beyond_the_memory_budget_is_refused(capsys, tmp_path, installed, monkeypatch):
+    monkeypatch.setattr(
+        "instructir_desktop.core.restorer.default_memory_budget", lambda d: 64 << 20
+    )
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png", "--model", installed, "--tile", "8000")  # fmt: skip
+    assert code == 2 and "does not fit the memory budget" in one_line(err)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_an_output_folder_under_a_file_is_refused_before_work(capsys, tmp_path, no_model):
+    save(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "afile").write_text("not a folder")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "out" / "afile" / "x.jpg")  # fmt: skip
+    assert code == 2 and "afile' is a file, not a folder" in one_line(err)
+
+
+def test_serve_with_an_impossible_port_is_one_line(capsys):
+    code, _, err = run(capsys, "serve", "--port", "99999")
+    assert code == 2 and "--port must be between 0 and 65535" in one_line(err)
+
+
+def test_an_instruction_with_undecodable_bytes_is_one_line(capsys, tmp_path, no_model):
+    save(tmp_path / "a.png")
+    text = b"remove the noise \xff".decode("utf-8", "surrogateescape")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", text, "-o", tmp_path / "o.png")
+    assert code == 2 and "not valid text" in one_line(err)
+
+
+def test_an_unknown_model_is_not_offered_for_download(capsys, tmp_path):
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png", "--model", "nosuch")  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "no model pack 'nosuch'" in line and "download nosuch" not in line
+
+
+def test_a_corrupt_input_exits_2_and_the_good_one_is_written(capsys, tmp_path, installed):
+    folder = tmp_path / "in"
+    save(folder / "good.png")
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, _, err = run(capsys, "restore", folder, "-i", "denoise", "-o", tmp_path / "out",
+                       "--model", installed, "--device", "cpu")  # fmt: skip
+    assert code == 2 and "bad.jpg" in err
+    assert (tmp_path / "out" / "good.png").is_file()
+    assert not (tmp_path / "out" / "bad.jpg").exists()
+
+
+def test_anything_unexpected_is_one_line_and_a_log(capsys, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("a very\nlong internal message " + "x" * 500)
+
+    monkeypatch.setattr("instructir_desktop.core.outputs.plan_outputs", boom)
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png")  # fmt: skip
+    line = one_line(err)
+    assert code == 1 and "RuntimeError" in line and len(line) < 400
+    log = cache_dir() / "logs" / "instructir-cli.log"
+    assert str(log) in line and "Traceback" in log.read_text() and "boom" in log.read_text()
+
+
+def test_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
+    def oom(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("instructir_desktop.core.outputs.plan_outputs", oom)
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png")  # fmt: skip
+    assert code == 1 and "not enough memory" in one_line(err)
