@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # GIMP runs the entry file only
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import instructir_png as _png  # noqa: E402
 from instructir_png import (  # noqa: E402
     babl_format,
