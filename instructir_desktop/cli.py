@@ -241,6 +241,7 @@ def _check_confidence(plan: list, min_confidence: float) -> None:
 
 
 def cmd_intent(args) -> int:
+    from .core.integrity import verify_pack_files
     from .core.packs import LITE_ID, MANIFEST_NAME, OFFICIAL_ID, PackManifest
     from .core.store import ModelStore
     from .core.text import InstructionEncoder
@@ -248,7 +249,9 @@ def cmd_intent(args) -> int:
     store = ModelStore()
     pack_id = args.model or (OFFICIAL_ID if store.is_installed(OFFICIAL_ID) else LITE_ID)
     folder = store.locate(pack_id)
-    encoder = InstructionEncoder(PackManifest.load(folder / MANIFEST_NAME), folder)
+    manifest = PackManifest.load(folder / MANIFEST_NAME)
+    verify_pack_files(manifest, folder)  # a damaged head would read instructions wrongly
+    encoder = InstructionEncoder(manifest, folder)
     for text in args.text:
         row = encoder.intent_row(text)
         if args.json:

@@ -31,6 +31,7 @@ from .backends import (
 from .descriptor import ModelDescriptor
 from .errors import CancelledError, DeviceError, InstructIRError
 from .images import LUMA
+from .integrity import verify_pack_files
 from .memory_fallback import cpu_backend, restore_with_fallback
 from .packs import MANIFEST_NAME, PackManifest
 from .text import InstructionEncoder, Intent, clean_instruction
@@ -134,6 +135,7 @@ class Restorer:
     ) -> None:
         self.pack_dir = Path(pack_dir)
         self.manifest = PackManifest.load(self.pack_dir / MANIFEST_NAME)
+        verify_pack_files(self.manifest, self.pack_dir)  # damaged weights never load
         self.device = resolve_device(device)
         # Near-zero activations become denormal floats, 10-100x slower on x86 CPUs; flushing
         # them to zero changes outputs by under 1e-37 and made the lite pack ~20% faster.
