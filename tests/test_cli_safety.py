@@ -195,3 +195,34 @@ def test_out_of_memory_is_one_line(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
                        tmp_path / "o.png")  # fmt: skip
     assert code == 1 and "not enough memory" in one_line(err)
+
+
+def _damaged_pack(tiny_pack, change):
+    import json
+
+    target = data_dir() / "packs" / "tiny-test"
+    shutil.copytree(tiny_pack, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    change(manifest)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return "tiny-test"
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda m: m["network"].update(width=100000), "impossible network shape"),
+        (lambda m: m["network"].update(enc_blks=[1, 1, 1, 1, 1, 1, 1, 1]), "levels"),
+        (lambda m: m["network"].update(width=16), "do not match"),
+        (lambda m: m["text_encoder"].update(kind="package", package="os"), "not one this app"),
+        (lambda m: m.update(files="nonsense"), "damaged"),
+    ],
+)
+def test_a_damaged_manifest_is_one_short_line(capsys, tmp_path, tiny_pack, change, words):
+    pack = _damaged_pack(tiny_pack, change)
+    save(tmp_path / "a.png")
+    code, _, err = run(capsys, "restore", tmp_path / "a.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png", "--model", pack, "--device", "cpu")  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and words in line and len(line) < 600
+    assert not (tmp_path / "o.png").exists()

@@ -59,9 +59,12 @@ class ModelDescriptor:
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
+            # torch lists every mismatching key (tens of KB): the first line is enough.
+            first = " ".join(str(exc).split())[:240]
             raise ModelCorruptError(
-                f"The image network weights do not match the pack's network configuration: {exc}"
-            ) from exc
+                f"The image network weights do not match the pack's network configuration "
+                f"({first}…)."
+            ) from None
         return cls.wrap(net, device, **kw)
 
     @classmethod

@@ -262,7 +262,15 @@ class PackManifest:
             raise ModelCorruptError(f"Cannot read the model pack manifest {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise ModelCorruptError(f"The model pack manifest {path} is not a JSON object.")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ModelCorruptError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ModelCorruptError(
+                f"The model pack manifest {path} is damaged ({type(exc).__name__}: {detail})."
+            ) from None
 
 
 ENCODER_WEIGHTS = "model.safetensors"

