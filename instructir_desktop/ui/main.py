@@ -27,6 +27,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="offscreen check: open a photo, apply one instruction, print JSON",
     )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default=None,
+        help="with --self-test: run the model on this device (default: the app's setting)",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     # Qt's own options (-platform, -style…) pass through to QApplication.
     args, _qt_args = parser.parse_known_args(argv)
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from .selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(device=args.device)
     from instructir_desktop.app.settings import Settings
 
     from .main_window import MainWindow

@@ -40,8 +40,11 @@ def _test_photo(folder: Path) -> Path:
     return path
 
 
-def run_self_test(instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 900) -> int:
-    """Run the self-test; prints one JSON object; returns the exit code."""
+def run_self_test(
+    instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 900, device: str | None = None
+) -> int:
+    """Run the self-test (on ``device`` when given); prints one JSON object; returns the exit
+    code."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     tmp = Path(tempfile.mkdtemp(prefix="instructir-selftest-"))
     # Own settings and autosaves: the self-test must not touch the user's; installed model
@@ -52,6 +55,10 @@ def run_self_test(instruction: str = SELF_TEST_INSTRUCTION, timeout_s: float = 9
     from .startup import create_app, process_seconds
 
     app = create_app([sys.argv[0]])
+    if device:
+        from instructir_desktop.app.settings import Settings
+
+        Settings().set("device", device)  # in the self-test's own settings folder
     t_start = time.perf_counter()
     test = _SelfTest(app, _test_photo(tmp), instruction, t_start)
     QTimer.singleShot(int(timeout_s * 1000), lambda: test.finish(False, "Timed out."))
