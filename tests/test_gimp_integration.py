@@ -263,7 +263,7 @@ def test_plugin_runs_in_real_gimp(gimp_run):
     assert "Apply as written" in case["error"]
     case = result["written"]
     assert case["status"] == "success", case
-    assert case["layers"] == ["IR: make it look like a pai…", "Background"]
+    assert case["layers"] == ["IR: make it look like a…", "Background"]
     assert case["parasite"] == "make it look like a painting"
 
     case = result["empty"]
@@ -286,3 +286,4 @@ def test_dialog_in_real_gimp(gimp_run):
     order = dialog["order"]
     question = order.index("Label:What is wrong with the photo?")
     assert question < order.index("Entry:")  # the question and the fixes above the field
+    assert "Label:InstructIR bridge ready." in order  # checked as the dialog opened

@@ -274,7 +274,9 @@ def test_gate_matches_core(client):
 def test_layer_name_and_rect_and_depth(client):
     assert client.layer_name("  too   dark ") == "IR: too dark"
     long = client.layer_name("word " * 40)
-    assert long.endswith("…") and len(long) == len("IR: ") + 24
+    assert long == "IR: word word word word…"  # cut at a word, fits the Layers dock
+    assert len(client.layer_name("x" * 40)) == len("IR: ") + 24
+    assert client.layer_name(TASK_PROMPTS["denoise"]) == "IR: Noise"
     assert client.undo_name("too  dark") == "InstructIR: too dark"
     assert len(client.undo_name("word " * 40)) == len("InstructIR: ") + 60
     assert client.intersect_rect((True, 1, 2, 3, 4)) == (1, 2, 3, 4)
@@ -486,7 +488,7 @@ def test_unclear_instruction_is_refused_unless_applied_as_written(plugin, server
     status, error = run(plugin, image, source, "make it darker")
     assert status == "execution-error" and "cannot darken" in error
     status, _ = run(plugin, image, source, "make it look like a painting", **{"as-written": True})
-    assert status == "success" and image.layers[0].name == "IR: make it look like a pai…"
+    assert status == "success" and image.layers[0].name == "IR: make it look like a…"
 
 
 def test_result_under_visible_layers_is_reported_or_put_on_top(plugin, server):
@@ -562,7 +564,7 @@ def test_dialog_unclear_instruction_offers_the_fixes(plugin, server):
     status, _ = run(plugin, image, source, "", mode="interactive")
     assert status == "success" and len(runs) == 2
     assert any(t.startswith("Not sure what to fix (Haze / fog, 21%)") for t in runs[1])
-    assert image.layers[0].name == "IR: Remove the noise from t…"
+    assert image.layers[0].name == "IR: Noise"
     assert (
         image.layers[0].parasites["instructir-instruction"].data
         == b"Remove the noise from this photo"
@@ -594,7 +596,7 @@ def test_dialog_as_written_and_darken(plugin, server):
 
     FakeDialog.on_run = confirm
     status, _ = run(plugin, image, source, "", mode="interactive")
-    assert status == "success" and image.layers[0].name == "IR: make it look like a pai…"
+    assert status == "success" and image.layers[0].name == "IR: make it look like a…"
 
 
 def test_suggestion_asks_before_replacing_typed_text(plugin, server):
@@ -700,3 +702,16 @@ def test_proof_is_the_bridges_and_binds_the_port(client):
     args = ("t" * 43, "n" * 32, 47841, 200, b"{}")
     assert client.response_proof(*args) == response_proof(*args)
     assert client.response_proof("t" * 43, "n" * 32, 47842, 200, b"{}") != response_proof(*args)
+
+
+def test_a_busy_bridge_is_reported_as_busy(client, server):
+    server._httpd._slots = threading.BoundedSemaphore(1)
+    idle = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        time.sleep(0.2)
+        bridge = client.BridgeClient(server.url, server.token)
+        with pytest.raises(client.BridgeError, match="busy") as caught:
+            bridge.verify(timeout=5)
+        assert not isinstance(caught.value, client.NotTheBridge) and not bridge.verified
+    finally:
+        idle.close()

@@ -249,6 +249,10 @@ class BridgeClient:
             status, data, answer_headers = exc.code, exc.read(), exc.headers
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             raise _unreachable(exc, self.port) from None
+        if status == 503 and not answer_headers.get(PROOF_HEADER):
+            # Too many connections: refused before the request was read, so unsigned. Only
+            # "try later" is taken from it.
+            raise BridgeError("The InstructIR bridge is busy; try again in a moment.")
         self._check_proof(nonce, status, data, answer_headers)
         if status >= 400:
             raise BridgeError(_error_message(status, data))
@@ -584,11 +588,17 @@ def read_intent(answer: dict) -> Reading:
 
 
 def layer_name(instruction: str) -> str:
-    """A name the default Layers dock shows whole: ``IR: too dark``, shortened with an
-    ellipsis (the full instruction goes into the layer's parasite)."""
+    """A name the default Layers dock shows whole: ``IR: too dark``; a suggestion's prompt
+    by its fix ("IR: Noise"); longer text cut at a word with an ellipsis (the full
+    instruction goes into the layer's parasite)."""
     text = " ".join(instruction.split())
+    for task, prompt in TASK_PROMPTS.items():
+        if text.lower() == prompt.lower():
+            return f"IR: {TASK_LABELS[task]}"
     if len(text) > SHORT_NAME_CHARS:
-        text = text[: SHORT_NAME_CHARS - 1].rstrip() + "…"
+        cut = text[: SHORT_NAME_CHARS - 1]
+        space = cut.rfind(" ")
+        text = (cut[:space] if space >= SHORT_NAME_CHARS // 2 else cut).rstrip(" ,.;:") + "…"
     return f"IR: {text}"
 
 
