@@ -38,6 +38,7 @@ import instructir_dialog  # noqa: E402
 
 PLUGIN_DIR = Path(os.path.dirname(os.path.abspath(__file__)))
 STEP_PROCEDURE = "python-fu-instructir-step"
+UNNAMED_UNDO = "InstructIR: the undo step keeps GIMP's default name"
 
 
 def _error(procedure, message):
@@ -159,7 +160,8 @@ def named_undo_step(plug_in, instruction, work):
         temp = Gimp.Procedure.new(plug_in, STEP_PROCEDURE, Gimp.PDBProcType.TEMPORARY, step, None)
         temp.set_menu_label(client.undo_name(instruction))
         plug_in.add_temp_procedure(temp)
-    except Exception:  # noqa: BLE001 - a plain undo name beats no result
+    except Exception as exc:  # noqa: BLE001 - a plain undo name beats no result
+        print(f"{UNNAMED_UNDO} ({exc})", file=sys.stderr)
         return work()
     try:
         pdb_proc = Gimp.get_pdb().lookup_procedure(STEP_PROCEDURE)
@@ -169,6 +171,7 @@ def named_undo_step(plug_in, instruction, work):
     if "error" in outcome:
         raise outcome["error"]
     if "value" not in outcome:
+        print(UNNAMED_UNDO, file=sys.stderr)
         return work()
     return outcome["value"]
 
@@ -224,7 +227,8 @@ def run(procedure, run_mode, image, drawables, config, _data):
         return _error(procedure, "Select exactly one layer for InstructIR.")
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     if interactive:
-        if not instructir_dialog.show_dialog(procedure, config, PLUGIN_DIR):
+        pixels = lambda: read_layer(image, pixel_layer(drawables[0]))[5]  # noqa: E731
+        if not instructir_dialog.show_dialog(procedure, config, PLUGIN_DIR, pixels):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         apply(
