@@ -34,6 +34,7 @@ def test_the_cpu_part_runs_and_prints_one_json_summary(capsys):
     if not torch.cuda.is_available():
         assert summary["cuda"] is False
         assert sections["bundled_pack"]["status"] == "skipped"
+        assert sections["self_test"]["status"] == "skipped"
         assert "every CUDA part (no CUDA device)" in summary["skipped"]
         for name in ("parity", "restore_times", "cancel", "oom_fallback"):
             assert sections[name]["status"] == "pass"

@@ -257,6 +257,25 @@ def test_official_pack_embedding_and_intent_are_the_releases(bge_layout, tmp_pat
         )
 
 
+def test_an_official_pack_installed_without_the_pin_still_encodes_as_the_release(
+    bge_layout, tmp_path
+):
+    from dataclasses import replace
+
+    from official_release import head_state, release_embedding
+
+    from instructir_desktop.core.packs import official_manifest
+    from instructir_desktop.core.text import InstructionEncoder
+
+    pack = tmp_path / "pack"
+    shutil.copytree(bge_layout, pack / "text_encoder")
+    torch.save(head_state(), pack / "lm_instructir-7d.pt")
+    old = official_manifest()
+    old = replace(old, text_encoder=replace(old.text_encoder, encoding=None))
+    e, _ = release_embedding(pack / "text_encoder", head_state(), "remove the noise")
+    assert torch.allclose(InstructionEncoder(old, pack).embedding("remove the noise"), e, atol=1e-5)
+
+
 def test_encoder_weights_safetensors_or_a_weights_only_pickle(bge_layout, tmp_path):
     from official_release import write_encoder
 

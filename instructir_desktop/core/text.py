@@ -7,14 +7,22 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from .errors import EmptyInstructionError, ModelCorruptError, ModelNotInstalledError
 from .network import TextHead
-from .packs import ENCODER_PICKLE, ENCODER_WEIGHTS, PackManifest, TextEncoderSpec, TextEncoding
+from .packs import (
+    ENCODER_PICKLE,
+    ENCODER_WEIGHTS,
+    OFFICIAL_ID,
+    RELEASE_ENCODING,
+    PackManifest,
+    TextEncoderSpec,
+    TextEncoding,
+)
 from .weights import load_state_dict
 
 __all__ = [
@@ -424,7 +432,11 @@ class InstructionEncoder:
     @property
     def sentence_encoder(self):
         if self._sentence is None:
-            self._sentence = load_sentence_encoder(self.manifest.text_encoder, self._pack_dir)
+            spec = self.manifest.text_encoder
+            if spec.encoding is None and self.manifest.id == OFFICIAL_ID:
+                # Installed before the manifest pinned it: the release's encoding all the same.
+                spec = replace(spec, encoding=RELEASE_ENCODING)
+            self._sentence = load_sentence_encoder(spec, self._pack_dir)
         return self._sentence
 
     def raw_features(self, texts: list[str]) -> torch.Tensor:
