@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 
+from instructir_desktop.core.atomic import remove_stale_temps
 from instructir_desktop.core.paths import data_dir
 
 from .project import ProjectData, ProjectError, load_project, save_project
@@ -48,6 +49,7 @@ def find_recoverable() -> list[Recoverable]:
     folder = autosave_dir()
     if not folder.is_dir():
         return []
+    _remove_stale_temps(folder)
     found = []
     for path in folder.glob("*.instructir"):
         lock = QLockFile(str(path.with_suffix(".lock")))
@@ -57,19 +59,28 @@ def find_recoverable() -> list[Recoverable]:
         lock.unlock()
         try:
             data = load_project(path)
+            saved = path.stat().st_mtime
         except ProjectError:
             with contextlib.suppress(OSError):
-                path.unlink()  # a half-written autosave of a crash is worth nothing
+                path.unlink()  # a damaged autosave is worth nothing
             continue
+        except (OSError, MemoryError):
+            continue  # unreadable now (another user's file, no memory): maybe next time
         found.append(
             Recoverable(
                 path,
                 str(data.extra.get("title") or data.source_name),
-                path.stat().st_mtime,
+                saved,
                 str(data.extra.get("project_path") or ""),
             )
         )
     return sorted(found, key=lambda r: r.saved, reverse=True)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temp files of autosaves whose writer was killed before it could rename them."""
+    for autosave in {p.name.rsplit(".", 2)[0][1:] for p in folder.glob(".*.instructir.*.tmp")}:
+        remove_stale_temps(folder / autosave)
 
 
 class Autosaver(QObject):

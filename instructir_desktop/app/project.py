@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from instructir_desktop import __version__
 from instructir_desktop.core.atomic import atomic_write_bytes
 from instructir_desktop.core.errors import InstructIRError
+from instructir_desktop.core.memory import MEMORY_BUDGET_ENV, memory_budget
 
 from .document import Layer
 
@@ -36,6 +37,17 @@ FORMAT_NAME = "instructir-project"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
+MAX_LAYERS = 10_000
+MAX_EXTRA_DEPTH = 16
+_CHUNK = 1 << 20
+_LAYER_FIELDS = {
+    "id": str,
+    "strength": (int, float),
+    "visible": bool,
+    "task": str,
+    "confidence": (int, float),
+}
+_EXTRA_TEXT = ("title", "project_path")
 
 
 class ProjectError(InstructIRError):
@@ -95,8 +107,9 @@ def save_project(data: ProjectData, path: str | Path) -> Path:
         target = target.with_name(target.name + PROJECT_SUFFIX)
     payload = encode_project(data)
     try:
-        # Readable by this user alone: a project (and an autosave) holds the whole photo.
-        atomic_write_bytes(target, payload, mode=0o600)
+        # A new project is readable by this user alone (it holds the whole photo); saving
+        # over an existing one keeps the mode its owner gave it.
+        atomic_write_bytes(target, payload, mode=None if target.exists() else 0o600)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ProjectError(f"The project '{target.name}' could not be saved: {reason}.") from exc
@@ -104,16 +117,23 @@ def save_project(data: ProjectData, path: str | Path) -> Path:
 
 
 def load_project(path: str | Path) -> ProjectData:
-    """Read and check a project file; raises ProjectError with a message for the user."""
+    """Read and check a project file; raises ProjectError with a message for the user.
+
+    Nothing in the file is trusted: the layer list and ``extra`` are type-checked, and the
+    photo entry is inflated in chunks, refused as soon as it grows past its declared size or
+    the memory budget (``core.memory``), whatever its zip header says.
+    """
     path = Path(path)
     name = path.name
     damaged = f"The project '{name}' is damaged and cannot be opened"
     try:
         with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(MANIFEST)
-            if info.file_size > MAX_MANIFEST_BYTES:
-                raise ProjectError(f"{damaged} (its description is too large).")
-            manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
+            too_big = f"{damaged} (its description is too large)."
+            raw = _read_member(zf, MANIFEST, MAX_MANIFEST_BYTES, too_big)
+            try:
+                manifest = json.loads(raw.decode("utf-8"))
+            except RecursionError as exc:
+                raise ProjectError(f"{damaged} (its description is nested too deeply).") from exc
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise ProjectError(f"'{name}' is not an InstructIR project.")
             version = manifest.get("version")
@@ -122,14 +142,17 @@ def load_project(path: str | Path) -> ProjectData:
                     f"'{name}' was saved by a newer InstructIR (project format {version}); "
                     "update the app to open it."
                 )
-            source = manifest["source"]
-            source_bytes = zf.read(_source_member(str(source["file"])))
-            layers = [Layer.from_dict(d) for d in manifest.get("layers", [])]
+            source = manifest.get("source")
+            if not isinstance(source, dict) or not isinstance(source.get("file"), str):
+                raise ProjectError(f"{damaged} (the photo entry is missing or malformed).")
+            layers = _layers(manifest.get("layers", []), damaged)
+            extra = _extra(manifest.get("extra", {}), damaged)
+            source_bytes = _read_photo(zf, source, name, damaged)
     except FileNotFoundError as exc:
         raise ProjectError(f"The project '{name}' was not found.") from exc
     except PermissionError as exc:
         raise ProjectError(f"The project '{name}' cannot be read (permission denied).") from exc
-    except ProjectError:
+    except InstructIRError:  # ProjectError, or a memory budget set wrong
         raise
     except zipfile.BadZipFile as exc:
         raise ProjectError(f"{damaged} (it is not a valid project archive).") from exc
@@ -139,13 +162,95 @@ def load_project(path: str | Path) -> ProjectData:
         raise ProjectError(f"{damaged} ({exc}).") from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise ProjectError(f"{damaged} ({exc}).") from exc
+    except MemoryError as exc:
+        raise ProjectError(f"There is not enough memory to open the project '{name}'.") from exc
     ids = [layer.id for layer in layers]
     if len(set(ids)) != len(ids):
         raise ProjectError(f"{damaged} (two layers share an id).")
+    shown, pack = source.get("name"), manifest.get("pack")
     return ProjectData(
         source_bytes=source_bytes,
-        source_name=str(source.get("name") or PurePosixPath(str(source["file"])).name),
+        source_name=shown
+        if isinstance(shown, str) and shown
+        else PurePosixPath(source["file"]).name,
         layers=layers,
-        pack=str(manifest.get("pack", "")),
-        extra=dict(manifest.get("extra", {})),
+        pack=pack if isinstance(pack, str) else "",
+        extra=extra,
     )
+
+
+def _layers(raw: object, damaged: str) -> list[Layer]:
+    """The layer list, each entry a mapping with the fields a layer needs, of their types."""
+    if not isinstance(raw, list) or len(raw) > MAX_LAYERS:
+        raise ProjectError(f"{damaged} (its layer list is malformed).")
+    layers = []
+    for i, d in enumerate(raw, 1):
+        if not isinstance(d, dict) or not isinstance(d.get("instruction"), str):
+            raise ProjectError(f"{damaged} (layer {i} is malformed).")
+        for key, types in _LAYER_FIELDS.items():
+            if key in d and d[key] is not None and not isinstance(d[key], types):
+                raise ProjectError(f"{damaged} (layer {i} has a malformed {key}).")
+        try:
+            layers.append(Layer.from_dict(d))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ProjectError(f"{damaged} (layer {i}: {exc}).") from exc
+    return layers
+
+
+def _extra(raw: object, damaged: str) -> dict:
+    """``extra`` (the app's own notes: title, project path...): a mapping of plain values."""
+    if not isinstance(raw, dict) or _depth(raw) > MAX_EXTRA_DEPTH:
+        raise ProjectError(f"{damaged} (its extra information is malformed).")
+    for key in _EXTRA_TEXT:
+        if key in raw and not isinstance(raw[key], str):
+            raise ProjectError(f"{damaged} (its {key.replace('_', ' ')} is not text).")
+    return dict(raw)
+
+
+def _depth(value: object, limit: int = MAX_EXTRA_DEPTH + 1) -> int:
+    """Nesting depth of JSON data, counted no further than ``limit`` (no recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return level
+        deepest = max(deepest, level)
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _read_photo(zf: zipfile.ZipFile, source: dict, name: str, damaged: str) -> bytes:
+    """The photo's bytes, no larger than the size the manifest declares nor the budget."""
+    member = _source_member(source["file"])
+    budget = memory_budget()
+    declared = source.get("size")
+    if not isinstance(declared, int) or isinstance(declared, bool) or declared < 0:
+        raise ProjectError(f"{damaged} (the photo's size is missing or malformed).")
+    if declared > budget:
+        raise ProjectError(
+            f"The project '{name}' cannot be opened: its photo takes "
+            f"{declared / (1 << 30):.1f} GB, more than the memory budget of "
+            f"{budget / (1 << 30):.1f} GB ({MEMORY_BUDGET_ENV} sets it)."
+        )
+    return _read_member(zf, member, declared, f"{damaged} (its photo is larger than declared).")
+
+
+def _read_member(zf: zipfile.ZipFile, member: str, limit: int, too_big: str) -> bytes:
+    """Inflate ``member`` in chunks, refused (``too_big``) once it passes ``limit`` bytes:
+    the zip header's size is checked first but not trusted."""
+    info = zf.getinfo(member)
+    if info.file_size > limit:
+        raise ProjectError(too_big)
+    chunks = []
+    total = 0
+    with zf.open(info) as fh:
+        while chunk := fh.read(min(_CHUNK, limit + 1 - total)):
+            total += len(chunk)
+            if total > limit:
+                raise ProjectError(too_big)
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -3,18 +3,24 @@
 The new content goes to a temp file in the target's folder (so the rename stays on one file
 system), is flushed to disk, given its permission mode, then renamed over the target. On
 any error the temp file is removed and the target is left as it was.
+A temp file that a killed writer left behind is removed by the next write beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_text", "remove_stale_temps"]
+
+# A writer that has not touched its temp file for this long was killed mid-write.
+STALE_TEMP_SECONDS = 300
 
 
 def _mode_for(target: Path) -> int:
@@ -27,6 +33,22 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~mask
 
 
+def remove_stale_temps(target: str | Path, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Delete temp files that a killed writer left beside ``target`` (``.name.*.tmp`` not
+    written to for ``older_than`` seconds: a live writer keeps touching its file). Returns
+    how many went."""
+    target = Path(target)
+    removed = 0
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError):
+        for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: int | None = None) -> Iterator[BinaryIO]:
     """A binary file to write that replaces ``path`` when the block ends without an error.
@@ -37,6 +59,7 @@ def atomic_file(path: str | Path, mode: int | None = None) -> Iterator[BinaryIO]
     """
     target = Path(path)
     final_mode = _mode_for(target) if mode is None else mode
+    remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

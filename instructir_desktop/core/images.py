@@ -31,6 +31,7 @@ from instructir_desktop.core.errors import (
     UnsupportedImageError,
 )
 from instructir_desktop.core.imagewrite import same_file, write_image_file
+from instructir_desktop.core.memory import check_photo_memory
 from instructir_desktop.core.png16 import PNG_SIGNATURE, encode_png16, read_png16
 from instructir_desktop.core.tiff16 import encode_tiff16, load_tiff_only, read_tiff16, tiff_exif
 
@@ -248,8 +249,10 @@ def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> Imag
 
 
 def _check_size(name: str, size: tuple[int, int], max_pixels: int) -> None:
+    """Called with the header's size, before any pixel is decoded."""
     if size[0] * size[1] > max_pixels:
         raise _too_large(name, size, max_pixels)
+    check_photo_memory(name, size)
 
 
 def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
