@@ -82,7 +82,7 @@ def test_one_row_of_fixes_and_a_guess_looks_like_a_guess(qtbot, make_window, tmp
     applied = session.chat.for_layer(session.document.layers[0].id)
     applied_chip = chat.widgets[applied.id].chip
     assert applied_chip.property("unsure") is False
-    assert applied.chip == f"{applied.title} · {round(applied.confidence * 100)}% sure"
+    assert applied.chip == "Denoise · your pick"  # what was clicked, not a reading of it
     assert applied_chip.grab().toImage() != chip.grab().toImage()
     # The layer row shows the strength, worded apart from the confidence.
     assert window.layers.list.item(0).text().endswith("strength 100 %")

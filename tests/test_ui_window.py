@@ -171,7 +171,7 @@ def test_preferences_dialog_is_built_from_declared_settings(qtbot, make_window):
     dialog = dialogs.PreferencesDialog(window.settings, window)
     assert {"theme", "device", "bridge_enabled", "tile"} <= set(dialog.fields)
     assert "window_state" not in dialog.fields
-    dialog.fields["theme"].setCurrentText("light")
+    dialog.fields["theme"].setCurrentIndex(dialog.fields["theme"].findData("light"))
     dialog.fields["autosave_seconds"].setValue(30)
     dialog._apply()
     assert window.settings.theme == "light" and window.settings.autosave_seconds == 30
@@ -213,7 +213,7 @@ def test_model_errors_are_shown_and_the_app_stays_usable(qtbot, make_window, tmp
     window = make_window()
     open_photo(qtbot, window, photo_file(tmp_path / "a.png"))
     session = window.session
-    restorer = session.worker._restorer
+    restorer = session.worker.host.restorer
     real, failures = restorer.restore, []
 
     def out_of_memory_once(*args, **kwargs):

@@ -34,6 +34,7 @@ class ChatMessage:
     thumbnail: np.ndarray | None = None
     note: str = ""  # error or explanation shown under the message
     advice: str = ""  # a hint that outlives the state, e.g. where the bundled model is weak
+    picked: bool = False  # the user chose the task from the suggestions
 
     @property
     def unsure(self) -> bool:
@@ -42,10 +43,13 @@ class ChatMessage:
 
     @property
     def chip(self) -> str:
-        """The intent chip: "Denoise · 96% sure", or "Dehaze? · only 21% sure" for a guess;
-        empty until the intent is known. (Layers show strength as "strength 100 %".)"""
+        """The intent chip: "Denoise · 96% sure", "Dehaze? · only 21% sure" for a guess,
+        "Deblur · your pick" for a suggestion clicked; empty until the intent is known.
+        (Layers show strength, as "strength 100 %".)"""
         if not self.title:
             return ""
+        if self.picked:
+            return f"{self.title} · your pick"
         percent = round(self.confidence * 100)
         if self.unsure:
             return f"{self.title}? · only {percent}% sure"

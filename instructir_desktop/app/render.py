@@ -111,6 +111,7 @@ class RenderScheduler(QObject):
         self._gen = 0
         self._evaluating = False
         self._dirty = False
+        self._waiting = False  # the last walk needs the model, which is not loaded yet
         self._paused = False
         self._activity = "idle"
         # Built and read only on the compute thread.
@@ -291,6 +292,7 @@ class RenderScheduler(QObject):
                 self._job = None
         self._evaluating = True
         self._dirty = False
+        self._waiting = False
         gen = self._gen
         pending_id = self._pending.id if self._pending is not None else None
         width = self._levels[-1].base.shape[1]
@@ -330,6 +332,8 @@ class RenderScheduler(QObject):
         self._evaluating = False
         if self._dirty:
             self._replan()
+        elif self._job is None and self._waiting:
+            self._set_activity("waiting")  # layers to render once the model has loaded
         elif self._job is None:
             self._set_activity("paused" if self._paused and not self.idle else "idle")
 
@@ -358,6 +362,7 @@ class RenderScheduler(QObject):
         if gen != self._gen or self._paused or missing.key in self._failed:
             return
         if self.pack is None:
+            self._waiting = True
             self._set_activity("waiting")  # the model is still loading; configure() resumes
             return
         if self._job is not None:

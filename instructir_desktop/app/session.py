@@ -329,7 +329,13 @@ class EditorSession(QObject):
         prompt = self.catalog.get("prompts", {}).get(task)
         if not prompt:
             return None
-        return self.submit(prompt, force=True)
+        if not self.has_photo:
+            return self.submit(prompt)  # says what to do first
+        # The user named the task: no reading to wait for, and the chip says what was picked
+        # (the model's reading of the prompt could differ, and is not what was asked).
+        message = self.chat.add(prompt, task=task, title=self.task_title(task), picked=True)
+        self._enqueue(message.id, prompt, task, 1.0)
+        return message.id
 
     def apply_anyway(self, message_id: int) -> None:
         """Apply an instruction whose intent was unclear, as written."""
@@ -481,6 +487,7 @@ class EditorSession(QObject):
                     if (layer.instruction, layer.task) != (message.text, message.task):
                         changes.update(
                             text=layer.instruction,
+                            picked=False,
                             task=layer.task,
                             title=self.task_title(layer.task) if layer.task else "",
                             confidence=layer.confidence,

@@ -21,7 +21,12 @@ __all__ = ["Setting", "SETTINGS", "Settings", "settings_file"]
 
 @dataclass(frozen=True)
 class Setting:
-    """One declared setting. ``choices`` restricts str values; ``minimum``/``maximum`` numbers."""
+    """One declared setting. ``choices`` restricts str values; ``minimum``/``maximum`` numbers.
+
+    How Preferences shows it: ``label`` (plain words), ``unit`` after the number (" px"),
+    ``special`` instead of the minimum ("Automatic" for a tile size of 0), ``percent`` for a
+    0..1 fraction shown as 0..100 %, ``choice_labels`` for the choices' display names.
+    """
 
     name: str
     default: Any
@@ -31,6 +36,16 @@ class Setting:
     minimum: float | None = None
     maximum: float | None = None
     user_visible: bool = True
+    label: str = ""
+    unit: str = ""
+    special: str = ""
+    percent: bool = False
+    choice_labels: tuple[str, ...] | None = None
+
+    @property
+    def title(self) -> str:
+        """The label shown to the user."""
+        return self.label or self.name.replace("_", " ").capitalize()
 
     def validate(self, value: Any) -> Any:
         """Coerce ``value`` to this setting's type; raise ValueError when it is not valid."""
@@ -70,13 +85,23 @@ class Setting:
 
 
 _DECLARED = (
-    Setting("theme", "dark", str, "Colour theme of the window.", ("dark", "light", "auto")),
+    Setting(
+        "theme",
+        "dark",
+        str,
+        "Colour theme of the window.",
+        ("dark", "light", "auto"),
+        label="Theme",
+        choice_labels=("Dark", "Light", "As the system"),
+    ),
     Setting(
         "device",
         "auto",
         str,
         "Where the model runs: auto picks CUDA, then Apple MPS, then the CPU.",
         ("auto", "cpu", "cuda", "mps"),
+        label="Run the model on",
+        choice_labels=("Automatic", "CPU", "NVIDIA GPU (CUDA)", "Apple GPU (Metal)"),
     ),
     Setting(
         "backend",
@@ -84,6 +109,8 @@ _DECLARED = (
         str,
         "Inference engine: auto uses OpenVINO on CPUs when it is installed (fastest), else torch.",
         ("auto", "torch", "openvino"),
+        label="Inference engine",
+        choice_labels=("Automatic", "PyTorch", "OpenVINO"),
     ),
     Setting(
         "pack",
@@ -105,6 +132,8 @@ _DECLARED = (
         "Below this intent confidence the chat offers the seven tasks instead of guessing.",
         minimum=0.0,
         maximum=1.0,
+        label="Ask me when the model is less sure than",
+        percent=True,
     ),
     Setting(
         "split_messages",
@@ -114,12 +143,22 @@ _DECLARED = (
         "per fix, in the order written.",
     ),
     Setting(
+        "reassess_layers",
+        False,
+        bool,
+        "After each new layer, look at the photo again and say what is still worth fixing "
+        '("the noise is gone; it is still blurry").',
+        label="Say what is still wrong after each fix",
+    ),
+    Setting(
         "preview_edge",
         1280,
         int,
         "Longest edge in pixels of the fast preview rendered before the full resolution.",
         minimum=64,
         maximum=8192,
+        label="Quick preview size (longest edge)",
+        unit=" px",
     ),
     Setting(
         "tile",
@@ -128,6 +167,9 @@ _DECLARED = (
         "Tile size in pixels for the model (0 = chosen automatically for the device).",
         minimum=0,
         maximum=4096,
+        label="Tile size",
+        unit=" px",
+        special="Automatic",
     ),
     Setting(
         "cache_mb",
@@ -136,6 +178,8 @@ _DECLARED = (
         "Memory kept for rendered layers so undo, redo and strength changes are instant.",
         minimum=64,
         maximum=65536,
+        label="Memory for instant undo",
+        unit=" MB",
     ),
     Setting(
         "autosave_seconds",
@@ -144,8 +188,19 @@ _DECLARED = (
         "How often unsaved work is saved for recovery after a crash (0 = never).",
         minimum=0,
         maximum=3600,
+        label="Save for crash recovery every",
+        unit=" s",
+        special="Never",
     ),
-    Setting("export_quality", 95, int, "JPEG/WebP export quality.", minimum=1, maximum=100),
+    Setting(
+        "export_quality",
+        95,
+        int,
+        "JPEG/WebP export quality.",
+        minimum=1,
+        maximum=100,
+        label="JPEG and WebP quality",
+    ),
     Setting(
         "export_bit_depth",
         0,

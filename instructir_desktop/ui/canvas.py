@@ -47,6 +47,7 @@ class Canvas(QWidget):
         self._drag: str | None = None  # "pan" | "split"
         self._last = QPointF()
         self.placeholder = "Open a photo to begin: File → Open, drag it here, or paste it."
+        self.notice = ""  # e.g. "Rendering 2 layers…" while the picture is not the result yet
 
     # Content
 
@@ -67,6 +68,12 @@ class Canvas(QWidget):
             self._after = pyramid
             if old is not None and old is not self._before:
                 self._drop(old)
+            self.update()
+
+    def set_notice(self, text: str) -> None:
+        """A line over the bottom-left of the photo ("" hides it)."""
+        if text != self.notice:
+            self.notice = text
             self.update()
 
     @property
@@ -230,6 +237,9 @@ class Canvas(QWidget):
             self._label(painter, "Original", QPointF(12, 12))
             return
         self._paint_pyramid(painter, self._after, full)
+        if self.notice:
+            height = painter.fontMetrics().height()
+            self._label(painter, self.notice, QPointF(12, self.height() - height - 12))
         if self._compare and self._before is not None:
             x = self.split_x()
             self._paint_pyramid(painter, self._before, QRectF(0, 0, x, self.height()))

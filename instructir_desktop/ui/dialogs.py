@@ -171,24 +171,9 @@ class PreferencesDialog(QDialog):
                 field.setChecked(bool(value))
                 form.addRow(field)
             else:
-                if s.choices:
-                    field = QComboBox(self)
-                    field.addItems(list(s.choices))
-                    field.setCurrentText(str(value))
-                elif s.type is int:
-                    field = QSpinBox(self)
-                    field.setRange(int(s.minimum or 0), int(s.maximum or 1_000_000))
-                    field.setValue(int(value))
-                elif s.type is float:
-                    field = QDoubleSpinBox(self)
-                    field.setDecimals(2)
-                    field.setSingleStep(0.05)
-                    field.setRange(float(s.minimum or 0), float(s.maximum or 1e6))
-                    field.setValue(float(value))
-                else:
-                    field = QLineEdit(str(value), self)
+                field = _field(s, value, self)
                 field.setToolTip(s.description)
-                form.addRow(s.name.replace("_", " ").capitalize() + ":", field)
+                form.addRow(s.title + ":", field)
             self.fields[s.name] = field
         layout.addLayout(form)
         buttons = QDialogButtonBox(
@@ -203,10 +188,44 @@ class PreferencesDialog(QDialog):
             if isinstance(field, QCheckBox):
                 value = field.isChecked()
             elif isinstance(field, QComboBox):
-                value = field.currentText()
+                value = field.currentData()
+            elif SETTINGS[name].percent:
+                value = field.value() / 100.0
             elif isinstance(field, (QSpinBox, QDoubleSpinBox)):
                 value = field.value()
             else:
                 value = field.text()
             self.settings.set(name, value)
         self.accept()
+
+
+def _field(s, value, parent: QWidget) -> QWidget:
+    """The editor of one declared setting, in its plain label's units."""
+    if s.choices:
+        field = QComboBox(parent)
+        for choice, label in zip(s.choices, s.choice_labels or s.choices):
+            field.addItem(label, choice)
+        field.setCurrentIndex(max(0, field.findData(str(value))))
+        return field
+    if s.percent:  # a 0..1 fraction, shown as the chat shows confidence
+        field = QSpinBox(parent)
+        field.setRange(round((s.minimum or 0) * 100), round((s.maximum or 1) * 100))
+        field.setSuffix(" %")
+        field.setValue(round(float(value) * 100))
+        return field
+    if s.type is int:
+        field = QSpinBox(parent)
+        field.setRange(int(s.minimum or 0), int(s.maximum or 1_000_000))
+        field.setSuffix(s.unit)
+        field.setSpecialValueText(s.special)
+        field.setValue(int(value))
+        return field
+    if s.type is float:
+        field = QDoubleSpinBox(parent)
+        field.setDecimals(2)
+        field.setSingleStep(0.05)
+        field.setRange(float(s.minimum or 0), float(s.maximum or 1e6))
+        field.setSuffix(s.unit)
+        field.setValue(float(value))
+        return field
+    return QLineEdit(str(value), parent)

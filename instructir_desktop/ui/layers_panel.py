@@ -117,9 +117,10 @@ class LayersPanel(QWidget):
         self.slider.sliderReleased.connect(self._drag_ended)
         self.slider.valueChanged.connect(self._strength_moved)
         self.spin = QSpinBox(self)
+        self.spin.setObjectName("strengthBox")
         self.spin.setRange(0, 100)
         self.spin.setSuffix(" %")
-        self.spin.valueChanged.connect(self.slider.setValue)
+        self.spin.valueChanged.connect(self._spin_changed)
         self.slider.valueChanged.connect(self.spin.setValue)
         row.addWidget(self.slider, 1)
         row.addWidget(self.spin)
@@ -205,11 +206,24 @@ class LayersPanel(QWidget):
         item = self.list.currentItem()
         return item.data(ID_ROLE) if item is not None else ""
 
+    def _spin_changed(self, value: int) -> None:
+        if value >= 0:  # -1 is the blank shown while no layer is selected
+            self.slider.setValue(value)
+
     def _sync_controls(self) -> None:
         layer_id = self.current_id()
         enabled = bool(layer_id) and self.session.document.has_layer(layer_id)
         for w in (self.slider, self.spin, self.edit_button, self.delete_button):
             w.setEnabled(enabled)
+        # No layer, no strength: the box is blank rather than a misleading "0 %".
+        self.spin.blockSignals(True)
+        self.spin.setRange(0 if enabled else -1, 100)
+        self.spin.setSpecialValueText("" if enabled else " ")
+        if not enabled:
+            self.spin.setValue(-1)
+        elif self.spin.value() != self.slider.value():
+            self.spin.setValue(self.slider.value())
+        self.spin.blockSignals(False)
         if enabled and not self.slider.isSliderDown():
             value = round(self.session.document.layer(layer_id).strength * 100)
             was = self._updating

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -18,14 +18,17 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
+    QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QUndoView,
     QVBoxLayout,
     QWidget,
@@ -40,13 +43,17 @@ from . import dialogs
 from .banner import Banner
 from .canvas import Canvas
 from .chat_panel import ChatPanel
+from .job_status import JobStatus, count
 from .layers_panel import LayersPanel
 from .menus import build_menus, build_toolbar
 from .models_dialog import ModelsDialog
 from .startup import process_seconds
 from .theme import apply_theme, icon
 
-__all__ = ["MainWindow"]
+__all__ = ["MainWindow", "hub_reachable"]
+
+DONE_SHOWN_MS = 4000  # how long "Done in 3.2 s" stays in the status bar
+ETA_AFTER_S = 1.5  # no estimate before this much of a job has run (the first tile is slow)
 
 OPEN_FILTER = (
     "Photos and projects (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic *.heif *.avif "
@@ -201,24 +208,26 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         status = self.statusBar()
-        self.progress = QProgressBar(self)
-        self.progress.setObjectName("jobProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setFixedWidth(180)
-        self.progress.setTextVisible(False)
-        self.progress_label = QLabel(self)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.setObjectName("cancelJob")
-        self.cancel_button.clicked.connect(self._cancel_or_resume)
+        self.job_status = JobStatus(self.session, self)
+        # Names the tests and the self-test use.
+        self.progress = self.job_status.progress
+        self.progress_label = self.job_status.label
+        self.cancel_button = self.job_status.cancel_button
         self.zoom_label = QLabel(self)
         self.model_label = QLabel("Model: loading…", self)
         self.model_label.setObjectName("modelLabel")
-        status.addWidget(self.progress_label)
-        status.addWidget(self.progress)
-        status.addWidget(self.cancel_button)
+        self.official_button = QPushButton("Better results: the official model…", self)
+        self.official_button.setObjectName("officialOffer")
+        self.official_button.setFlat(True)
+        self.official_button.setToolTip(
+            "The official InstructIR model restores photos better (a one-time download)."
+        )
+        self.official_button.clicked.connect(self.show_models)
+        self.official_button.hide()
+        status.addWidget(self.job_status, 1)
         status.addPermanentWidget(self.zoom_label)
+        status.addPermanentWidget(self.official_button)
         status.addPermanentWidget(self.model_label)
-        self._show_activity("idle")
 
     def _connect(self) -> None:
         s = self.session
@@ -233,9 +242,11 @@ class MainWindow(QMainWindow):
         s.recoveryAvailable.connect(self._offer_recovery)
         s.projectSaved.connect(self._saved)
         s.scheduler.frameReady.connect(self._frame_ready)
-        s.scheduler.progress.connect(self._progress)
-        s.scheduler.activityChanged.connect(self._show_activity)
+        s.scheduler.activityChanged.connect(lambda _a: self._update_notice())
         self.chat.modelsRequested.connect(self.show_models)
+        s.scheduler.frameReady.connect(lambda _f: self._update_notice())
+        s.document.layersChanged.connect(self._update_notice)
+        QApplication.instance().installEventFilter(self)
         self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.canvas.compareChanged.connect(self.compare_action.setChecked)
         self.settings.changed.connect(self._setting_changed)
@@ -301,8 +312,31 @@ class MainWindow(QMainWindow):
         self.settings.set("window_geometry", bytes(self.saveGeometry().data()))
         self.settings.set("window_state", bytes(self.saveState().data()))
         self._shut_down = True
+        QApplication.instance().removeEventFilter(self)
         self.session.shutdown()
         event.accept()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """Hold \\ for the original wherever the focus is, unless it is typed into text."""
+        kind = event.type()
+        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and (
+            event.key() == Qt.Key.Key_Backslash
+            and self.isActiveWindow()
+            and self.session.has_photo
+            and watched is QApplication.focusWidget()
+            and watched is not self.canvas  # the canvas handles it itself
+            and not self._typing_in(watched)
+        ):
+            if not event.isAutoRepeat():
+                self.canvas.hold_original(kind == QEvent.Type.KeyPress)
+            return True
+        return super().eventFilter(watched, event)
+
+    def _typing_in(self, widget: QObject) -> bool:
+        """A backslash is text there (the chat box counts only once something is typed)."""
+        if widget is self.chat.input:
+            return bool(self.chat.input.toPlainText())
+        return isinstance(widget, (QLineEdit, QPlainTextEdit, QTextEdit, QAbstractSpinBox))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
         if any(url.isLocalFile() for url in event.mimeData().urls()):
@@ -421,12 +455,6 @@ class MainWindow(QMainWindow):
             "ECCV 2024).</p>",
         )
 
-    def _cancel_or_resume(self) -> None:
-        if self.session.scheduler.activity == "paused":
-            self.session.scheduler.resume()
-        else:
-            self.session.cancel()
-
     # Session → widgets
 
     def _document_opened(self) -> None:
@@ -445,22 +473,20 @@ class MainWindow(QMainWindow):
         if best is not None:
             self.canvas.set_after(best.pyramid)
 
-    def _progress(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        if text:
-            self.progress_label.setText(text)
-
-    def _show_activity(self, activity: str) -> None:
-        busy = activity in ("pending", "preview", "full")
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy or activity == "paused")
-        self.cancel_button.setText("Resume" if activity == "paused" else "Cancel")
-        if activity == "paused":
-            self.progress_label.setText("Rendering stopped.")
-        elif activity == "waiting":
-            self.progress_label.setText("Waiting for the model…")
-        elif not busy:
-            self.progress_label.clear()
+    def _update_notice(self) -> None:
+        """Say on the photo when it is not yet what the layers make of it (a reopened
+        project before the model has loaded, or while the layers are rendered)."""
+        session = self.session
+        layers = [x for x in session.document.layers if x.visible and x.strength > 0]
+        stale = session.has_photo and layers and session.scheduler.best_frame() is None
+        if not stale:
+            self.canvas.set_notice("")
+        elif session.model is None:
+            self.canvas.set_notice(
+                f"Original shown: loading the model to render {count(len(layers), 'layer')}…"
+            )
+        else:
+            self.canvas.set_notice(f"Rendering {count(len(layers), 'layer')}…")
 
     def _model_changed(self, model: dict | None) -> None:
         if model is None:
@@ -472,16 +498,19 @@ class MainWindow(QMainWindow):
         )
         self.model_label.setToolTip(f"Loaded in {model.get('seconds', 0)} s")
         self.banner.withdraw("model")
+        self._update_notice()
         official = self.session.catalog.get("official_id")
+        self.official_button.hide()
         if official and model["pack"] != official and not self._offered_official:
+            # A quiet offer in the status bar (the photo does not move), and only when the
+            # download could start: offline it would only lead to an error.
             self._offered_official = True
-            self.banner.show_message(
-                f"Using {model.get('name', model['pack'])}. The official InstructIR model "
-                "restores photos better (a one-time download).",
-                "info",
-                [("Get the official model…", self.show_models)],
-                timeout_ms=20000,
-                tag="official",
+            self.session.background.run(
+                self.session.background.io,
+                hub_reachable,
+                lambda ok: self.official_button.setVisible(
+                    bool(ok) and (self.session.model or {}).get("pack") != official
+                ),
             )
 
     def _model_missing(self, message: str) -> None:
@@ -519,6 +548,29 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has = self.session.has_photo
-        for a in (self.save_action, self.save_as_action, self.export_action, self.compare_action):
+        for a in (
+            self.save_action,
+            self.save_as_action,
+            self.export_action,
+            self.compare_action,
+            self.fit_action,
+            self.zoom100_action,
+            self.zoom_in_action,
+            self.zoom_out_action,
+        ):
             a.setEnabled(has)
         self.hold_button.setEnabled(has)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model download could start: online and not told to stay offline."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

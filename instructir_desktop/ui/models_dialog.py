@@ -4,6 +4,7 @@ the pack and the device the app uses.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -38,6 +39,37 @@ DEVICE_LABELS = {
 }
 COLUMNS = ("Model", "Version", "Size", "Status")
 LOOKING = "Looking for installed models…"
+# The official pack's text encoder (TaylorAI/bge-micro-v2) comes from the Hub with sizes the
+# catalog cannot pin; its weights are 17.4 M fp32 parameters, about 70 MB.
+ENCODER_ESTIMATE = 70_000_000
+_CLI_ADVICE = (
+    (re.compile(r"`instructir models import [^`]*`"), "the Import files… button below"),
+    (re.compile(r"`instructir models download [^`]*`"), "the Download button below"),
+    (re.compile(r"`instructir models verify[^`]*`"), "Remove, then Download"),
+    (re.compile(r"`instructir models list`"), "this list"),
+)
+
+
+def for_the_window(message: str) -> str:
+    """A core message that names a command to type, with the button that does it instead."""
+    for pattern, button in _CLI_ADVICE:
+        message = pattern.sub(button, message)
+    return message
+
+
+def download_size(pack) -> tuple[str, str]:
+    """The Size cell and its tooltip: everything a download brings, the encoder included."""
+    from instructir_desktop.core.packs import catalog
+
+    manifest = catalog().get(pack.id)
+    unknown = [f for f in manifest.files if not f.size] if manifest is not None else []
+    if pack.installed or not unknown:
+        return (format_size(pack.size) if pack.size else "—"), ""
+    total = pack.size + ENCODER_ESTIMATE
+    return f"about {format_size(total)}", (
+        f"{format_size(pack.size)} of model files, plus about {format_size(ENCODER_ESTIMATE)} "
+        "for the text encoder that reads your instructions."
+    )
 
 
 class ModelsDialog(QDialog):
@@ -64,6 +96,8 @@ class ModelsDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):  # the status is read in full, never cut off
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._sync_buttons)
         layout.addWidget(self.table, 1)
         self.description = QLabel(self)
@@ -111,7 +145,7 @@ class ModelsDialog(QDialog):
         self.manager.finished.connect(self._finished)
         self.manager.failed.connect(self._failed)
         self.manager.cancelled.connect(self._cancelled)
-        session.modelChanged.connect(lambda _m: self._show_current())
+        session.modelChanged.connect(lambda _m: (self._show_current(), self._sync_buttons()))
         session.modelMissing.connect(lambda _m: self._show_current())
         session.catalogReady.connect(lambda _c: self._fill_devices())
         self._fill_devices()
@@ -165,10 +199,13 @@ class ModelsDialog(QDialog):
                 status = "Not installed"
             if p.id == in_use:
                 status += " · in use"
-            cells = (p.name, p.version, format_size(p.size) if p.size else "—", status)
+            size, size_tip = download_size(p)
+            cells = (p.name, p.version, size, status)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, p.id)
+                if col == 2 and size_tip:
+                    item.setToolTip(size_tip)
                 self.table.setItem(row, col, item)
         if self.packs and not self.table.selectedItems():
             self.table.selectRow(0)
@@ -184,7 +221,11 @@ class ModelsDialog(QDialog):
         pack = self.selected_pack()
         busy = bool(self.manager.busy)
         self.description.setText(pack.description if pack else "")
-        self.use_button.setEnabled(bool(pack and pack.installed))
+        in_use = (self.session.model or {}).get("pack")
+        self.use_button.setEnabled(bool(pack and pack.installed and pack.id != in_use))
+        self.use_button.setToolTip(
+            "This model is in use." if pack is not None and pack.id == in_use else ""
+        )
         self.download_button.setEnabled(bool(pack and not pack.installed and not busy))
         self.import_button.setEnabled(bool(pack and not busy))
         self.remove_button.setEnabled(bool(pack and pack.installed and not pack.bundled))
@@ -251,7 +292,7 @@ class ModelsDialog(QDialog):
 
     def _failed(self, pack_id: str, message: str) -> None:
         self._end_progress()
-        self.status.setText(message)
+        self.status.setText(for_the_window(message))
 
     def _cancelled(self, pack_id: str) -> None:
         self._end_progress()
