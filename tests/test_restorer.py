@@ -1,4 +1,5 @@
-"""The Restorer on a tiny generated pack: tiling, progress, cancel, alpha, strength, dtypes."""
+"""The Restorer on a tiny generated pack: tiling, progress, cancel, alpha, strength, dtypes,
+and the choice of backend and precision."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from instructir_desktop.core import backends
 from instructir_desktop.core import restorer as restorer_mod
+from instructir_desktop.core.backends import choose_backend, resolve_precision
 from instructir_desktop.core.descriptor import psnr
 from instructir_desktop.core.errors import (
     CancelledError,
@@ -16,7 +18,7 @@ from instructir_desktop.core.errors import (
     EmptyInstructionError,
     InstructIRError,
 )
-from instructir_desktop.core.restorer import Restorer, RestoreRequest, Step, resolve_device
+from instructir_desktop.core.restorer import Restorer, resolve_device
 from instructir_desktop.core.tiling import blend_weights, plan_tiles
 
 
@@ -48,14 +50,15 @@ def test_restore_changes_the_photo_and_is_deterministic(tiny_restorer):
     assert a.min() >= 0 and a.max() <= 1
 
 
-def test_cpu_torch_runs_the_frozen_graph_traced_at_load(tiny_restorer):
-    """The TorchScript graph is traced and optimised while the model loads, not on the first
-    photo, and later photos reuse it whatever their size."""
-    d = tiny_restorer.backend.descriptor
-    assert tiny_restorer.backend.name == "torch" and d.frozen
+def test_cpu_torch_runs_the_frozen_graph_traced_at_load(restorer_at):
+    """In fp32 the TorchScript graph is traced and optimised while the model loads, not on the
+    first photo, and later photos reuse it whatever their size."""
+    fp32 = restorer_at("fp32")
+    d = fp32.backend.descriptor
+    assert fp32.backend.name == "torch" and d.frozen
     graph = d._graph
     assert graph is not None
-    out = tiny_restorer.restore(np.random.default_rng(3).random((37, 61, 3)), "remove the noise")
+    out = fp32.restore(np.random.default_rng(3).random((37, 61, 3)), "remove the noise")
     assert out.shape == (37, 61, 3)
     assert d._graph is graph
 
@@ -71,21 +74,45 @@ def test_tiles_cover_the_image_and_blend_to_one():
             assert t1.x1 - t2.x0 >= 32  # every overlap at least the requested width
 
 
-def test_tiles_are_balanced_and_fit_the_size_multiple():
-    # 1224 wide with 512 tiles: three tiles of 464 (not 512, 512 and a sliver), all one shape.
+def test_tiles_are_balanced_and_start_on_the_network_grid():
+    # 1224 wide with 512 tiles: three balanced tiles, not 512, 512 and a sliver.
     tiles = plan_tiles(816, 1224, 512, 64, multiple=16)
-    assert {t.shape for t in tiles} == {(448, 464)} and len(tiles) == 6
+    assert len(tiles) == 6
+    for t in tiles:
+        assert t.y0 % 16 == 0 and t.x0 % 16 == 0  # same phase as the whole photo
+        assert (t.y1 == 816 or t.shape[0] % 16 == 0) and (t.x1 == 1224 or t.shape[1] % 16 == 0)
+        assert max(t.shape) < 512 + 16
+    rows = sorted({(t.y0, t.y1) for t in tiles})
+    cols = sorted({(t.x0, t.x1) for t in tiles})
+    for spans in (rows, cols):
+        assert all(b0 < a1 - 63 for (_, a1), (b0, _) in zip(spans, spans[1:]))  # overlap >= 64
     covered = sum(t.shape[0] * t.shape[1] for t in tiles) / (816 * 1224)
-    assert covered < 1.25
+    assert covered < 1.3
     assert plan_tiles(100, 60, 512, 64, multiple=16) == [plan_tiles(100, 60, 512)[0]]
     with pytest.raises(ValueError):
         plan_tiles(1000, 1000, 500, 64, multiple=16)
 
 
-def test_tiled_matches_full_frame_closely(tiny_restorer):
+def test_borders_look_like_their_neighbours(tiny_restorer):
+    """Mirrored context instead of the network's zero padding: the first and last rows and
+    columns differ from their neighbours no more than inner rows do."""
+    yy, xx = np.mgrid[0:96, 0:128] / 128.0
+    img = np.dstack([0.2 + 0.3 * xx, 0.3 + 0.2 * yy, 0.25 + 0.1 * xx * yy]).astype(np.float32)
+    out = tiny_restorer.restore(img, "make it brighter")
+    inner = np.abs(np.diff(out[8:-8], axis=0)).mean()
+    for edge in (np.abs(out[0] - out[1]), np.abs(out[-1] - out[-2])):
+        assert edge.mean() < 3 * inner
+    inner = np.abs(np.diff(out[:, 8:-8], axis=1)).mean()
+    for edge in (np.abs(out[:, 0] - out[:, 1]), np.abs(out[:, -1] - out[:, -2])):
+        assert edge.mean() < 3 * inner
+
+
+def test_tiled_matches_full_frame_closely(restorer_at, precision_policy):
+    r = restorer_at(precision_policy)
+    assert r.backend.precision == precision_policy
     img = photo(200, 300)
-    full = tiny_restorer.restore(img, "make it sharper", tile=512)
-    tiled = tiny_restorer.restore(img, "make it sharper", tile=128)
+    full = r.restore(img, "make it sharper", tile=512)
+    tiled = r.restore(img, "make it sharper", tile=128)
     assert psnr(full, tiled) > 35
 
 
@@ -111,19 +138,6 @@ def test_alpha_is_passed_through_and_strength_blends(tiny_restorer):
     assert np.array_equal(tiny_restorer.restore(rgb, "too dark", strength=0.0), rgb)
 
 
-def test_run_applies_steps_in_order_and_reports_events(tiny_restorer):
-    img = photo(64, 64)
-    events = []
-    out = tiny_restorer.run(
-        RestoreRequest(img, [Step("denoise"), Step("too dark", 0.5)], job_id="j1"),
-        on_event=events.append,
-    )
-    manual = tiny_restorer.restore(tiny_restorer.restore(img, "denoise"), "too dark", strength=0.5)
-    assert np.array_equal(out, manual)
-    assert events[-1].event == "result" and events[-1].job_id == "j1"
-    assert any(e.event == "progress" for e in events)
-
-
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_instruction_is_refused(tiny_restorer, text):
     with pytest.raises(EmptyInstructionError, match="empty"):
@@ -144,39 +158,96 @@ def test_missing_device_is_a_clear_error(monkeypatch):
     assert resolve_device("auto").type == "cpu"
 
 
-def test_reduced_precision_only_within_45_db(tiny_pack):
-    bf16 = Restorer(tiny_pack, device="cpu", backend="torch", precision="bf16")
-    fp32 = Restorer(tiny_pack, device="cpu", backend="torch", precision="fp32")
+def test_reduced_precision_only_within_45_db(restorer_at):
+    """torch bf16 runs on every CPU (emulated where it is not native) and the tiny pack stays
+    within 45 dB of fp32 there, so the bf16 branch is what runs here."""
+    bf16, fp32 = restorer_at("bf16"), restorer_at("fp32")
+    assert bf16.backend.precision == "bf16" and fp32.backend.precision == "fp32"
     img = photo(96, 128)
     a = bf16.restore(img, "denoise")
     b = fp32.restore(img, "denoise")
-    if bf16.backend.precision == "bf16":
-        assert psnr(a, b) >= backends.MIN_PSNR_DB
-    else:
-        assert np.array_equal(a, b)
+    assert backends.MIN_PSNR_DB <= psnr(a, b) < float("inf")
 
 
-def test_precision_falls_back_to_fp32_when_it_would_lose_quality(tiny_pack, monkeypatch):
-    monkeypatch.setattr(restorer_mod, "MIN_PSNR_DB", 500.0)
-    r = Restorer(tiny_pack, device="cpu", backend="torch", precision="bf16")
+def test_precision_falls_back_to_fp32_when_it_would_lose_quality(
+    tiny_pack, monkeypatch, precision_policy
+):
+    monkeypatch.setattr(backends, "MIN_PSNR_DB", 500.0)
+    r = Restorer(tiny_pack, device="cpu", backend="torch")
     assert r.backend.precision == "fp32"
 
 
-@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
-def test_openvino_backend_matches_torch(tiny_pack, tmp_path):
+def test_the_precision_policy(monkeypatch):
+    """auto: INSTRUCTIR_PRECISION if set, else fp16 on CUDA, bf16 on CPUs with native bf16,
+    else fp32. An explicit precision wins over the variable."""
+    monkeypatch.delenv("INSTRUCTIR_PRECISION")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(backends, "cpu_supports_bf16", lambda native=native: native)
+        assert resolve_precision("auto", "cpu") == expected
+        assert resolve_precision("auto", "mps") == "fp32"
+        assert resolve_precision("auto", "cuda") == "fp16"
+        for forced in ("fp32", "bf16", "fp16"):
+            monkeypatch.setenv("INSTRUCTIR_PRECISION", forced)
+            assert resolve_precision("auto", "cpu") == forced
+            assert resolve_precision("auto", "cuda") == forced
+            assert resolve_precision("fp32", "cpu") == "fp32"
+            assert resolve_precision("bf16", "cuda") == "bf16"
+        monkeypatch.setenv("INSTRUCTIR_PRECISION", " Auto ")
+        assert resolve_precision("auto", "cpu") == expected
+        monkeypatch.setenv("INSTRUCTIR_PRECISION", "")
+        assert resolve_precision("auto", "cpu") == expected
+        monkeypatch.delenv("INSTRUCTIR_PRECISION")
+
+
+def test_unknown_precisions_are_refused(tiny_pack, monkeypatch):
+    with pytest.raises(InstructIRError, match="Unknown precision 'int4'"):
+        Restorer(tiny_pack, device="cpu", backend="torch", precision="int4")
+    monkeypatch.setenv("INSTRUCTIR_PRECISION", "half")
+    with pytest.raises(InstructIRError, match="Unknown precision 'half' in INSTRUCTIR_PRECISION"):
+        Restorer(tiny_pack, device="cpu", backend="torch")
+    # An explicit precision does not read the variable at all.
+    assert Restorer(tiny_pack, device="cpu", backend="torch", precision="fp32").backend
+
+
+def test_on_a_native_bf16_cpu_auto_is_bf16_unless_pinned(tiny_pack, monkeypatch):
+    """A CPU with native bf16 (simulated): auto runs bf16; INSTRUCTIR_PRECISION=fp32, which
+    the test suite sets unless told otherwise, keeps the fp32 results the tests compare."""
+    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: True)
+    monkeypatch.delenv("INSTRUCTIR_PRECISION")
+    assert Restorer(tiny_pack, device="cpu", backend="torch").backend.precision == "bf16"
+    monkeypatch.setenv("INSTRUCTIR_PRECISION", "fp32")
+    assert Restorer(tiny_pack, device="cpu", backend="torch").backend.precision == "fp32"
+    pinned = Restorer(tiny_pack, device="cpu", backend="torch", precision="bf16")
+    assert pinned.backend.precision == "bf16"
+
+
+needs_openvino = pytest.mark.skipif(
+    not backends.openvino_available(), reason="OpenVINO is not installed"
+)
+
+
+def openvino_precision(policy: str) -> str:
+    """What the OpenVINO backend runs at under a policy: bf16 only where its CPU plugin runs
+    bf16 (not on a plain AVX2 CPU), else fp32."""
+    return policy if policy == "fp32" or backends.openvino_runs(policy) else "fp32"
+
+
+@needs_openvino
+def test_openvino_backend_matches_torch(tiny_pack, tmp_path, restorer_at, precision_policy):
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     assert ov.backend.name == "openvino"
-    ref = Restorer(tiny_pack, device="cpu", backend="torch")
+    assert ov.backend.precision == openvino_precision(precision_policy)
+    ref = restorer_at("fp32")
     img = photo(100, 140)
     assert psnr(ov.restore(img, "denoise"), ref.restore(img, "denoise")) >= 45
     # The converted model is cached: a second Restorer reuses it.
     assert list((tmp_path / "ov").glob("*.xml"))
 
 
-@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
-def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path):
+@needs_openvino
+def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path, restorer_at):
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
-    ref = Restorer(tiny_pack, device="cpu", backend="torch")
+    ref = restorer_at("fp32")
     img = photo(200, 300)
     seen = []
     out = ov.restore(img, "denoise", tile=96, progress=lambda f, m: seen.append(f))
@@ -186,38 +257,69 @@ def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path):
         ov.restore(img, "denoise", tile=96, cancel=cancel_after(3))
 
 
-@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
+@needs_openvino
 def test_auto_backend_times_both_keeps_the_faster_and_caches_the_verdict(
-    tiny_pack, tmp_path, monkeypatch
+    tiny_pack, tmp_path, monkeypatch, precision_policy
 ):
     folder = tmp_path / "ov"
     first = Restorer(tiny_pack, device="cpu", cache_folder=folder)
     timings = first.describe()["backend_timings"]
-    assert set(timings) == {"openvino:fp32", "torch:fp32"}
+    names = {"openvino": f"openvino:{openvino_precision(precision_policy)}"}
+    names["torch"] = f"torch:{precision_policy}"
+    assert set(timings) == set(names.values())
     assert all(t > 0 for t in timings.values())
-    faster = min(timings, key=timings.get).split(":")[0]
-    assert first.backend.name == faster
+    faster = min(timings, key=timings.get)
+    assert f"{first.backend.name}:{first.backend.precision}" == faster
 
-    # The verdict is kept per pack and machine: no second timing, and it is what decides.
+    # The verdict is kept per pack, precision and machine: no second timing, and it is what
+    # decides.
     def no_timing(*_args, **_kwargs):
         raise AssertionError("timed again")
 
-    monkeypatch.setattr(restorer_mod, "seconds_per_megapixel", no_timing)
+    monkeypatch.setattr(backends, "seconds_per_megapixel", no_timing)
     cache = folder / "backend-speed.json"
     for winner, loser in (("openvino", "torch"), ("torch", "openvino")):
         data = json.loads(cache.read_text())
+        assert len(data) == 1
         for key in data:
-            data[key] = {f"{winner}:fp32": 1.0, f"{loser}:fp32": 2.0}
+            data[key] = {names[winner]: 1.0, names[loser]: 2.0}
         cache.write_text(json.dumps(data))
         chosen = Restorer(tiny_pack, device="cpu", cache_folder=folder)
         assert chosen.backend.name == winner
-        assert chosen.backend_timings[f"{winner}:fp32"] == 1.0
+        assert chosen.backend_timings[names[winner]] == 1.0
+    assert not list(folder.glob("*.tmp"))
+
+
+@needs_openvino
+def test_openvino_reports_the_precision_it_runs_at(tiny_pack, tmp_path, monkeypatch):
+    """OpenVINO keeps f32 without a word where its CPU plugin cannot run a reduced precision
+    (bf16 on a plain AVX2 CPU, f16 on most): the backend refuses it instead, and the Restorer
+    uses OpenVINO fp32 beside torch at that precision."""
+    import openvino as ov
+
+    r = Restorer(tiny_pack, device="cpu", backend="torch", precision="fp32")
+    folder = tmp_path / "ov"
+    for precision, hint in (("bf16", ov.Type.bf16), ("fp16", ov.Type.f16)):
+        if backends.openvino_runs(precision):
+            compiled = backends.OpenVINOBackend(r.descriptor, folder, precision)._compiled_for(
+                32, 32
+            )
+            assert compiled.get_property("INFERENCE_PRECISION_HINT") == hint
+        else:
+            with pytest.raises(InstructIRError, match=f"does not run {precision}"):
+                backends.OpenVINOBackend(r.descriptor, folder, precision)
+    # An AVX2 CPU, as OpenVINO sees it.
+    monkeypatch.setattr(backends, "openvino_runs", lambda precision: precision == "fp32")
+    chosen, _ = choose_backend(r.descriptor, "openvino", "bf16", folder)
+    assert (chosen.name, chosen.precision) == ("openvino", "fp32")
+    _, timings = choose_backend(r.descriptor, "auto", "bf16", folder)
+    assert set(timings) == {"openvino:fp32", "torch:bf16"}
 
 
 def test_auto_backend_without_openvino_is_torch_and_unknown_backends_are_refused(
     tiny_pack, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(restorer_mod, "openvino_available", lambda: False)
+    monkeypatch.setattr(backends, "openvino_available", lambda: False)
     r = Restorer(tiny_pack, device="cpu", cache_folder=tmp_path / "ov")
     assert r.backend.name == "torch" and r.backend_timings == {}
     assert not (tmp_path / "ov" / "backend-speed.json").exists()
@@ -225,14 +327,18 @@ def test_auto_backend_without_openvino_is_torch_and_unknown_backends_are_refused
         Restorer(tiny_pack, device="cpu", backend="cuda-fast")
 
 
-def test_a_greyscale_photo_stays_greyscale(tiny_restorer):
+def test_a_greyscale_photo_stays_greyscale(restorer_at, precision_policy):
     """The network may tint a black-and-white photo; the result is its luma, on every channel."""
     from instructir_desktop.core.images import LUMA
 
+    r = restorer_at(precision_policy)
     rng = np.random.default_rng(3)
     grey = np.repeat(rng.random((40, 56, 1), dtype=np.float32), 3, axis=2)
-    out = tiny_restorer.restore(grey, "make the colours pop")
+    out = r.restore(grey, "make the colours pop")
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
-    tinted = tiny_restorer.restore(grey + np.float32([0, 0, 1e-3]), "make the colours pop")
-    assert not np.array_equal(tinted[..., 0], tinted[..., 2])  # the network does tint it
-    np.testing.assert_allclose(out[..., 0], tinted[..., :3] @ LUMA, atol=2e-3)
+    tinted = r.restore(grey + np.float32([0, 0, 1e-3]), "make the colours pop")
+    assert np.abs(tinted[..., 0] - tinted[..., 2]).max() > 0.1  # the network does tint it
+    # The 1e-3 tint is below bf16's resolution (8 significant bits: steps of 2**-8 near 1),
+    # so in bf16 the two inputs reach the network rounded differently.
+    atol = {"fp32": 2e-3, "bf16": 1e-2}[precision_policy]
+    np.testing.assert_allclose(out[..., 0], tinted[..., :3] @ LUMA, atol=atol)

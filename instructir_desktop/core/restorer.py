@@ -7,27 +7,14 @@ between tiles (nothing partial is returned).
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from .backends import (
-    MIN_PSNR_DB,
-    OpenVINOBackend,
-    TorchBackend,
-    agrees_with_fp32,
-    cpu_supports_bf16,
-    openvino_available,
-    seconds_per_megapixel,
-    state_fingerprint,
-)
+from .backends import BACKENDS, TorchBackend, choose_backend
 from .descriptor import ModelDescriptor
 from .errors import CancelledError, DeviceError, InstructIRError
 from .images import LUMA
@@ -39,9 +26,6 @@ from .tiling import DEFAULT_OVERLAP, blend_weights, plan_tiles, tile_size_for_bu
 from .weights import load_state_dict
 
 __all__ = [
-    "Step",
-    "RestoreRequest",
-    "JobEvent",
     "Restorer",
     "resolve_device",
     "available_devices",
@@ -55,9 +39,9 @@ CancelFn = Callable[[], bool]
 
 # Tiles larger than this gain nothing on CPUs (cache) and cost memory.
 CPU_MAX_TILE = 512
+# Mirrored context around the photo, in pixels: enough for the borders to look like the rest.
+BORDER_MARGIN = 8
 GPU_MAX_TILE = 2048
-
-BACKENDS = ("auto", "torch", "openvino")
 
 
 def available_devices() -> list[str]:
@@ -88,37 +72,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One instruction of a stack, applied with a strength in [0, 1]."""
-
-    instruction: str
-    strength: float = 1.0
-
-
-@dataclass
-class RestoreRequest:
-    """Everything that describes one job: the photo, the instruction stack, where to run."""
-
-    image: np.ndarray
-    steps: list[Step]
-    job_id: str = ""
-    tile: int | None = None
-
-
-@dataclass
-class JobEvent:
-    """The one event type that flows back from a job: progress, result or error."""
-
-    event: str
-    job_id: str
-    progress: float = 0.0
-    message: str = ""
-    result: Any = None
-    error: str | None = None
-    extra: dict = field(default_factory=dict)
-
-
 class Restorer:
     """Loads a pack once; restores photos given as float32 H x W x 3 (or x 4, alpha kept)."""
 
@@ -140,19 +93,19 @@ class Restorer:
         # Near-zero activations become denormal floats, 10-100x slower on x86 CPUs; flushing
         # them to zero changes outputs by under 1e-37 and made the lite pack ~20% faster.
         torch.set_flush_denormal(True)
-        t0 = time.perf_counter()
         self.encoder = InstructionEncoder(self.manifest, self.pack_dir)
         state = load_state_dict(self.pack_dir / self.manifest.file("image").path)
         self.descriptor = ModelDescriptor.from_state_dict(self.manifest.network, state, self.device)
         self.memory_budget = memory_budget or default_memory_budget(self.device)
         self.fixed_tile = tile
         self.notices: list[str] = []  # what the last restore did to fit in memory
-        # Seconds per megapixel of each usable backend when ``auto`` had to choose by speed.
-        self.backend_timings: dict[str, float] = {}
-        self.backend = self._choose_backend(backend, precision, cache_folder)
+        # backend_timings: seconds per megapixel of each usable backend when ``auto`` had to
+        # choose by speed. ``precision`` auto follows INSTRUCTIR_PRECISION (resolve_precision).
+        self.backend, self.backend_timings = choose_backend(
+            self.descriptor, backend, precision, cache_folder
+        )
         if isinstance(self.backend, TorchBackend):
             self.backend.warm()
-        self.load_seconds = time.perf_counter() - t0
 
     @property
     def pack_id(self) -> str:
@@ -168,91 +121,6 @@ class Restorer:
             "tile": self.tile_size(),
             "backend_timings": dict(self.backend_timings),
         }
-
-    def _choose_backend(self, backend: str, precision: str, cache_folder: Path | None):
-        """torch, or OpenVINO on the CPU; each at the requested precision only where it stays
-        within MIN_PSNR_DB of torch fp32. ``auto`` times the usable ones and keeps the faster
-        (the verdict is cached per pack, precision and machine). torch fp32 always works."""
-        if backend not in BACKENDS:
-            raise InstructIRError(
-                f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}."
-            )
-        reference = TorchBackend(self.descriptor)
-        if precision == "auto":
-            if self.device.type == "cuda":
-                precision = "fp16"
-            elif self.device.type == "cpu" and cpu_supports_bf16():
-                precision = "bf16"
-            else:
-                precision = "fp32"
-        want_ov = backend == "openvino" or (
-            backend == "auto" and self.device.type == "cpu" and openvino_available()
-        )
-        if backend == "openvino" and not openvino_available():
-            raise InstructIRError("The OpenVINO backend is not installed (pip install openvino).")
-        folder = cache_folder or _default_cache() / "openvino"
-        candidates = []
-        if want_ov:
-            candidates.append(lambda p: OpenVINOBackend(self.descriptor, folder, p))
-        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        candidates.append(lambda p: TorchBackend(self.descriptor, dtypes[p]))
-        usable = []
-        for make in candidates:
-            for p in dict.fromkeys((precision, "fp32")):
-                try:
-                    candidate = make(p)
-                except Exception:  # noqa: BLE001 - try the next, torch fp32 always works
-                    continue
-                if (candidate.name, p) == ("torch", "fp32"):
-                    usable.append(reference)
-                    break
-                if agrees_with_fp32(candidate, reference) >= MIN_PSNR_DB:
-                    usable.append(candidate)
-                    break
-        if backend == "auto" and len(usable) > 1:
-            return self._fastest(usable, folder)
-        return usable[0] if usable else reference
-
-    def _fastest(self, usable: list, folder: Path):
-        """Time each usable backend once per pack and machine (cached); return the fastest."""
-        import platform
-
-        # The OpenVINO backend already hashed the weights to name its converted model.
-        fingerprint = next(
-            (b.fingerprint for b in usable if hasattr(b, "fingerprint")), None
-        ) or state_fingerprint(self.descriptor.net)
-        key = "|".join(
-            [
-                fingerprint,
-                platform.machine(),
-                platform.processor() or "",
-                str(os.cpu_count()),
-                str(torch.get_num_threads()),
-                torch.__version__,
-                _openvino_version(),
-                *(f"{b.name}:{b.precision}" for b in usable),
-                "torch-graph" if self.descriptor.frozen else "torch-eager",
-            ]
-        )
-        cache = folder / "backend-speed.json"
-        try:
-            known = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
-        timings = known.get(key)
-        if not isinstance(timings, dict) or len(timings) != len(usable):
-            speeds = seconds_per_megapixel(usable)
-            timings = {f"{b.name}:{b.precision}": t for b, t in zip(usable, speeds)}
-            known[key] = timings
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
-                os.replace(tmp, cache)
-            except OSError:
-                pass  # a read-only cache only costs the timing again next time
-        self.backend_timings = dict(timings)
-        return min(usable, key=lambda b: timings.get(f"{b.name}:{b.precision}", float("inf")))
 
     def tile_size(self) -> int:
         if self.fixed_tile:
@@ -311,57 +179,32 @@ class Restorer:
             restored = np.concatenate([restored, alpha], axis=2)
         return restored
 
-    def run(
-        self,
-        request: RestoreRequest,
-        on_event: Callable[[JobEvent], None] | None = None,
-        cancel: CancelFn | None = None,
-    ) -> np.ndarray:
-        """Apply a stack of instructions in order, reporting JobEvents."""
-        emit = on_event or (lambda ev: None)
-        steps = request.steps
-        if not steps:
-            raise InstructIRError("Give at least one instruction.")
-        current = request.image
-        try:
-            for i, step in enumerate(steps):
-
-                def step_progress(p: float, msg: str, i=i) -> None:
-                    emit(JobEvent("progress", request.job_id, (i + p) / len(steps), msg))
-
-                current = self.restore(
-                    current,
-                    step.instruction,
-                    strength=step.strength,
-                    progress=step_progress,
-                    cancel=cancel,
-                    tile=request.tile,
-                )
-        except InstructIRError as exc:
-            emit(JobEvent("error", request.job_id, error=str(exc)))
-            raise
-        emit(JobEvent("result", request.job_id, 1.0, result=current))
-        return current
-
     def _tiled(self, rgb, e, tile, progress, cancel, backend=None) -> np.ndarray:
+        """Run the network over ``rgb`` in blended tiles. The photo is seen with
+        BORDER_MARGIN pixels of mirrored context on every side, and tiles are padded to the
+        size multiple with mirrored pixels too: the network's zero padding would otherwise
+        make the first and last rows and columns differ from their neighbours."""
         backend = backend or self.backend
         h, w, _ = rgb.shape
         m = self.descriptor.size_multiple
+        margin = BORDER_MARGIN if min(h, w) > 1 else 0
+        hp, wp = h + 2 * margin, w + 2 * margin
         tile = max(m * 2, tile - tile % m)
         overlap = min(DEFAULT_OVERLAP, tile // 4)
-        tiles = plan_tiles(h, w, tile, overlap, multiple=m)
+        tiles = plan_tiles(hp, wp, tile, overlap, multiple=m)
         single = len(tiles) == 1
-        out = np.empty_like(rgb) if single else np.zeros((h, w, 3), np.float32)
-        weight = None if single else np.zeros((h, w, 1), np.float32)
+        out = np.zeros((hp, wp, 3), np.float32)
+        weight = None if single else np.zeros((hp, wp, 1), np.float32)
 
         def patches():
             for t in tiles:
                 if cancel is not None and cancel():
                     raise CancelledError("Cancelled.")
                 th, tw = t.shape
-                patch = np.zeros((1, 3, th + (-th) % m, tw + (-tw) % m), np.float32)
-                patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)
-                yield patch
+                rows = _mirror(np.arange(t.y0, t.y0 + th + (-th) % m) - margin, h)
+                cols = _mirror(np.arange(t.x0, t.x0 + tw + (-tw) % m) - margin, w)
+                patch = rgb[rows[:, None], cols[None, :]].transpose(2, 0, 1)
+                yield np.ascontiguousarray(patch[None], dtype=np.float32)
 
         if single:  # one tile (a small photo, a preview): the lowest-latency path
             results = (backend.run(patch, e) for patch in patches())
@@ -371,9 +214,9 @@ class Restorer:
             th, tw = t.shape
             result = result[0, :, :th, :tw].transpose(1, 2, 0)
             if single:
-                out[...] = result
+                out[t.y0 : t.y1, t.x0 : t.x1] = result
             else:
-                wgt = blend_weights(t, h, w, overlap)[..., None]
+                wgt = blend_weights(t, hp, wp, overlap)[..., None]
                 out[t.y0 : t.y1, t.x0 : t.x1] += result * wgt
                 weight[t.y0 : t.y1, t.x0 : t.x1] += wgt
             if progress is not None:
@@ -382,7 +225,16 @@ class Restorer:
             raise CancelledError("Cancelled.")
         if not single:
             np.divide(out, weight, out=out)
-        return np.clip(out, 0.0, 1.0, out=out)
+        return np.clip(out[margin : margin + h, margin : margin + w], 0.0, 1.0)
+
+
+def _mirror(index: np.ndarray, length: int) -> np.ndarray:
+    """Indices outside 0..length-1 reflected back inside (edge pixel not repeated)."""
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    index = np.abs(index) % period
+    return np.where(index >= length, period - index, index)
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
@@ -410,18 +262,3 @@ def default_memory_budget(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):
         total = 8 << 30
     return int(min(1.5 * (1 << 30), total * 0.1))
-
-
-def _openvino_version() -> str:
-    try:
-        import openvino
-
-        return str(openvino.__version__)
-    except (ImportError, AttributeError):
-        return ""
-
-
-def _default_cache() -> Path:
-    from .store import cache_dir
-
-    return cache_dir()

@@ -35,23 +35,33 @@ class Tile:
 def _spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
     if length <= tile:
         return [(0, length)]
-    n = math.ceil((length - overlap) / (tile - overlap))
+    # Starts are aligned down to the multiple, which can shrink an overlap by up to
+    # multiple - 1 pixels: plan for that much more.
+    want = overlap + multiple - 1
+    if tile <= want:
+        want = overlap
+    n = math.ceil((length - want) / (tile - want))
     # Balanced: the smallest common size (rounded up to the network's size multiple) that
     # covers the length with n tiles overlapping by >= overlap. Fixed-size tiles would
-    # compute up to a whole extra tile of overlap; equal sizes also mean one compiled shape.
-    size = math.ceil((length + (n - 1) * overlap) / n)
+    # compute up to a whole extra tile of overlap; equal sizes also mean few compiled shapes.
+    size = math.ceil((length + (n - 1) * want) / n)
     size = min(tile, -(-size // multiple) * multiple, length)
-    starts = [(i * (length - size)) // (n - 1) for i in range(n)]
-    return [(s, s + size) for s in starts]
+    starts = [(i * (length - size)) // (n - 1) // multiple * multiple for i in range(n)]
+    spans = [(s, s + size) for s in starts]
+    spans[-1] = (starts[-1], length)  # the last one reaches the edge (up to multiple-1 more)
+    return spans
 
 
 def plan_tiles(
     height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP, multiple: int = 1
 ) -> list[Tile]:
-    """Cover the image with equal tiles of at most tile x tile pixels overlapping by >= overlap.
+    """Cover the image with tiles of about tile x tile pixels overlapping by >= overlap.
 
-    Tile edges are multiples of ``multiple`` (when the image is at least that large), so no
-    tile needs padding.
+    Every tile starts on a multiple of ``multiple``: the network halves the resolution
+    log2(multiple) times and is not shift-invariant, so a tile that starts off that grid sees
+    the photo in another phase and gives a visibly different result (a grid of seams). Sizes
+    are multiples too, except the last tile of a row or column, which ends at the edge (it may
+    be up to multiple - 1 pixels larger).
     """
     if tile <= overlap:
         raise ValueError("the tile must be larger than the overlap")
