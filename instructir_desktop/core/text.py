@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .errors import EmptyInstructionError, ModelCorruptError, ModelNotInstalledError
+from .language import NOT_ENGLISH_NOTE, language_note
 from .network import TextHead
 from .packs import (
     ENCODER_PICKLE,
@@ -463,12 +464,16 @@ class InstructionEncoder:
         """The ICB embedding e (float32 [embed_dim]) for one instruction."""
         return self._encode(clean_instruction(text))[0]
 
-    def intent(self, text: str) -> Intent:
+    def intent(self, text: str, *, language: bool = True) -> Intent:
+        """What the head reads in ``text``; ``language``: flag text that is not English
+        words (core.language), which the head would still read as some fix."""
         cleaned = clean_instruction(text, words=True)
         probs = self._encode(cleaned)[1]
         values = {label: float(p) for label, p in zip(self.labels, probs.tolist())}
         task = max(values, key=values.get)
         note = TOO_BRIGHT_NOTE if asks_to_darken(cleaned) else ""
+        if not note and language:
+            note = language_note(cleaned)
         return Intent(cleaned, task, values[task], values, note)
 
     def plan(self, text: str) -> list[Intent]:
@@ -486,11 +491,11 @@ class InstructionEncoder:
         whole = self.intent(text)
         steps: list[Intent] = []
         clauses = split_clauses(whole.text)
-        if len(clauses) < 2:
+        if len(clauses) < 2 or whole.note == NOT_ENGLISH_NOTE:
             return [whole]
         wanted = [c for c in clauses if not (_NOT_A_REQUEST.match(c) or _NEGATED_FLAW.search(c))]
         for clause in wanted:
-            intent = self.intent(clause)
+            intent = self.intent(clause, language=False)  # the whole message was checked
             if intent.confidence >= COMPOUND_CONFIDENCE and all(
                 s.task != intent.task for s in steps
             ):
