@@ -296,24 +296,6 @@ def test_suggestions_when_empty_or_unclear(qtbot, make_window, tmp_path):
     assert session.document.layers[1].instruction == "hmm do something"
 
 
-def test_a_request_to_darken_is_not_applied_until_confirmed(qtbot, make_window, tmp_path):
-    window = make_window()
-    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
-    session, chat = window.session, window.chat
-    type_instruction(qtbot, window, "the photo is way too bright")
-    qtbot.waitUntil(lambda: session.chat.messages[0].state == "unclear", timeout=WAIT)
-    message = session.chat.messages[0]
-    assert "cannot darken a photo" in message.note
-    widget = chat.widgets[message.id]
-    assert widget.suggestions.isVisible() and widget.apply_button.isVisible()
-    assert "cannot darken a photo" in widget.status.text()
-    assert not widget.chip.isVisible()  # no "Brighten · 100%": that is what is warned about
-    assert session.document.layers == []
-    widget.apply_button.click()  # the user insists
-    qtbot.waitUntil(lambda: len(session.document.layers) == 1, timeout=WAIT)
-    assert session.document.layers[0].instruction == "the photo is way too bright"
-
-
 def test_export_keeps_exif_icc_and_full_resolution(qtbot, make_window, tmp_path):
     window = make_window(preview_edge=64)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -468,16 +450,18 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     assert [x.instruction for x in doc.layers] == ["it's too dark"]
     qtbot.waitUntil(lambda: session.chat.get(steps[1].id).state == "undone", timeout=WAIT)
 
-    # A part that asks to darken is held back with its reason; the rest is applied.
+    # A part that asks to darken becomes an exposure adjustment, in the order written.
     type_instruction(qtbot, window, "it's way too bright and grainy")
     qtbot.waitUntil(lambda: len(session.chat.messages) == 6, timeout=WAIT)
-    qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(doc.layers) == 3, timeout=WAIT)
     idle(qtbot, window)
     note, bright, grain = session.chat.messages[3:]
     assert note.state == "split"
-    assert note.note == "2 fixes. Applied: Denoise. Not applied, see below: “it's way too bright”."
-    assert bright.state == "unclear" and "cannot darken a photo" in bright.note
+    assert note.note == "2 fixes, applied in this order: Exposure, then Denoise."
+    assert bright.state == "applied" and bright.chip == "Exposure · adjustment, no model"
+    assert doc.layers[1].is_adjustment and doc.layers[1].adjust < 0
     assert grain.state == "applied" and doc.layers[-1].instruction == "grainy"
+    window.undo_action.trigger()
     window.undo_action.trigger()
 
     # Preferences: messages can be applied as written instead.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from instructir_desktop.core.adjust import EXPOSURE_TASK
+
 __all__ = ["ChatMessage", "ChatLog", "STATES"]
 
 # thinking: reading the intent; unclear: low confidence, suggestions offered; queued/rendering:
@@ -35,6 +37,7 @@ class ChatMessage:
     note: str = ""  # error or explanation shown under the message
     advice: str = ""  # a hint that outlives the state, e.g. where the bundled model is weak
     picked: bool = False  # the user chose the task from the suggestions
+    offer_models: bool = False  # the advice points at the Models dialog
 
     @property
     def unsure(self) -> bool:
@@ -48,6 +51,8 @@ class ChatMessage:
         (Layers show strength, as "strength 100 %".)"""
         if not self.title:
             return ""
+        if self.task == EXPOSURE_TASK:
+            return f"{self.title} · adjustment, no model"
         if self.picked:
             return f"{self.title} · your pick"
         percent = round(self.confidence * 100)

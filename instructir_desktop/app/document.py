@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from instructir_desktop.core.adjust import MAX_STOPS
 from instructir_desktop.core.images import Photo
 
 from .stack import StepSpec
@@ -36,9 +38,15 @@ class Layer:
     visible: bool = True
     task: str = ""  # what the intent head understood, for the chip; "" when unknown
     confidence: float = 0.0
+    adjust: float | None = None  # an exposure adjustment (stops) instead of a model fix
+
+    @property
+    def is_adjustment(self) -> bool:
+        """Computed without the model (core.adjust), e.g. darkening a too bright photo."""
+        return self.adjust is not None
 
     def step(self) -> StepSpec:
-        return StepSpec(self.id, self.instruction, self.strength, self.visible)
+        return StepSpec(self.id, self.instruction, self.strength, self.visible, self.adjust)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -51,6 +59,11 @@ class Layer:
         instruction = str(d["instruction"]).strip()
         if not instruction:
             raise ValueError("a layer has an empty instruction")
+        adjust = d.get("adjust")
+        if adjust is not None:
+            adjust = float(adjust)
+            if not math.isfinite(adjust) or abs(adjust) > MAX_STOPS:
+                raise ValueError(f"an exposure adjustment of {adjust} stops is out of range")
         return cls(
             id=str(d.get("id") or new_layer_id()),
             instruction=instruction,
@@ -58,6 +71,7 @@ class Layer:
             visible=bool(d.get("visible", True)),
             task=str(d.get("task", "")),
             confidence=float(d.get("confidence", 0.0)),
+            adjust=adjust,
         )
 
 

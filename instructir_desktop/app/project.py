@@ -46,6 +46,7 @@ _LAYER_FIELDS = {
     "visible": bool,
     "task": str,
     "confidence": (int, float),
+    "adjust": (int, float),
 }
 _EXTRA_TEXT = ("title", "project_path")
 

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from instructir_desktop.core.adjust import EXPOSURE_TASK, darken_stops, describe_stops
 from instructir_desktop.core.jobs import (
     Cancelled,
     Failed,
@@ -195,6 +196,8 @@ class EditorSession(QObject):
 
     def task_title(self, task: str) -> str:
         """The task's display name ("Brighten"), the same before and after the model loads."""
+        if task == EXPOSURE_TASK:
+            return "Exposure"
         return self.catalog.get("titles", {}).get(task) or TASK_TITLES.get(task, task.capitalize())
 
     # Opening
@@ -364,6 +367,9 @@ class EditorSession(QObject):
             self._split(message_id, plan)
             return
         intent = plan[0]
+        if _darkens(intent):
+            self._darken(message_id, intent.text)
+            return
         self.chat.update(
             message_id,
             task=intent.task,
@@ -387,9 +393,13 @@ class EditorSession(QObject):
     def _split(self, message_id: int, plan: list) -> None:
         """A message that asks for several fixes ("too dark and grainy"): one layer each, in
         the order written, each with its own message, chip, thumbnail and undo."""
-        titles = [self.task_title(step.task) for step in plan]
-        applied = [title for step, title in zip(plan, titles) if not step.note]
-        held = [f"“{step.text}”" for step in plan if step.note]
+        darkens = [_darkens(step) for step in plan]
+        titles = [
+            self.task_title(EXPOSURE_TASK if dark else step.task)
+            for step, dark in zip(plan, darkens)
+        ]
+        applied = [t for step, t, dark in zip(plan, titles, darkens) if dark or not step.note]
+        held = [f"“{step.text}”" for step, dark in zip(plan, darkens) if step.note and not dark]
         if len(applied) > 1:
             note = f"{len(plan)} fixes, applied in this order: {', then '.join(applied)}."
         else:
@@ -397,17 +407,32 @@ class EditorSession(QObject):
         if held:
             note += f" Not applied, see below: {', '.join(held)}."
         self.chat.update(message_id, state="split", note=note)
-        for step, title in zip(plan, titles):
+        for step, title, dark in zip(plan, titles, darkens):
             message = self.chat.add(
                 step.text, task=step.task, title=title, confidence=float(step.confidence)
             )
-            if step.note:
+            if dark:
+                self._darken(message.id, step.text)
+            elif step.note:
                 self._unclear(message.id, step)
             else:
                 self._enqueue(message.id, step.text, step.task, float(step.confidence))
 
-    def _enqueue(self, message_id: int, text: str, task: str, confidence: float) -> None:
-        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence)
+    def _darken(self, message_id: int, text: str) -> None:
+        """A request to darken: an exposure adjustment layer (no model), in the queue like any
+        fix so that the order of a split message holds. The amount brings the photo's mean
+        to middle grey, within 0.5..2 stops; the layer's strength weakens it."""
+        levels = self.scheduler.levels
+        image = levels[0].base if levels else self.document.source.photo.pixels
+        stops = darken_stops(image)
+        title = self.task_title(EXPOSURE_TASK)
+        self.chat.update(message_id, task=EXPOSURE_TASK, title=title, confidence=1.0)
+        self._enqueue(message_id, text, EXPOSURE_TASK, 1.0, adjust=stops)
+
+    def _enqueue(
+        self, message_id: int, text: str, task: str, confidence: float, adjust: float | None = None
+    ) -> None:
+        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence, adjust)
         self.chat.update(message_id, state="queued", layer_id=layer.id, note="")
         self._queue.append((message_id, layer))
         self._next_pending()
@@ -430,7 +455,8 @@ class EditorSession(QObject):
             self._pending_message,
             state="applied",
             thumbnail=self.thumbnails.get(layer_id),
-            advice=self._weak_spot(layer.task),
+            advice=self._advice(layer),
+            offer_models=bool(self._weak_spot(layer.task)),
         )
         self.select_layer(layer_id)
         self._next_pending()
@@ -445,6 +471,15 @@ class EditorSession(QObject):
         while self._queue:  # Cancel means stop: queued instructions go too
             message_id, _ = self._queue.popleft()
             self.chat.update(message_id, state="cancelled", note="Cancelled.")
+
+    def _advice(self, layer: Layer) -> str:
+        if layer.is_adjustment:
+            return (
+                f"An exposure adjustment ({describe_stops(layer.adjust)}), computed without the "
+                "model: its seven fixes cannot darken a photo. Lower the layer's strength to "
+                "darken less."
+            )
+        return self._weak_spot(layer.task)
 
     def _weak_spot(self, task: str) -> str:
         """Where the bundled pack helps little (held-out photos: motion blur left as it was,
@@ -634,3 +669,13 @@ class EditorSession(QObject):
             self.modelMissing.emit(self.model_problem)
             if getattr(ev, "error_type", "") != "NoModelError":
                 self.error.emit(self.model_problem)
+
+
+def _darkens(intent) -> bool:
+    """A request to make the photo darker ("it's too bright"): flagged by the text encoder's
+    rules (core.text.asks_to_darken), answered with an exposure adjustment."""
+    if not intent.note:
+        return False
+    from instructir_desktop.core.text import asks_to_darken  # torch: loaded by now
+
+    return asks_to_darken(intent.text)

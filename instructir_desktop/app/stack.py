@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from instructir_desktop.core.adjust import adjustment_key, exposure
+
 __all__ = [
     "StepSpec",
     "RestoreKey",
@@ -45,6 +47,7 @@ class StepSpec:
     instruction: str
     strength: float
     visible: bool
+    adjust: float | None = None  # an exposure adjustment in stops, computed without the model
 
     @property
     def active(self) -> bool:
@@ -82,8 +85,11 @@ def chain(base_fp: str, steps: list[StepSpec], pack: str, size: tuple[int, int])
         if not s.active:
             links.append(ChainLink(s.layer_id, fp, None, fp))
             continue
-        key: RestoreKey = (fp, s.instruction, pack, tuple(size))
-        out = _hash(fp, s.instruction, pack, round(float(s.strength), 4))
+        if s.adjust is None:
+            key: RestoreKey = (fp, s.instruction, pack, tuple(size))
+        else:  # the same with any pack, and its amount is what it is
+            key = (fp, adjustment_key(s.adjust), "", tuple(size))
+        out = _hash(*key[:3], round(float(s.strength), 4))
         links.append(ChainLink(s.layer_id, fp, key, out))
         fp = out
     return links
@@ -179,6 +185,9 @@ def evaluate(
             outputs[step.layer_id] = (link.output_fp, x)
             continue
         y = cache.restored(link.key)
+        if y is None and step.adjust is not None:
+            y = exposure(x, step.adjust)
+            cache.put_restored(link.key, y)
         if y is None:
             missing = Missing(i, step.layer_id, link.key, step.instruction, x)
             return Evaluation(link.input_fp, None, missing, outputs)

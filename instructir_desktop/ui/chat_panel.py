@@ -176,7 +176,7 @@ class MessageWidget(QFrame):
         self.status.setVisible(bool(status))
         self.advice.setText(message.advice)
         self.advice.setVisible(bool(message.advice))
-        self.models_button.setVisible(bool(message.advice))
+        self.models_button.setVisible(message.offer_models)
         self.setProperty("state", message.state)
         unclear = message.state == "unclear"
         self._sync_fixes()

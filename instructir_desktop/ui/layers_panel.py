@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from instructir_desktop.app.session import EditorSession
+from instructir_desktop.core.adjust import describe_stops
 
 from .chat_panel import pixmap_from_array
 
@@ -152,13 +153,15 @@ class LayersPanel(QWidget):
                 item = QListWidgetItem(self._label(layer))
                 item.setData(ID_ROLE, layer.id)
                 item.setData(INSTRUCTION_ROLE, layer.instruction)
-                item.setFlags(
+                flags = (
                     Qt.ItemFlag.ItemIsEnabled
                     | Qt.ItemFlag.ItemIsSelectable
                     | Qt.ItemFlag.ItemIsUserCheckable
-                    | Qt.ItemFlag.ItemIsEditable
                     | Qt.ItemFlag.ItemIsDragEnabled
                 )
+                if not layer.is_adjustment:  # an adjustment has an amount, not a text to edit
+                    flags |= Qt.ItemFlag.ItemIsEditable
+                item.setFlags(flags)
                 item.setCheckState(
                     Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked
                 )
@@ -177,7 +180,10 @@ class LayersPanel(QWidget):
 
     def _label(self, layer) -> str:
         """Two lines: the instruction, then what it does and how strongly."""
-        title = self.session.task_title(layer.task) if layer.task else "Instruction"
+        if layer.is_adjustment:
+            title = f"Adjustment: exposure {describe_stops(layer.adjust)}"
+        else:
+            title = self.session.task_title(layer.task) if layer.task else "Instruction"
         return f"{layer.instruction}\n{title} · strength {round(layer.strength * 100)} %"
 
     def _item(self, layer_id: str) -> QListWidgetItem | None:
@@ -215,6 +221,8 @@ class LayersPanel(QWidget):
         enabled = bool(layer_id) and self.session.document.has_layer(layer_id)
         for w in (self.slider, self.spin, self.edit_button, self.delete_button):
             w.setEnabled(enabled)
+        if enabled and self.session.document.layer(layer_id).is_adjustment:
+            self.edit_button.setEnabled(False)
         # No layer, no strength: the box is blank rather than a misleading "0 %".
         self.spin.blockSignals(True)
         self.spin.setRange(0 if enabled else -1, 100)
