@@ -1,4 +1,5 @@
-"""Shared fixtures: temp config/data/cache folders and a tiny generated model pack."""
+"""Shared fixtures: temp config/data/cache folders, a tiny generated model pack, and the
+precision policy of the run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The precision policy of this run: what ``auto`` precision resolves to in every Restorer
+# the tests and their subprocesses load. fp32 unless INSTRUCTIR_PRECISION says otherwise, so
+# that results do not depend on whether the CPU has native bf16; INSTRUCTIR_PRECISION=bf16
+# runs the bf16 branches everywhere (emulated, and slower, on CPUs without native bf16).
+os.environ["INSTRUCTIR_PRECISION"] = os.environ.get("INSTRUCTIR_PRECISION") or "fp32"
+RUN_PRECISION = os.environ["INSTRUCTIR_PRECISION"]
 
 TINY_CONFIG = {
     "width": 8,
@@ -49,6 +56,14 @@ def make_tiny_pack(folder: Path, pack_id: str = "tiny-test", seed: int = 0) -> P
     return folder
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "precision(name): run the test with INSTRUCTIR_PRECISION=name whatever the run's policy"
+        " (a test whose tolerance is about something else than precision)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
     """Point config, data and cache folders at temp dirs for every test."""
@@ -58,13 +73,44 @@ def isolated_dirs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def pinned_precision(request, monkeypatch):
+    """The run's precision policy, or the one a ``precision`` marker pins for this test."""
+    marker = request.node.get_closest_marker("precision")
+    monkeypatch.setenv("INSTRUCTIR_PRECISION", marker.args[0] if marker else RUN_PRECISION)
+
+
+@pytest.fixture(params=["fp32", "bf16"])
+def precision_policy(request, monkeypatch) -> str:
+    """Runs a test under each precision policy, in every run: for code whose result depends
+    on the precision (bf16 is emulated, and slow, on CPUs without it: keep such tests small)."""
+    monkeypatch.setenv("INSTRUCTIR_PRECISION", request.param)
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def tiny_pack(tmp_path_factory) -> Path:
     return make_tiny_pack(tmp_path_factory.mktemp("tiny-pack"))
 
 
 @pytest.fixture(scope="session")
-def tiny_restorer(tiny_pack, tmp_path_factory):
+def restorer_at(tiny_pack):
+    """torch Restorers on the tiny pack by precision, each loaded once per session."""
     from instructir_desktop.core.restorer import Restorer
 
-    return Restorer(tiny_pack, device="cpu", backend="torch")
+    loaded = {}
+
+    def get(precision: str = RUN_PRECISION):
+        if precision not in loaded:
+            loaded[precision] = Restorer(
+                tiny_pack, device="cpu", backend="torch", precision=precision
+            )
+        return loaded[precision]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_restorer(restorer_at):
+    """The tiny pack on torch, at the run's precision."""
+    return restorer_at()

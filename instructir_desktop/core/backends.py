@@ -2,12 +2,16 @@
 
 A backend takes a tile already padded to the network's size multiple and returns the restored
 tile (float32, clamped). OpenVINO gets the network converted once per pack and cached on disk,
-and one compiled model per tile shape.
+and one compiled model per tile shape. ``choose_backend`` picks the backend and precision a
+Restorer runs with; ``resolve_precision`` holds the precision policy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import platform
 import threading
 import time
 from collections import deque
@@ -18,21 +22,37 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write_text
 from .descriptor import ModelDescriptor, PaddedNet, psnr
+from .errors import InstructIRError
 
 __all__ = [
     "TorchBackend",
     "OpenVINOBackend",
     "openvino_available",
+    "openvino_runs",
     "cpu_supports_bf16",
     "MIN_PSNR_DB",
+    "BACKENDS",
+    "PRECISIONS",
+    "PRECISION_ENV",
     "agrees_with_fp32",
+    "choose_backend",
+    "resolve_precision",
     "seconds_per_megapixel",
     "state_fingerprint",
 ]
 
 # Reduced precision is used only where the output stays this close to float32.
 MIN_PSNR_DB = 45.0
+
+BACKENDS = ("auto", "torch", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Forces what ``auto`` precision means (fp32, bf16, fp16 or auto), e.g. to run the bf16
+# branches on a CPU where ``auto`` would pick fp32, or fp32 where it would pick bf16.
+PRECISION_ENV = "INSTRUCTIR_PRECISION"
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_supports_bf16() -> bool:
@@ -41,12 +61,57 @@ def cpu_supports_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
+def _checked_precision(value: str, source: str) -> str:
+    value = (value or "auto").strip().lower()
+    if value not in PRECISIONS:
+        raise InstructIRError(
+            f"Unknown precision {value!r} in {source}; choose one of: {', '.join(PRECISIONS)}."
+        )
+    return value
+
+
+def resolve_precision(requested: str = "auto", device: torch.device | str = "cpu") -> str:
+    """The precision to run at (fp32, bf16 or fp16), before the check against fp32.
+
+    An explicit ``requested`` precision wins. ``auto`` takes INSTRUCTIR_PRECISION when it is
+    set to something other than auto; otherwise fp16 on CUDA, bf16 on CPUs with native bf16,
+    fp32 everywhere else (emulated bf16 is slower than fp32).
+    """
+    precision = _checked_precision(requested, "the precision setting")
+    if precision == "auto":
+        precision = _checked_precision(os.environ.get(PRECISION_ENV, ""), PRECISION_ENV)
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "fp16"
+    if kind == "cpu" and cpu_supports_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def openvino_available() -> bool:
     try:
         import openvino  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+# OpenVINO's names for the inference precision hint.
+_OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+def openvino_runs(precision: str) -> bool:
+    """Whether OpenVINO's CPU plugin runs at ``precision`` here. It keeps a bf16 or f16 hint
+    only where the CPU can run it (bf16: AVX-512 or AVX2-VNNI-2) and otherwise quietly keeps
+    its default, f32 on a plain AVX2 CPU; asking it back tells which happened."""
+    import openvino as ov
+
+    hint = _OV_HINTS[precision]
+    probe = ov.Core()
+    probe.set_property("CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return probe.get_property("CPU", "INFERENCE_PRECISION_HINT") == getattr(ov.Type, hint)
 
 
 class TorchBackend:
@@ -58,7 +123,7 @@ class TorchBackend:
 
     @property
     def precision(self) -> str:
-        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        return {dtype: name for name, dtype in _DTYPES.items()}[self.dtype]
 
     def warm(self) -> None:
         """Trace and optimise the frozen fp32 graph now, while the model loads, instead of
@@ -92,7 +157,11 @@ def state_fingerprint(net: nn.Module) -> str:
 
 
 class OpenVINOBackend:
-    """OpenVINO on the CPU. Converted IR cached in ``cache_folder``; compiled per tile shape."""
+    """OpenVINO on the CPU. Converted IR cached in ``cache_folder``; compiled per tile shape.
+
+    A reduced ``precision`` the CPU plugin does not run here raises InstructIRError, instead
+    of running f32 while reporting bf16 (see ``openvino_runs``).
+    """
 
     name = "openvino"
 
@@ -103,6 +172,10 @@ class OpenVINOBackend:
 
         self._ov = ov
         self.core = ov.Core()
+        if precision not in _OV_HINTS:
+            raise InstructIRError(f"OpenVINO has no precision {precision!r}.")
+        if precision != "fp32" and not openvino_runs(precision):
+            raise InstructIRError(f"OpenVINO does not run {precision} on this CPU.")
         self.precision = precision
         self.descriptor = descriptor
         cache_folder = Path(cache_folder)
@@ -142,9 +215,8 @@ class OpenVINOBackend:
             if compiled is None:
                 model = self.core.read_model(str(self._xml))
                 model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
-                hint = "bf16" if self.precision == "bf16" else "f32"
                 config = {
-                    "INFERENCE_PRECISION_HINT": hint,
+                    "INFERENCE_PRECISION_HINT": _OV_HINTS[self.precision],
                     "PERFORMANCE_HINT": mode,
                     "CPU_DENORMALS_OPTIMIZATION": "YES",  # as torch.set_flush_denormal
                 }
@@ -236,3 +308,104 @@ def seconds_per_megapixel(
         for i in order:
             best[i] = min(best[i], _run_batch(backends[i], batch, e))
     return [b / (tiles * size * size / 1e6) for b in best]
+
+
+def choose_backend(
+    descriptor: ModelDescriptor,
+    backend: str = "auto",
+    precision: str = "auto",
+    cache_folder: Path | None = None,
+) -> tuple[TorchBackend | OpenVINOBackend, dict[str, float]]:
+    """The backend a Restorer runs with, and the seconds per megapixel of each usable one when
+    ``auto`` had to choose by speed (empty otherwise).
+
+    torch, or OpenVINO on the CPU; each at the resolved precision only where it stays within
+    MIN_PSNR_DB of torch fp32, else at fp32. ``auto`` times the usable ones and keeps the
+    faster (the verdict is cached per pack, precision and machine). torch fp32 always works.
+    """
+    if backend not in BACKENDS:
+        raise InstructIRError(f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}.")
+    device = descriptor.device
+    precision = resolve_precision(precision, device)
+    reference = TorchBackend(descriptor)
+    want_ov = backend == "openvino" or (
+        backend == "auto" and device.type == "cpu" and openvino_available()
+    )
+    if backend == "openvino" and not openvino_available():
+        raise InstructIRError("The OpenVINO backend is not installed (pip install openvino).")
+    folder = Path(cache_folder) if cache_folder else _default_cache() / "openvino"
+    candidates = []
+    if want_ov:
+        candidates.append(lambda p: OpenVINOBackend(descriptor, folder, p))
+    candidates.append(lambda p: TorchBackend(descriptor, _DTYPES[p]))
+    usable = []
+    for make in candidates:
+        for p in dict.fromkeys((precision, "fp32")):
+            try:
+                candidate = make(p)
+            except Exception:  # noqa: BLE001 - try the next, torch fp32 always works
+                continue
+            if (candidate.name, p) == ("torch", "fp32"):
+                usable.append(reference)
+                break
+            if agrees_with_fp32(candidate, reference) >= MIN_PSNR_DB:
+                usable.append(candidate)
+                break
+    if backend == "auto" and len(usable) > 1:
+        return _fastest(usable, descriptor, folder)
+    return (usable[0] if usable else reference), {}
+
+
+def _fastest(
+    usable: list, descriptor: ModelDescriptor, folder: Path
+) -> tuple[TorchBackend | OpenVINOBackend, dict[str, float]]:
+    """Time each usable backend once per pack and machine (cached); return the fastest."""
+    # The OpenVINO backend already hashed the weights to name its converted model.
+    fingerprint = next(
+        (b.fingerprint for b in usable if hasattr(b, "fingerprint")), None
+    ) or state_fingerprint(descriptor.net)
+    key = "|".join(
+        [
+            fingerprint,
+            platform.machine(),
+            platform.processor() or "",
+            str(os.cpu_count()),
+            str(torch.get_num_threads()),
+            torch.__version__,
+            _openvino_version(),
+            *(f"{b.name}:{b.precision}" for b in usable),
+            "torch-graph" if descriptor.frozen else "torch-eager",
+        ]
+    )
+    cache = folder / "backend-speed.json"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    timings = known.get(key)
+    if not isinstance(timings, dict) or len(timings) != len(usable):
+        speeds = seconds_per_megapixel(usable)
+        timings = {f"{b.name}:{b.precision}": t for b, t in zip(usable, speeds)}
+        known[key] = timings
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache, json.dumps(known, indent=1))
+        except OSError:
+            pass  # a read-only cache only costs the timing again next time
+    chosen = min(usable, key=lambda b: timings.get(f"{b.name}:{b.precision}", float("inf")))
+    return chosen, dict(timings)
+
+
+def _openvino_version() -> str:
+    try:
+        import openvino
+
+        return str(openvino.__version__)
+    except (ImportError, AttributeError):
+        return ""
+
+
+def _default_cache() -> Path:
+    from .paths import cache_dir
+
+    return cache_dir()
