@@ -284,6 +284,7 @@ def test_greyscale_photo_comes_back_greyscale(capsys, installed, photos, tmp_pat
     assert Image.open(tmp_path / "g.jpg").mode == "L"
 
 
+@pytest.mark.precision("fp32")  # compares the CLI's backend with torch to within 1/255
 def test_a_message_asking_for_several_fixes_becomes_steps(capsys, photos, tmp_path):
     """On the bundled pack: one -i that asks for two fixes runs both, in order;
     --no-split applies it as written."""
