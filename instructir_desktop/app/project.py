@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from instructir_desktop import __version__
 from instructir_desktop.core.atomic import atomic_write_bytes
 from instructir_desktop.core.errors import InstructIRError
-from instructir_desktop.core.memory import MEMORY_BUDGET_ENV, memory_budget
+from instructir_desktop.core.memory import MEMORY_BUDGET_ENV, memory_budget, photo_file_budget
 
 from .document import Layer
 
@@ -231,13 +231,18 @@ def _read_photo(zf: zipfile.ZipFile, source: dict, name: str, damaged: str) -> b
     declared = source.get("size")
     if not isinstance(declared, int) or isinstance(declared, bool) or declared < 0:
         raise ProjectError(f"{damaged} (the photo's size is missing or malformed).")
-    if declared > budget:
+    if declared > photo_file_budget(budget):
         raise ProjectError(
-            f"The project '{name}' cannot be opened: its photo takes "
-            f"{declared / (1 << 30):.1f} GB, more than the memory budget of "
-            f"{budget / (1 << 30):.1f} GB ({MEMORY_BUDGET_ENV} sets it)."
+            f"The project '{name}' cannot be opened: its photo file takes "
+            f"{_gb(declared)}, more than the memory budget of {_gb(budget)} allows "
+            f"(photo files up to {_gb(photo_file_budget(budget))}; {MEMORY_BUDGET_ENV} sets "
+            "the budget)."
         )
     return _read_member(zf, member, declared, f"{damaged} (its photo is larger than declared).")
+
+
+def _gb(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GB"
 
 
 def _read_member(zf: zipfile.ZipFile, member: str, limit: int, too_big: str) -> bytes:

@@ -20,6 +20,7 @@ __all__ = [
     "PHOTO_BYTES_PER_PIXEL",
     "check_photo_memory",
     "memory_budget",
+    "photo_file_budget",
     "photo_memory",
 ]
 
@@ -28,6 +29,9 @@ MEMORY_BUDGET_ENV = "INSTRUCTIR_MEMORY_BUDGET_MB"
 # the float32 photo, the float32 result, the 8-bit copy and the encoder's buffers. Measured
 # 52 (docs/benchmarks.md, "Memory per pixel"), with a margin.
 PHOTO_BYTES_PER_PIXEL = 56
+# A photo file holds at most this many bytes per pixel (16-bit RGBA, uncompressed): a larger
+# file could not be opened within the budget anyway, so it is refused before it is read.
+FILE_BYTES_PER_PIXEL = 8
 RAM_SHARE = 0.5
 ADDRESS_SPACE_SHARE = 0.8
 
@@ -50,6 +54,13 @@ def memory_budget() -> int:
     if room is not None:
         limits.append(int(room * ADDRESS_SPACE_SHARE))
     return max(0, min(limits)) if limits else 4 << 30
+
+
+def photo_file_budget(budget: int | None = None) -> int:
+    """Bytes a photo *file* (a project's photo entry) may take: the largest file that could
+    hold a photo that fits ``budget`` (default ``memory_budget()``)."""
+    budget = memory_budget() if budget is None else budget
+    return budget * FILE_BYTES_PER_PIXEL // PHOTO_BYTES_PER_PIXEL
 
 
 def photo_memory(width: int, height: int) -> int:
