@@ -277,3 +277,33 @@ def test_cli_refuses_a_huge_photo_under_a_real_memory_limit(tmp_path):
     assert len(lines) == 1, run.stderr[-3000:]
     assert "14000 x 14000" in lines[0] and "memory budget" in lines[0]
     assert not (tmp_path / "out.png").exists()
+
+
+def test_the_bridge_refuses_a_photo_beyond_the_budget_over_http(
+    tmp_path, monkeypatch, tiny_restorer
+):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from instructir_desktop.bridge.server import BridgeServer
+
+    monkeypatch.setenv(memory.MEMORY_BUDGET_ENV, "512")
+    png = _big_png(tmp_path / "huge.png", 6000).read_bytes()
+    body = {"image": base64.b64encode(png).decode(), "instruction": "remove the noise"}
+    server = BridgeServer(lambda pack: tiny_restorer)
+    server.start()
+    try:
+        request = urllib.request.Request(
+            server.url + "/jobs",
+            data=json.dumps({**body, "as_written": True}).encode(),
+            method="POST",
+            headers={"X-InstructIR-Token": server.token, "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=60)
+    finally:
+        server.stop()
+    assert info.value.code == 413
+    error = json.loads(info.value.read())["error"]
+    assert "6000 x 6000" in error and "memory budget of 0.5 GB" in error
