@@ -48,6 +48,11 @@ __all__ = ["main", "training_samples", "evaluation_cases", "train_classifier"]
 # and motion, the sampling, the exposure, the processing, the sensor.
 DEGRADE_ORDER = ("dehaze", "derain", "deblur", "superres", "lowlight", "enhance", "denoise")
 HIDDEN = 32
+# Loss weights, chosen on a validation split of the training photos (every 5th photo): clean
+# weight 1/3/5/8 with natural weight 1-3 gave 24/13/9/7 % false suggestions on clean photos
+# for 94.4/94.6/93.5/94.4 % top-1 on single degradations; 5 and 3 balance the two.
+CLEAN_WEIGHT = 5.0
+NATURAL_WEIGHT = 3.0
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -110,8 +115,9 @@ def _degrade(img: torch.Tensor, tasks: tuple[str, ...], rng: np.random.Generator
     return img
 
 
-def _photo_samples(args: tuple[int, np.ndarray, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Feature vectors and multi-hot labels for one training photo's variants."""
+def _photo_samples(args: tuple[int, np.ndarray, int]) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """Feature vectors, multi-hot labels and "naturally dark/soft/misty" flags for one training
+    photo's variants."""
     index, photo, seed = args
     torch.set_num_threads(1)  # one worker per core; torch's own threads would fight them
     rng = np.random.default_rng(seed * 100_003 + index)
@@ -121,26 +127,27 @@ def _photo_samples(args: tuple[int, np.ndarray, int]) -> list[tuple[np.ndarray, 
         clean = clean.flip(2)
     variants: list[tuple[torch.Tensor, tuple[str, ...]]] = [(clean, ())]
     name = list(NATURAL)[index % len(NATURAL)]
-    variants.append((NATURAL[name](clean, rng), ()))
+    variants.append((NATURAL[name](clean, rng), ()))  # always the second: see ``natural``
     for task in TASKS:
         variants.append((DEGRADERS[task](clean, rng), (task,)))
     for _ in range(3):
         pair = tuple(str(t) for t in rng.choice(TASKS, 2, replace=False))
         variants.append((_degrade(clean, pair, rng), pair))
     out = []
-    for img, tasks in variants:
+    for n, (img, tasks) in enumerate(variants):
         if tasks == ("enhance",) and float((img - clean).abs().mean()) < 0.03:
             tasks = ()  # the random colour change happened to be too slight to call damage
         label = np.array([t in tasks for t in TASKS], np.float32)
-        out.append((measure(_np(img)).vector, label))
+        out.append((measure(_np(img)).vector, label, n == 1))
     return out
 
 
 def training_samples(data_root: Path, seed: int = 0, workers: int = 2):
-    """(features [N, F], labels [N, 7]) from the training split only."""
+    """(features [N, F], labels [N, 7], naturally dark/soft/misty [N]) from the training split
+    only."""
     data = load_dataset(data_root, "train")
     jobs = [(i, p, seed) for i, p in enumerate(data.photos)]
-    rows: list[tuple[np.ndarray, np.ndarray]] = []
+    rows: list[tuple[np.ndarray, np.ndarray, bool]] = []
     with ProcessPoolExecutor(workers) as pool:
         for n, chunk in enumerate(pool.map(_photo_samples, jobs, chunksize=4)):
             rows.extend(chunk)
@@ -148,16 +155,31 @@ def training_samples(data_root: Path, seed: int = 0, workers: int = 2):
                 print(f"  photo {n + 1}/{len(jobs)}", flush=True)
     low_label = np.array([t == "lowlight" for t in TASKS], np.float32)
     for lo, hi in zip(data.low, data.high):
-        rows.append((measure(lo.astype(np.float32) / 255).vector, low_label))
-        rows.append((measure(hi.astype(np.float32) / 255).vector, np.zeros(7, np.float32)))
+        rows.append((measure(lo.astype(np.float32) / 255).vector, low_label, False))
+        rows.append((measure(hi.astype(np.float32) / 255).vector, np.zeros(7, np.float32), False))
     x = np.stack([r[0] for r in rows])
     y = np.stack([r[1] for r in rows])
-    return x, y
+    return x, y, np.array([r[2] for r in rows])
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 3000) -> dict:
-    """A 2-layer MLP with per-task sigmoids, full-batch Adam; returns the JSON-ready weights."""
+def train_classifier(
+    x: np.ndarray,
+    y: np.ndarray,
+    natural: np.ndarray,
+    seed: int = 0,
+    epochs: int = 3000,
+    clean_weight: float = CLEAN_WEIGHT,
+    natural_weight: float = NATURAL_WEIGHT,
+) -> dict:
+    """A 2-layer MLP with per-task sigmoids, full-batch Adam; returns the JSON-ready weights.
+
+    Clean photos weigh ``clean_weight`` in the loss, the naturally dark/soft/misty ones that
+    times ``natural_weight``: a false "fix this" costs the user more than a missed one."""
     torch.manual_seed(seed)
+    weight = np.ones(len(y), np.float32)
+    weight[y.sum(1) == 0] = clean_weight
+    weight[natural] *= natural_weight
+    wt = torch.from_numpy(weight)[:, None]
     mean, std = x.mean(0), x.std(0) + 1e-6
     xt = torch.from_numpy((x - mean) / std).float()
     yt = torch.from_numpy(y).float()
@@ -167,7 +189,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 
     opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
     for epoch in range(epochs):
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(net(xt), yt)
+        loss = (F.binary_cross_entropy_with_logits(net(xt), yt, reduction="none") * wt).mean()
         loss.backward()
         opt.step()
         if epoch % 500 == 0 or epoch == epochs - 1:
@@ -327,17 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "train":
         if args.features and args.features.exists():
             cached = np.load(args.features)
-            x, y = cached["x"], cached["y"]
+            x, y, natural = cached["x"], cached["y"], cached["natural"]
         else:
-            x, y = training_samples(args.data, args.seed, args.workers)
+            x, y, natural = training_samples(args.data, args.seed, args.workers)
             if args.features:
-                np.savez_compressed(args.features, x=x, y=y)
+                np.savez_compressed(args.features, x=x, y=y, natural=natural)
         print(f"{len(x)} samples, {x.shape[1]} features")
-        weights = train_classifier(x, y, args.seed)
+        weights = train_classifier(x, y, natural, args.seed)
         weights["trained"] = {
             "date": datetime.date.today().isoformat(),
             "samples": len(x),
             "seed": args.seed,
+            "clean_weight": CLEAN_WEIGHT,
+            "natural_weight": NATURAL_WEIGHT,
             "apply_order": list(APPLY_ORDER),
         }
         args.weights.parent.mkdir(parents=True, exist_ok=True)
