@@ -20,6 +20,12 @@ from .stack import Pyramid, build_pyramid, level_fingerprint, preview_size, resi
 
 __all__ = ["Opened", "open_file", "open_bytes", "prepare", "export_photo", "export_target"]
 
+# Longest edge of the first, smallest render of an instruction: a result within a fraction of
+# a second. 496 px plus the engine's 8 px of mirrored border on each side is one 512-px tile.
+FIRST_EDGE = 496
+# A first level is only worth its render when the next level is this much larger.
+FIRST_GAIN = 1.5
+
 # What an export without a known extension gets, per format.
 FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 
@@ -38,17 +44,23 @@ class Opened:
 
 
 def prepare(source: Source, preview_edge: int) -> tuple[list[Level], Pyramid]:
-    """The preview (when the photo is bigger than it) and full levels, and the source pyramid."""
+    """The levels, smallest first: ``first`` (FIRST_EDGE, when the next level is FIRST_GAIN
+    times larger), ``preview`` (when the photo is bigger than ``preview_edge``) and ``full``;
+    and the source pyramid."""
     photo = source.photo
     full = Level(
         "full", photo.pixels, level_fingerprint(source.fingerprint, (photo.height, photo.width))
     )
     levels = [full]
-    size = preview_size(photo.width, photo.height, preview_edge)
-    if size is not None:
-        base = resize_rgb(photo.pixels, size)
-        fp = level_fingerprint(source.fingerprint, (size[1], size[0]))
-        levels.insert(0, Level("preview", base, fp))
+    for name, edge in (("preview", preview_edge), ("first", FIRST_EDGE)):
+        next_edge = max(levels[0].size)
+        if name == "first" and next_edge < FIRST_GAIN * edge:
+            continue
+        size = preview_size(photo.width, photo.height, edge)
+        if size is not None:
+            base = resize_rgb(levels[0].base, size)  # from the next level: cheaper, as sharp
+            fp = level_fingerprint(source.fingerprint, (size[1], size[0]))
+            levels.insert(0, Level(name, base, fp))
     return levels, build_pyramid(photo.pixels, photo.width, full.fingerprint)
 
 

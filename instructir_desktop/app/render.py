@@ -1,11 +1,15 @@
-"""The render scheduler: keeps the composite of the document up to date, preview first.
+"""The render scheduler: keeps the composite of the document up to date, smallest level first.
 
-On every change it walks the stack on the compute thread (blending only, from the cache) for
-each target in order: the preview of the document, the preview of a pending new instruction,
-then the full resolution. The first restore the cache lacks becomes one job for the model
-worker; when its result lands in the cache the walk starts again. A running job whose key is
-no longer needed by the current stack is cancelled; a result that arrives late is still
-cached (its key says exactly what it is), so undoing back to it is instant.
+The levels of a photo run from small to large: ``first`` (a few hundred pixels, a result in
+a fraction of a second), ``preview`` (display size) and ``full``; a photo has only those
+smaller than itself. On every change the scheduler walks the stack on the compute thread
+(blending only, from the cache) for each target in order: the smallest level of the
+document, a pending new instruction at that level (the layer is added once it exists), then
+each larger level of the document. The first restore the cache lacks becomes one job for the
+model worker; when its result lands in the cache the walk starts again. A running job whose
+key is no longer needed by the current stack is cancelled; a result that arrives late is
+still cached (its key says exactly what it is), so undoing back to it is instant. A frame
+never replaces a larger frame of the same document on screen.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ __all__ = ["Level", "Frame", "RenderScheduler"]
 
 @dataclass(frozen=True)
 class Level:
-    """The source at one resolution: ``preview`` (display size) or ``full``."""
+    """The source at one resolution: ``first`` (small), ``preview`` (display size), ``full``."""
 
     name: str
     base: np.ndarray
@@ -179,8 +183,12 @@ class RenderScheduler(QObject):
         return None
 
     def best_frame(self) -> Frame | None:
-        """Full resolution when it is current, else the preview."""
-        return self.frame("full") or self.frame("preview")
+        """The largest level whose frame shows the current document."""
+        for level in reversed(self._levels):
+            frame = self.frame(level.name)
+            if frame is not None:
+                return frame
+        return None
 
     @property
     def activity(self) -> str:
@@ -268,8 +276,7 @@ class RenderScheduler(QObject):
         targets = [(self._levels[0], "doc", steps)]
         if self._pending is not None:
             targets.append((self._levels[0], "pending", [*steps, self._pending.step()]))
-        if len(self._levels) > 1:
-            targets.append((self._levels[-1], "doc", steps))
+        targets.extend((level, "doc", steps) for level in self._levels[1:])
         return targets
 
     def _replan(self) -> None:
@@ -348,6 +355,9 @@ class RenderScheduler(QObject):
         if known is not None and known.fingerprint == frame.fingerprint:
             return
         self._frames[frame.level] = frame
+        best = self.best_frame()
+        if best is not None and best is not frame:
+            return  # a larger level of this document is already shown; keep it
         self.frameReady.emit(frame)
         if frame.level == "full" and self._waiters:
             waiters, self._waiters = self._waiters, []
