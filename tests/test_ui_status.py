@@ -201,3 +201,20 @@ def test_preferences_use_plain_labels_and_units(qtbot, make_window):
         isinstance(w, QLabel) and w.text() == "Cache mb:" for w in dialog.findChildren(QLabel)
     )
     QTimer.singleShot(0, dialog.close)
+
+
+def test_a_message_sent_while_the_model_loads_says_what_it_waits_for(qtbot, tiny_pack, tmp_path):
+    from instructir_desktop.ui.chat_panel import LOADING_STATUS
+
+    settings = Settings()
+    settings.set("backend", "torch")
+    window = MainWindow(settings, pack_dir=tiny_pack, bridge=False, autosave=False)
+    qtbot.addWidget(window)  # not shown yet: the model starts loading once it is
+    open_photo(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    window.chat.input.setPlainText("remove the noise")
+    window.chat.send()
+    message = window.session.chat.messages[0]
+    assert window.chat.widgets[message.id].status.text() == LOADING_STATUS
+    window.show()
+    qtbot.waitUntil(lambda: len(window.session.document.layers) == 1, timeout=WAIT)
+    assert window.chat.widgets[message.id].status.text() != LOADING_STATUS

@@ -151,6 +151,13 @@ class MessageWidget(QFrame):
         self.message = message
         self.set_message(message)
 
+    model_ready = True  # set by the panel: False while the model loads
+
+    def set_model_ready(self, ready: bool) -> None:
+        if ready != self.model_ready:
+            self.model_ready = ready
+            self.set_message(self.message)
+
     def set_catalog(self, catalog: dict) -> None:
         self._catalog = catalog
         self.set_message(self.message)
@@ -170,6 +177,8 @@ class MessageWidget(QFrame):
             self.chip.style().unpolish(self.chip)
             self.chip.style().polish(self.chip)
         status = message.note or _STATUS.get(message.state, "")
+        if message.state in ("thinking", "queued", "rendering") and not self.model_ready:
+            status = LOADING_STATUS  # the message waits in line; say what for
         if message.state == "failed" and not message.note:
             status = "Failed"
         self.status.setText(status)
@@ -273,7 +282,7 @@ class ChatPanel(QWidget):
         session.catalogReady.connect(self._catalog)
         session.selectionChanged.connect(self._selected)
         session.documentOpened.connect(self._refresh)
-        session.modelChanged.connect(lambda _m: self._refresh())
+        session.modelChanged.connect(lambda _m: self._model_changed())
         session.modelMissing.connect(lambda _m: self._refresh())
         session.suggestionsRequested.connect(self._flash_suggestions)
         self._refresh()
@@ -325,8 +334,14 @@ class ChatPanel(QWidget):
             widget.set_catalog(catalog)
         self._refresh()
 
+    def _model_changed(self) -> None:
+        for widget in self.widgets.values():
+            widget.set_model_ready(self.session.model is not None)
+        self._refresh()
+
     def _added(self, message: ChatMessage) -> None:
         widget = MessageWidget(message, self.session.catalog, self)
+        widget.set_model_ready(self.session.model is not None)
         widget.clicked.connect(self._clicked)
         widget.applyAnyway.connect(self.session.apply_anyway)
         widget.suggestions.picked.connect(self._pick)

@@ -560,6 +560,7 @@ class MainWindow(QMainWindow):
         ):
             a.setEnabled(has)
         self.hold_button.setEnabled(has)
+        self.zoom_label.setVisible(has)  # an empty status-bar item is drawn as a grey box
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
