@@ -81,7 +81,7 @@ def _damaged(pack_id: str, folder: Path, f: PackFile, reason: str) -> str:
     else:
         fix = (
             f"Download it again with `instructir models download {pack_id}` (or Models… → "
-            f"Download), or import the files with Models… → Import."
+            f"Download), or import its files (Models… → Import files…)."
         )
     return f"The model pack '{pack_id}' is damaged: {f.path} ({folder / f.path}) {reason}. {fix}"
 
