@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import struct
 import subprocess
@@ -33,6 +34,9 @@ from instructir_desktop.core.errors import ImageTooLargeError
 from instructir_desktop.core.images import load_image, load_image_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
+needs_prlimit = pytest.mark.skipif(
+    shutil.which("prlimit") is None, reason="needs prlimit (util-linux) for a real memory limit"
+)
 LAYER = {"id": "a1", "instruction": "remove the noise", "strength": 1.0, "visible": True}
 
 
@@ -145,6 +149,7 @@ def test_a_photo_entry_beyond_the_budget_is_refused_before_reading(tmp_path, mon
         load_project(path)
 
 
+@needs_prlimit
 def test_an_inflating_project_under_a_real_memory_limit(tmp_path):
     """3 GiB of zeros in a 3 MB project, opened with 1.5 GB of address space: a clear refusal,
     not a MemoryError (the budget follows the process's limit)."""
@@ -208,6 +213,7 @@ def test_a_killed_save_leaves_no_temp_file_for_ever(tmp_path, qapp):
     assert not orphan.exists()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 def test_resaving_keeps_the_mode_of_an_existing_project(tmp_path):
     target = tmp_path / "shared.instructir"
     save_project(ProjectData(b"one", "a.png", [], ""), target)
@@ -259,6 +265,7 @@ def test_the_budget_follows_ram_and_the_address_space_limit(monkeypatch):
         memory.memory_budget()
 
 
+@needs_prlimit
 def test_cli_refuses_a_huge_photo_under_a_real_memory_limit(tmp_path):
     """14000 x 14000 in a small PNG, run with 2.5 GB of address space: one line naming the
     size and the budget, exit 2, no traceback and no MemoryError."""
