@@ -211,6 +211,7 @@ _DECLARED = (
         user_visible=False,
     ),
     Setting("recent_files", [], list, "Recently opened photos and projects.", user_visible=False),
+    Setting("recent_recipes", [], list, "Recently saved or used recipes.", user_visible=False),
     Setting("last_folder", "", str, "Folder of the last open/save dialog.", user_visible=False),
     Setting("window_geometry", b"", bytes, "Main window geometry.", user_visible=False),
     Setting("window_state", b"", bytes, "Dock and toolbar layout.", user_visible=False),

@@ -47,6 +47,7 @@ from .job_status import JobStatus, count
 from .layers_panel import LayersPanel
 from .menus import build_menus, build_toolbar
 from .models_dialog import ModelsDialog
+from .recipe_dialog import RecipeDialog, save_recipe_dialog
 from .startup import process_seconds
 from .theme import apply_theme, icon
 
@@ -166,6 +167,14 @@ class MainWindow(QMainWindow):
             "Ctrl+E",
             "export",
             "Export the result at full resolution",
+        )
+        self.save_recipe_action = self._action(
+            "Save &Recipe…", lambda: save_recipe_dialog(self), tip="Save the layers as a recipe"
+        )
+        self.apply_recipe_action = self._action(
+            "&Apply Recipe to Photos…",
+            self.apply_recipe_dialog,
+            tip="Apply a recipe to many photos at once",
         )
         self.quit_action = self._action("&Quit", self.close, S.Quit)
         self.undo_action = stack.createUndoAction(self, "&Undo")
@@ -433,6 +442,15 @@ class MainWindow(QMainWindow):
             options = dialog.options()
             self.settings.set("export_quality", options["quality"])
             self.session.export(**options)
+
+    def apply_recipe_dialog(self, recipe: Path | None = None) -> RecipeDialog:
+        """Open (non-modal) the Apply Recipe to Photos dialog, with ``recipe`` chosen."""
+        dialog = RecipeDialog(self.session, self.settings, self)
+        if recipe is not None:
+            dialog.choose_recipe(recipe)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # Other actions
 

@@ -26,6 +26,8 @@ class MenuHost(Protocol):
     save_action: QAction
     save_as_action: QAction
     export_action: QAction
+    save_recipe_action: QAction
+    apply_recipe_action: QAction
     quit_action: QAction
     undo_action: QAction
     redo_action: QAction
@@ -77,6 +79,9 @@ def build_menus(window: MenuHost) -> tuple[QMenu, QActionGroup]:
     file_menu.addSeparator()
     for a in (window.save_action, window.save_as_action, window.export_action):
         file_menu.addAction(a)
+    file_menu.addSeparator()
+    file_menu.addAction(window.save_recipe_action)
+    file_menu.addAction(window.apply_recipe_action)
     file_menu.addSeparator()
     file_menu.addAction(window.quit_action)
     edit = menu.addMenu("&Edit")
