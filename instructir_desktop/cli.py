@@ -126,13 +126,16 @@ def _open_queue(args):
 
 
 def cmd_restore(args) -> int:
-    from .core.errors import UnsupportedImageError
-    from .core.images import load_image, save_image
-    from .core.jobs import IntentRequest, JobKind, Progress, RestoreRequest, Step
+    from .batch_cli import restore_with_recipe, run_photos
+    from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.outputs import collect_inputs, plan_outputs
     from .core.text import clean_instruction
 
     out = _Output(args.json)
+    if args.recipe:
+        return restore_with_recipe(args, out, _open_queue)
+    if not args.instruction:
+        return _fail("give what to fix with -i TEXT, or a --recipe FILE")
     for text in args.instruction:
         clean_instruction(text, words=True)
     if not 0.0 <= args.strength <= 1.0:
@@ -155,50 +158,11 @@ def cmd_restore(args) -> int:
             out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
         _check_confidence(plan, args.min_confidence)
-    status = 0
-    for src, dst in plans:
-        t0 = time.perf_counter()
-        try:
-            photo = load_image(src)
-            if photo.frames > 1:
-                print(
-                    f"instructir: note: {src.name} has {photo.frames} frames or pages; "
-                    "only the first is restored",
-                    file=sys.stderr,
-                )
+    def process(src, photo, progress):
+        request = RestoreRequest(photo.pixels, steps, tile=args.tile)
+        return queue.run(JobKind.RESTORE, request, listener=progress)
 
-            def progress(ev, src=src):
-                if isinstance(ev, Progress):
-                    out.progress(
-                        src.name,
-                        ev.fraction,
-                        input=str(src),
-                        step=ev.step,
-                        steps=ev.steps,
-                        tile=ev.tile,
-                        tiles=ev.tiles,
-                    )
-
-            request = RestoreRequest(photo.pixels, steps, tile=args.tile)
-            image = queue.run(JobKind.RESTORE, request, listener=progress)
-            saved = save_image(photo.with_pixels(image), dst, quality=args.quality)
-        except InstructIRError as exc:
-            # A file we cannot read is bad input (2); anything else is a failed job (1).
-            status = max(status, EXIT_USAGE if isinstance(exc, UnsupportedImageError) else 1)
-            out.event(event="result", input=str(src), ok=False, error=str(exc))
-            print(f"instructir: error: {src}: {exc}", file=sys.stderr)
-            continue
-        seconds = time.perf_counter() - t0
-        out.event(
-            event="result",
-            input=str(src),
-            output=str(saved),
-            ok=True,
-            seconds=round(seconds, 3),
-            pack=restorer.pack_id,
-        )
-        out.info(f"{src} -> {saved} ({seconds:.1f} s)")
-    return status
+    return run_photos(plans, out, process, quality=args.quality, pack=restorer.pack_id)
 
 
 def _check_tile(args) -> None:
@@ -444,8 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-i",
         "--instruction",
         action="append",
-        required=True,
         help="what is wrong with the photo; repeat to stack instructions",
+    )
+    p.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="apply a saved recipe (a recipe JSON or an .instructir project's layers) "
+        "instead of -i",
     )
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, applies to every step")
@@ -478,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_args(p)
     p.set_defaults(func=cmd_restore)
+
+    from .batch_cli import add_parser as add_recipe_parser
+
+    add_recipe_parser(sub)
 
     p = sub.add_parser("intent", help="show which task an instruction asks for")
     p.add_argument("text", nargs="+")
