@@ -161,3 +161,32 @@ def test_pause_and_cancel_stop_the_batch_keeping_written_photos(qtbot, window, t
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == [i.target.name for i in dialog.batch.items if i.state == "done"]
     assert not dialog.cancel_button.isEnabled() and dialog.run_button.isEnabled()
+
+
+def test_recent_recipe_offered_in_the_chat_adds_its_layers_in_one_undo_step(
+    qtbot, window, tmp_path
+):
+    from instructir_desktop.core.recipe import Recipe, RecipeStep, save_recipe
+    from instructir_desktop.ui.recipe_dialog import remember_recipe
+
+    recipe = Recipe(
+        [RecipeStep("too dark", 0.7), RecipeStep("remove the noise", 1.0, enabled=False)],
+        name="concert fix",
+    )
+    path = save_recipe(recipe, tmp_path / "concert fix.json")
+    remember_recipe(window.settings, path)
+    offer = window.recipe_offer
+    assert not offer.buttons  # no photo yet
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", seed=4))
+    assert [b.text() for b in offer.buttons] == ["Apply 'concert fix' to this photo"]
+    assert offer.isVisible()
+    qtbot.mouseClick(offer.buttons[0], Qt.MouseButton.LeftButton)
+    layers = window.session.document.layers
+    assert [(la.instruction, la.strength, la.visible) for la in layers] == [
+        ("too dark", 0.7, True),
+        ("remove the noise", 1.0, False),
+    ]
+    assert not offer.isVisible()  # offered only while the photo has no layers
+    idle(qtbot, window)
+    window.session.undo_stack.undo()
+    assert window.session.document.layers == [] and offer.isVisible()

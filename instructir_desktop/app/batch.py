@@ -10,6 +10,7 @@ reason and the batch goes on. State changes reach the GUI thread through a ``Dis
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -22,12 +23,12 @@ from PySide6.QtCore import QObject, Signal
 from instructir_desktop.core.errors import CancelledError
 from instructir_desktop.core.images import Photo, save_image
 from instructir_desktop.core.outputs import plan_outputs
-from instructir_desktop.core.recipe import Recipe, RecipeStep, apply_recipe
+from instructir_desktop.core.recipe import Recipe, RecipeStep, apply_recipe, load_mask
 
 from .stack import thumbnail
 from .threads import Dispatcher
 
-__all__ = ["FORMATS", "BatchItem", "RecipeBatch", "recipe_from_layers"]
+__all__ = ["FORMATS", "BatchItem", "RecipeBatch", "add_recipe_layers", "recipe_from_layers"]
 
 # Output format choices: (label, core.outputs format or None to keep the input's, bit depth)
 FORMATS = {
@@ -67,6 +68,36 @@ def recipe_from_layers(layers: Sequence, pack: str, name: str = "") -> tuple[Rec
                        getattr(layer, "adjust", None))
         )  # fmt: skip
     return Recipe(steps, pack, name), masks
+
+
+def add_recipe_layers(session, recipe: Recipe) -> int:
+    """Put the recipe's steps on top of the open photo's layers as one undoable step (the
+    render scheduler restores them like any new layer). Returns how many layers were added."""
+    from . import commands
+    from .document import Layer, new_layer_id
+
+    source = session.document.source
+    if source is None or not recipe.steps:
+        return 0
+    takes_mask = "mask" in {f.name for f in dataclasses.fields(Layer)}
+    layers = []
+    for step in recipe.steps:
+        layer = Layer(
+            new_layer_id(), step.instruction, step.strength, step.enabled, "", 0.0, step.adjust
+        )
+        if step.mask is not None and takes_mask:
+            size = (source.photo.width, source.photo.height)
+            mask, warning = load_mask(recipe, step, size)
+            layer = dataclasses.replace(layer, mask=mask[..., 0])
+            if warning:
+                session.warning.emit(warning)
+        layers.append(layer)
+    stack = session.undo_stack
+    stack.beginMacro(f"Apply recipe “{recipe.name}”")
+    for layer in layers:
+        stack.push(commands.AddLayer(session.document, layer))
+    stack.endMacro()
+    return len(layers)
 
 
 class RecipeBatch(QObject):

@@ -47,7 +47,7 @@ from .job_status import JobStatus, count
 from .layers_panel import LayersPanel
 from .menus import build_menus, build_toolbar
 from .models_dialog import ModelsDialog
-from .recipe_dialog import RecipeDialog, save_recipe_dialog
+from .recipe_dialog import RecipeDialog, RecipeOffer, save_recipe_dialog
 from .startup import process_seconds
 from .theme import apply_theme, icon
 
@@ -124,6 +124,10 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.chat = ChatPanel(self.session, self)
+        # Recent recipes, offered above the chat's fixes while the photo has no layers.
+        self.recipe_offer = RecipeOffer(self.session, self.settings, self.chat)
+        chat_layout = self.chat.layout()
+        chat_layout.insertWidget(chat_layout.indexOf(self.chat.suggestion_label), self.recipe_offer)
         self.layers = LayersPanel(self.session, self)
         self.history = QUndoView(self.session.undo_stack, self)
         self.history.setEmptyLabel("Original photo")

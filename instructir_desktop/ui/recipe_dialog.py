@@ -24,12 +24,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from instructir_desktop.app.batch import FORMATS, BatchItem, RecipeBatch, recipe_from_layers
+from instructir_desktop.app.batch import (
+    FORMATS,
+    BatchItem,
+    RecipeBatch,
+    add_recipe_layers,
+    recipe_from_layers,
+)
 from instructir_desktop.core.errors import InstructIRError
 from instructir_desktop.core.images import SUPPORTED_EXTENSIONS
 from instructir_desktop.core.recipe import Recipe, load_recipe, save_recipe
 
-__all__ = ["RecipeDialog", "save_recipe_dialog", "remember_recipe"]
+__all__ = ["RecipeDialog", "RecipeOffer", "save_recipe_dialog", "remember_recipe"]
 
 MAX_RECENT_RECIPES = 8
 RECIPE_FILTER = "InstructIR recipe (*.json);;InstructIR project (*.instructir)"
@@ -64,6 +70,51 @@ def save_recipe_dialog(window) -> Path | None:
     remember_recipe(window.settings, path)
     session.info.emit(f"Saved the recipe {path.name}.")
     return path
+
+
+class RecipeOffer(QWidget):
+    """Recent recipes offered in the chat: "Apply 'concert fix' to this photo" adds the
+    recipe's steps as layers of the open photo (one undo step)."""
+
+    SHOWN = 3
+
+    def __init__(self, session, settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recipeOffer")
+        self.session, self.settings = session, settings
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self.buttons: list[QPushButton] = []
+        session.documentOpened.connect(self.refresh)
+        session.document.layersChanged.connect(self.refresh)
+        settings.changed.connect(lambda name, _v: name == "recent_recipes" and self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Offer the recent recipes that still exist while a photo without layers is open."""
+        for button in self.buttons:
+            button.deleteLater()
+        self.buttons = []
+        entries = [e for e in self.settings.get("recent_recipes") if Path(e).is_file()]
+        show = self.session.has_photo and not self.session.document.layers
+        for entry in entries[: self.SHOWN] if show else []:
+            button = QPushButton(f"Apply '{Path(entry).stem}' to this photo", self)
+            button.setProperty("suggestion", True)
+            button.setToolTip(entry)
+            button.clicked.connect(lambda _=False, e=entry: self.apply(Path(e)))
+            self._layout.addWidget(button)
+            self.buttons.append(button)
+        self.setVisible(bool(self.buttons))
+
+    def apply(self, path: Path) -> None:
+        try:
+            recipe = load_recipe(path)
+        except InstructIRError as exc:
+            self.session.error.emit(str(exc))
+            return
+        if add_recipe_layers(self.session, recipe):
+            remember_recipe(self.settings, path)
+            self.session.info.emit(f"Applying the recipe '{recipe.name}'…")
 
 
 def _state_text(item: BatchItem) -> str:
