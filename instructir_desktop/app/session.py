@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from instructir_desktop.core.adjust import EXPOSURE_TASK, darken_stops, describe_stops
+from instructir_desktop.core.adjust import EXPOSURE_TASK, darken_stops
 from instructir_desktop.core.jobs import (
     Cancelled,
     Failed,
@@ -45,8 +45,6 @@ __all__ = ["EditorSession", "PACK_DIR_ENV", "BACKEND_ENV"]
 log = logging.getLogger(__name__)
 PACK_DIR_ENV = "INSTRUCTIR_PACK_DIR"
 BACKEND_ENV = "INSTRUCTIR_BACKEND"  # forces the inference backend (auto, torch, openvino)
-# Tasks the bundled pack barely changes on held-out photos (README, "the lite pack").
-LITE_WEAK = {"deblur": "against blur", "superres": "for upscaling detail"}
 
 
 class EditorSession(QObject):
@@ -367,7 +365,7 @@ class EditorSession(QObject):
             self._split(message_id, plan)
             return
         intent = plan[0]
-        if _darkens(intent):
+        if darkens(intent):
             self._darken(message_id, intent.text)
             return
         self.chat.update(
@@ -393,13 +391,13 @@ class EditorSession(QObject):
     def _split(self, message_id: int, plan: list) -> None:
         """A message that asks for several fixes ("too dark and grainy"): one layer each, in
         the order written, each with its own message, chip, thumbnail and undo."""
-        darkens = [_darkens(step) for step in plan]
+        dark_steps = [darkens(step) for step in plan]
         titles = [
             self.task_title(EXPOSURE_TASK if dark else step.task)
-            for step, dark in zip(plan, darkens)
+            for step, dark in zip(plan, dark_steps)
         ]
-        applied = [t for step, t, dark in zip(plan, titles, darkens) if dark or not step.note]
-        held = [f"“{step.text}”" for step, dark in zip(plan, darkens) if step.note and not dark]
+        applied = [t for step, t, dark in zip(plan, titles, dark_steps) if dark or not step.note]
+        held = [f"“{step.text}”" for step, dark in zip(plan, dark_steps) if step.note and not dark]
         if len(applied) > 1:
             note = f"{len(plan)} fixes, applied in this order: {', then '.join(applied)}."
         else:
@@ -407,7 +405,7 @@ class EditorSession(QObject):
         if held:
             note += f" Not applied, see below: {', '.join(held)}."
         self.chat.update(message_id, state="split", note=note)
-        for step, title, dark in zip(plan, titles, darkens):
+        for step, title, dark in zip(plan, titles, dark_steps):
             message = self.chat.add(
                 step.text, task=step.task, title=title, confidence=float(step.confidence)
             )
@@ -455,8 +453,8 @@ class EditorSession(QObject):
             self._pending_message,
             state="applied",
             thumbnail=self.thumbnails.get(layer_id),
-            advice=self._advice(layer),
-            offer_models=bool(self._weak_spot(layer.task)),
+            advice=layer_advice(self.model_pack(), layer),
+            offer_models=bool(weak_spot(self.model_pack(), layer.task)),
         )
         self.select_layer(layer_id)
         self._next_pending()
@@ -471,25 +469,6 @@ class EditorSession(QObject):
         while self._queue:  # Cancel means stop: queued instructions go too
             message_id, _ = self._queue.popleft()
             self.chat.update(message_id, state="cancelled", note="Cancelled.")
-
-    def _advice(self, layer: Layer) -> str:
-        if layer.is_adjustment:
-            return (
-                f"An exposure adjustment ({describe_stops(layer.adjust)}), computed without the "
-                "model: its seven fixes cannot darken a photo. Lower the layer's strength to "
-                "darken less."
-            )
-        return self._weak_spot(layer.task)
-
-    def _weak_spot(self, task: str) -> str:
-        """Where the bundled pack helps little (held-out photos: motion blur left as it was,
-        x2 upscaling slightly worse than bicubic), said when such a fix runs on it."""
-        if self.model_pack() != LITE_ID or task not in LITE_WEAK:
-            return ""
-        return (
-            f"The bundled Lite model does little {LITE_WEAK[task]}. The official InstructIR "
-            "model does much better: get it in Models…"
-        )
 
     def cancel(self) -> None:
         """The Cancel button: stop the running job; a new instruction is dropped."""
@@ -669,13 +648,3 @@ class EditorSession(QObject):
             self.modelMissing.emit(self.model_problem)
             if getattr(ev, "error_type", "") != "NoModelError":
                 self.error.emit(self.model_problem)
-
-
-def _darkens(intent) -> bool:
-    """A request to make the photo darker ("it's too bright"): flagged by the text encoder's
-    rules (core.text.asks_to_darken), answered with an exposure adjustment."""
-    if not intent.note:
-        return False
-    from instructir_desktop.core.text import asks_to_darken  # torch: loaded by now
-
-    return asks_to_darken(intent.text)
