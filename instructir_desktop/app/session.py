@@ -25,9 +25,10 @@ from instructir_desktop.core.jobs import (
     JobKind,
     Started,
 )
-from instructir_desktop.core.packs import LITE_ID, TASK_TITLES
+from instructir_desktop.core.packs import TASK_TITLES
 
 from . import commands
+from .advice import darkens, layer_advice, weak_spot
 from .autosave import Autosaver, Recoverable, find_recoverable
 from .bridge_host import BridgeHost
 from .chatlog import ChatLog
