@@ -126,6 +126,7 @@ def _open_queue(args):
 
 
 def cmd_restore(args) -> int:
+    from .assess_cli import auto_steps, is_auto
     from .batch_cli import restore_with_recipe, run_photos
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.outputs import collect_inputs, plan_outputs
@@ -136,7 +137,8 @@ def cmd_restore(args) -> int:
         return restore_with_recipe(args, out, _open_queue)
     if not args.instruction:
         return _fail("give what to fix with -i TEXT, or a --recipe FILE")
-    for text in args.instruction:
+    auto = is_auto(args.instruction)  # -i auto: each photo's own suggestions
+    for text in [] if auto else args.instruction:
         clean_instruction(text, words=True)
     if not 0.0 <= args.strength <= 1.0:
         return _fail("--strength must be between 0 and 1")
@@ -148,7 +150,7 @@ def cmd_restore(args) -> int:
     queue = _open_queue(args)
     restorer = queue.host.restorer
     steps = []
-    for text in args.instruction:
+    for text in [] if auto else args.instruction:
         whole = queue.run(JobKind.INTENT, IntentRequest(text, split=False))[0]
         plan = [whole] if args.no_split else queue.run(JobKind.INTENT, IntentRequest(text))
         if plan != [whole]:
@@ -159,7 +161,12 @@ def cmd_restore(args) -> int:
         steps.extend(Step(intent.text, args.strength) for intent in plan)
         _check_confidence(plan, args.min_confidence)
     def process(src, photo, progress):
-        request = RestoreRequest(photo.pixels, steps, tile=args.tile)
+        photo_steps = steps
+        if auto:
+            photo_steps = auto_steps(photo, args.strength, src, out.event, out.info)
+        if not photo_steps:
+            return None
+        request = RestoreRequest(photo.pixels, photo_steps, tile=args.tile)
         return queue.run(JobKind.RESTORE, request, listener=progress)
 
     return run_photos(plans, out, process, quality=args.quality, pack=restorer.pack_id)
@@ -408,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-i",
         "--instruction",
         action="append",
-        help="what is wrong with the photo; repeat to stack instructions",
+        help="what is wrong with the photo; repeat to stack instructions; 'auto' applies "
+        "what `instructir assess` suggests",
     )
     p.add_argument(
         "--recipe",
@@ -447,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_args(p)
     p.set_defaults(func=cmd_restore)
+
+    from .assess_cli import add_parser as add_assess_parser
+
+    add_assess_parser(sub)
 
     from .batch_cli import add_parser as add_recipe_parser
 

@@ -29,6 +29,7 @@ from instructir_desktop.core.packs import TASK_TITLES
 
 from . import commands
 from .advice import darkens, layer_advice, weak_spot
+from .assess import PhotoAssessor
 from .autosave import Autosaver, Recoverable, find_recoverable
 from .bridge_host import BridgeHost
 from .chatlog import ChatLog
@@ -120,6 +121,7 @@ class EditorSession(QObject):
         self.undo_stack.indexChanged.connect(lambda _i: self.autosaver.mark_dirty())
         self.autosaver.failed.connect(lambda msg: log.warning("autosave failed: %s", msg))
         self.settings.changed.connect(self._on_setting)
+        self.assessor = PhotoAssessor(self)  # what the photo itself suggests, for the chat
 
     # Lifecycle
 

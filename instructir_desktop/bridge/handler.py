@@ -191,7 +191,7 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
                 return
             body = None
             if method == "POST":
-                big = route == "submit"
+                big = route in ("submit", "assess")
                 body = self._read_body(bridge.max_body_bytes if big else MAX_JSON_BYTES)
                 if body is None:
                     return
@@ -223,6 +223,14 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
                 self._send_json(200, bridge.cancel_job(parts[1]))
             elif route == "delete":
                 self._send_json(200, bridge.delete_job(parts[1]))
+            elif route == "assess":
+                assert body is not None
+                from instructir_desktop.core.assess import assess_photo_bytes
+
+                # Numpy only and a fraction of a second: it runs here, not in the model queue.
+                _, image, name = _parse_submit_fields(self.headers.get("Content-Type"), body)
+                del body
+                self._send_json(200, assess_photo_bytes(image, name))
             elif route == "suggestions":
                 self._send_json(200, suggestions())
             elif route == "intent":
@@ -343,6 +351,7 @@ _ROUTES = {
     ("DELETE", 2, "jobs"): "delete",
     ("GET", 1, "intent"): "suggestions",
     ("POST", 1, "intent"): "intent",
+    ("POST", 1, "assess"): "assess",
 }
 
 

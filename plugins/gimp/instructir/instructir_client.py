@@ -328,6 +328,11 @@ class BridgeClient:
         body = json.dumps({"text": text}).encode()
         return self._json("POST", "/intent", body, timeout=timeout)
 
+    def assess(self, png: bytes, timeout: float = 30.0) -> dict:
+        """What the layer's pixels suggest fixing (POST /assess): summary and steps in order."""
+        body, ctype = _multipart({}, ("image", "layer.png", "image/png", png))
+        return self._json("POST", "/assess", body, content_type=ctype, timeout=timeout)
+
 
 def response_proof(token: str, nonce: str, port: int, status: int, body: bytes) -> str:
     """The HMAC the bridge sends with each answer (same as the bridge's ``response_proof``)."""

@@ -17,8 +17,11 @@ POLL_MS = 1000  # bridge state retries while it is not ready
 TYPING_MS = 400  # pause after typing before asking what the model understands
 
 
-def show_dialog(procedure, config, plugin_dir):
-    """The dialog; True when the user said OK to an instruction that can be sent."""
+def show_dialog(procedure, config, plugin_dir, layer_png=None):
+    """The dialog; True when the user said OK to an instruction that can be sent.
+
+    ``layer_png()`` gives the active layer's pixels as PNG: the bridge assesses them and the
+    fixes they suggest become the first row of buttons."""
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -36,6 +39,8 @@ def show_dialog(procedure, config, plugin_dir):
     top = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
     top.set_border_width(12)
     top.pack_start(Gtk.Label(label="What is wrong with the photo?", xalign=0.0), False, False, 0)
+    layer = LayerSuggestions(layer_png, lambda p: suggest(dialog, config, watch, p))
+    top.pack_start(layer.box, False, False, 0)
     flow = Gtk.FlowBox(selection_mode=Gtk.SelectionMode.NONE, max_children_per_line=4)
     top.pack_start(flow, False, False, 0)
 
@@ -49,6 +54,7 @@ def show_dialog(procedure, config, plugin_dir):
         bottom.pack_start(label, False, False, 0)
 
     watch = DialogWatch(config, plugin_dir, state, reading)
+    watch.on_connected = layer.fill
     for task in client.TASKS:
         prompt = client.TASK_PROMPTS[task]
         button = Gtk.Button(label=client.TASK_LABELS[task])
@@ -73,6 +79,7 @@ def show_dialog(procedure, config, plugin_dir):
         return False
     finally:
         watch.stop()
+        layer.stop()
         dialog.destroy()
 
 
@@ -118,6 +125,7 @@ class DialogWatch:
         self._poll = 0
         self._typing = 0
         self._handler = None
+        self.on_connected = None  # called with the client once a bridge answers
 
     def start(self):
         self._handler = self.config.connect("notify::instruction", self._changed)
@@ -169,6 +177,8 @@ class DialogWatch:
             self._set_state("ready", f"InstructIR bridge ready (model {model}).")
         else:  # the model loads with the first instruction
             self._set_state("ready", "InstructIR bridge ready.")
+        if self.on_connected is not None:
+            self.on_connected(bridge)
         if self.read_text is None:
             self.update_reading()
 
@@ -222,6 +232,59 @@ class DialogWatch:
         if self.read_text != text:
             self.update_reading()
         return self.read_text == text and self.reading.unclear
+
+
+class LayerSuggestions:
+    """What the active layer itself suggests fixing, as a row of buttons in the order to apply
+    them; asked once, shortly after a bridge answers, so the dialog is up first."""
+
+    def __init__(self, layer_png, on_pick):
+        from gi.repository import Gtk
+
+        self.layer_png = layer_png
+        self.on_pick = on_pick
+        self.asked = layer_png is None
+        self._source = 0
+        self.box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        self.label = Gtk.Label(label="", xalign=0.0)
+        self.label.set_line_wrap(True)
+        self.label.set_max_width_chars(60)
+        self.row = Gtk.FlowBox(selection_mode=Gtk.SelectionMode.NONE, max_children_per_line=4)
+        self.box.pack_start(self.label, False, False, 0)
+        self.box.pack_start(self.row, False, False, 0)
+
+    def fill(self, bridge):
+        if self.asked or self._source:
+            return
+        self.label.set_text("Looking at the layer…")
+        self._source = GLib.timeout_add(50, lambda: self._ask(bridge))
+
+    def _ask(self, bridge):
+        from gi.repository import Gtk
+
+        self._source = 0
+        try:
+            answer = bridge.assess(self.layer_png())
+        except client.BridgeError as exc:
+            self.label.set_text(f"Could not look at the layer: {exc}")
+            return False  # asked again when the bridge answers next
+        self.asked = True
+        steps = [s for s in answer.get("steps", []) if isinstance(s, dict)]
+        summary = answer.get("summary") or "Nothing obvious to fix."
+        self.label.set_text(f"This layer: {summary}" if steps else summary)
+        for n, step in enumerate(steps, 1):
+            task, prompt = step.get("task", ""), step.get("instruction", "")
+            button = Gtk.Button(label=f"{n}. {client.TASK_LABELS.get(task, task)}")
+            button.set_tooltip_text(prompt)
+            button.connect("clicked", lambda _b, p=prompt: self.on_pick(p))
+            self.row.add(button)
+        self.box.show_all()
+        return False
+
+    def stop(self):
+        if self._source:
+            GLib.source_remove(self._source)
+            self._source = 0
 
 
 def load_last(plugin_dir):
