@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from instructir_desktop.app.chatlog import ChatMessage
 from instructir_desktop.app.session import EditorSession
 
+from .assess_card import AssessmentCard
 from .flow_layout import FlowLayout
 
 __all__ = ["ChatPanel", "ChatInput", "SuggestionBar", "MessageWidget", "pixmap_from_array"]
@@ -259,6 +260,13 @@ class ChatPanel(QWidget):
         bar.rangeChanged.connect(self._range_changed)
         bar.valueChanged.connect(self._scrolled)
         layout.addWidget(self.scroll, 1)
+        self.assessment = AssessmentCard(self)  # what the photo suggests, before any typing
+        self.assessment.picked.connect(self._pick)
+        self.assessment.pickedAll.connect(lambda tasks: [self._pick(t) for t in tasks])
+        session.assessor.advice.connect(
+            lambda a: self.assessment.show_advice(a, self.session.catalog.get("titles"))
+        )
+        layout.addWidget(self.assessment)
         self.suggestion_label = QLabel("Or pick what to fix:", self)
         self.suggestion_label.setObjectName("suggestionLabel")
         layout.addWidget(self.suggestion_label)
