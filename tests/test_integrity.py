@@ -13,8 +13,8 @@ from instructir_desktop.core import integrity
 from instructir_desktop.core.errors import ModelCorruptError
 from instructir_desktop.core.packs import MANIFEST_NAME, PackManifest
 from instructir_desktop.core.paths import cache_dir, data_dir
-from instructir_desktop.core.restorer import Restorer
 from instructir_desktop.core.resources import resource_path
+from instructir_desktop.core.restorer import Restorer
 
 
 def _flip_bytes(path, at: int = 4096, count: int = 64) -> None:
