@@ -225,3 +225,19 @@ def test_stop_cancels_what_waits(tiny_restorer):
     with pytest.raises(Exception, match="shutting down"):
         q.submit(JobKind.INTENT, IntentRequest("x"))
     assert PRIORITY["intent"] < PRIORITY["preview"] < PRIORITY["full"]
+
+
+def test_what_the_restorer_did_to_fit_in_memory_reaches_the_listener(tiny_restorer):
+    class Squeezed(Gated):
+        notices = ["Out of GPU memory: ran with 256-px tiles."]
+
+    rec = Recorder()
+    q = JobQueue(ModelHost(lambda request: Squeezed(tiny_restorer, tiles=2)), listener=rec)
+    job = q.submit(JobKind.RESTORE, RestoreRequest(photo(), [Step("x")]))
+    q.start()
+    try:
+        job.result(30)
+        notes = [e.message for e in rec.of(job.job_id) if type(e).__name__ == "Notice"]
+        assert notes == ["Out of GPU memory: ran with 256-px tiles."]
+    finally:
+        q.stop()

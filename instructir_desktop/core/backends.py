@@ -172,6 +172,8 @@ class OpenVINOBackend:
 
         self._ov = ov
         self.core = ov.Core()
+        # Compiled models are cached on disk: a later start skips compilation (seconds).
+        self.core.set_property({"CACHE_DIR": str(Path(cache_folder) / "compiled")})
         if precision not in _OV_HINTS:
             raise InstructIRError(f"OpenVINO has no precision {precision!r}.")
         if precision != "fp32" and not openvino_runs(precision):
@@ -338,6 +340,7 @@ def choose_backend(
     if want_ov:
         candidates.append(lambda p: OpenVINOBackend(descriptor, folder, p))
     candidates.append(lambda p: TorchBackend(descriptor, _DTYPES[p]))
+    verdicts = _Verdicts(folder, descriptor)
     usable = []
     for make in candidates:
         for p in dict.fromkeys((precision, "fp32")):
@@ -348,12 +351,64 @@ def choose_backend(
             if (candidate.name, p) == ("torch", "fp32"):
                 usable.append(reference)
                 break
-            if agrees_with_fp32(candidate, reference) >= MIN_PSNR_DB:
+            if verdicts.agreement(candidate, reference) >= MIN_PSNR_DB:
                 usable.append(candidate)
                 break
+    verdicts.save()
     if backend == "auto" and len(usable) > 1:
         return _fastest(usable, descriptor, folder)
     return (usable[0] if usable else reference), {}
+
+
+class _Verdicts:
+    """How far each reduced-precision backend is from torch fp32 (dB), per weights, machine
+    and library versions, cached beside the timings: measuring it runs the reference network,
+    which costs more than the rest of a warm start."""
+
+    def __init__(self, folder: Path, descriptor: ModelDescriptor) -> None:
+        self.path = folder / "backend-agreement.json"
+        self.descriptor = descriptor
+        self._fingerprint: str | None = None
+        self.changed = False
+        try:
+            known = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        self.known = known if isinstance(known, dict) else {}
+
+    def _key(self, backend) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = getattr(backend, "fingerprint", None) or state_fingerprint(
+                self.descriptor.net
+            )
+        return "|".join(
+            [
+                self._fingerprint,
+                platform.machine(),
+                platform.processor() or "",
+                torch.__version__,
+                _openvino_version(),
+                f"{backend.name}:{backend.precision}",
+            ]
+        )
+
+    def agreement(self, backend, reference: TorchBackend) -> float:
+        key = self._key(backend)
+        value = self.known.get(key)
+        if not isinstance(value, (int, float)):
+            value = float(agrees_with_fp32(backend, reference))
+            self.known[key] = min(value, 999.0)  # identical outputs: inf is not JSON
+            self.changed = True
+        return float(value)
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.known, indent=1))
+        except OSError:
+            pass  # a read-only cache only costs the check again next time
 
 
 def _fastest(

@@ -39,6 +39,7 @@ from .jobtypes import (
     Listener,
     LoadRequest,
     NoModelError,
+    Notice,
     Progress,
     RestoreRequest,
     Started,
@@ -57,6 +58,7 @@ __all__ = [
     "Started",
     "Progress",
     "StepDone",
+    "Notice",
     "Finished",
     "Cancelled",
     "Failed",
@@ -402,6 +404,8 @@ class JobQueue:
                 cancel=cancelled,
                 **tile,
             )
+            for notice in getattr(restorer, "notices", ()):
+                self._emit(job, Notice(**ev, message=notice))
             self._emit(
                 job, StepDone(**ev, step=i + 1, steps=len(steps), instruction=step.instruction)
             )

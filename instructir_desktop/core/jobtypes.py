@@ -32,6 +32,7 @@ __all__ = [
     "Started",
     "Progress",
     "StepDone",
+    "Notice",
     "Finished",
     "Cancelled",
     "Failed",
@@ -143,6 +144,14 @@ class StepDone(JobEvent):
     step: int
     steps: int
     instruction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(JobEvent):
+    """Something the user should know about a job that still succeeds (e.g. it ran with
+    smaller tiles or on the CPU to fit in memory)."""
+
+    message: str
 
 
 @dataclass(frozen=True, kw_only=True)

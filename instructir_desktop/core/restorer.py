@@ -8,6 +8,7 @@ between tiles (nothing partial is returned).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .errors import CancelledError, DeviceError, InstructIRError
 from .images import LUMA
 from .integrity import verify_pack_files
 from .memory_fallback import cpu_backend, restore_with_fallback
-from .packs import MANIFEST_NAME, PackManifest
+from .packs import MANIFEST_NAME, OFFICIAL_ID, PackManifest
 from .text import InstructionEncoder, Intent, clean_instruction
 from .tiling import DEFAULT_OVERLAP, blend_weights, plan_tiles, tile_size_for_budget
 from .weights import load_state_dict
@@ -94,10 +95,16 @@ class Restorer:
         # them to zero changes outputs by under 1e-37 and made the lite pack ~20% faster.
         torch.set_flush_denormal(True)
         self.encoder = InstructionEncoder(self.manifest, self.pack_dir)
+        # The sentence encoder (importing transformers, seconds) loads beside the image
+        # network; most of both is in C++ code that releases the GIL.
+        text_loader = _Preload(lambda: self.encoder.sentence_encoder)
         state = load_state_dict(self.pack_dir / self.manifest.file("image").path)
         self.descriptor = ModelDescriptor.from_state_dict(self.manifest.network, state, self.device)
         self.memory_budget = memory_budget or default_memory_budget(self.device)
         self.fixed_tile = tile
+        # The official pack computes exactly what the release does, zero padding included;
+        # other packs see mirrored context at the photo's border (no odd first row).
+        self.border_margin = 0 if self.manifest.id == OFFICIAL_ID else BORDER_MARGIN
         self.notices: list[str] = []  # what the last restore did to fit in memory
         # backend_timings: seconds per megapixel of each usable backend when ``auto`` had to
         # choose by speed. ``precision`` auto follows INSTRUCTIR_PRECISION (resolve_precision).
@@ -106,6 +113,7 @@ class Restorer:
         )
         if isinstance(self.backend, TorchBackend):
             self.backend.warm()
+        text_loader.result()
 
     @property
     def pack_id(self) -> str:
@@ -187,7 +195,7 @@ class Restorer:
         backend = backend or self.backend
         h, w, _ = rgb.shape
         m = self.descriptor.size_multiple
-        margin = BORDER_MARGIN if min(h, w) > 1 else 0
+        margin = self.border_margin if min(h, w) > 1 else 0
         hp, wp = h + 2 * margin, w + 2 * margin
         tile = max(m * 2, tile - tile % m)
         overlap = min(DEFAULT_OVERLAP, tile // 4)
@@ -201,6 +209,11 @@ class Restorer:
                 if cancel is not None and cancel():
                     raise CancelledError("Cancelled.")
                 th, tw = t.shape
+                if not margin:  # the release's computation: zeros right and bottom
+                    patch = np.zeros((1, 3, th + (-th) % m, tw + (-tw) % m), np.float32)
+                    patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)
+                    yield patch
+                    continue
                 rows = _mirror(np.arange(t.y0, t.y0 + th + (-th) % m) - margin, h)
                 cols = _mirror(np.arange(t.x0, t.x0 + tw + (-tw) % m) - margin, w)
                 patch = rgb[rows[:, None], cols[None, :]].transpose(2, 0, 1)
@@ -226,6 +239,27 @@ class Restorer:
         if not single:
             np.divide(out, weight, out=out)
         return np.clip(out[margin : margin + h, margin : margin + w], 0.0, 1.0)
+
+
+class _Preload:
+    """Runs ``load`` on a helper thread; ``result()`` waits and re-raises its error."""
+
+    def __init__(self, load: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                load()
+            except BaseException as exc:  # noqa: BLE001 - handed to result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="instructir-text-load", daemon=True)
+        self._thread.start()
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _mirror(index: np.ndarray, length: int) -> np.ndarray:
