@@ -190,3 +190,25 @@ def test_recent_recipe_offered_in_the_chat_adds_its_layers_in_one_undo_step(
     idle(qtbot, window)
     window.session.undo_stack.undo()
     assert window.session.document.layers == [] and offer.isVisible()
+
+
+def test_layers_with_masks_become_a_recipe_with_masks_beside_it(tmp_path):
+    from types import SimpleNamespace
+
+    from instructir_desktop.app.batch import recipe_from_layers
+    from instructir_desktop.core.recipe import load_mask, load_recipe, save_recipe
+
+    mask = np.zeros((30, 40), np.float32)
+    mask[:, 20:] = 1.0
+    layers = [
+        SimpleNamespace(instruction="too dark", strength=0.5, visible=True, adjust=None),
+        SimpleNamespace(instruction="denoise", strength=1.0, visible=False, mask=mask),
+    ]
+    recipe, _ = recipe_from_layers(layers, "tiny-test", "masked")
+    path = save_recipe(recipe, tmp_path / "masked.json")
+    back = load_recipe(path)
+    assert back.steps[0].mask is None and back.steps[1].mask == "masked-mask-2.png"
+    assert back.steps[1].enabled is False
+    scaled, warning = load_mask(back, back.steps[1], (80, 60))
+    assert warning == "" and scaled.shape == (60, 80, 1)
+    assert scaled[:, :38].max() == 0.0 and scaled[:, 42:].min() == 1.0

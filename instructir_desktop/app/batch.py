@@ -23,7 +23,13 @@ from PySide6.QtCore import QObject, Signal
 from instructir_desktop.core.errors import CancelledError
 from instructir_desktop.core.images import Photo, save_image
 from instructir_desktop.core.outputs import plan_outputs
-from instructir_desktop.core.recipe import Recipe, RecipeStep, apply_recipe, load_mask
+from instructir_desktop.core.recipe import (
+    Recipe,
+    RecipeStep,
+    apply_recipe,
+    load_mask,
+    mask_png,
+)
 
 from .stack import thumbnail
 from .threads import Dispatcher
@@ -56,18 +62,23 @@ class BatchItem:
 
 
 def recipe_from_layers(layers: Sequence, pack: str, name: str = "") -> tuple[Recipe, dict]:
-    """The document's layer stack as a recipe (hidden layers are disabled steps), and the
-    masks of layers that have one (by step index), for ``save_recipe``."""
-    steps, masks = [], {}
+    """The document's layer stack as a recipe (hidden layers are disabled steps). A layer's
+    mask (float H x W) travels inside the recipe as PNG bytes, so applying the recipe uses
+    it and ``save_recipe`` writes it beside the file; the second value maps step index to
+    mask for callers that want the arrays."""
+    steps, masks, data = [], {}, {}
     for i, layer in enumerate(layers):
         mask = getattr(layer, "mask", None)
+        mask_name = None
         if mask is not None:
             masks[i] = mask
+            mask_name = f"layer-{i + 1}.png"
+            data[mask_name] = mask_png(mask)
         steps.append(
-            RecipeStep(layer.instruction, float(layer.strength), bool(layer.visible), None,
+            RecipeStep(layer.instruction, float(layer.strength), bool(layer.visible), mask_name,
                        getattr(layer, "adjust", None))
         )  # fmt: skip
-    return Recipe(steps, pack, name), masks
+    return Recipe(steps, pack, name, mask_data=data), masks
 
 
 def add_recipe_layers(session, recipe: Recipe) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "save_recipe",
     "recipe_from_project",
     "load_mask",
+    "mask_png",
     "apply_recipe",
     "describe_recipe",
 ]
@@ -272,7 +273,7 @@ def save_recipe(
                 data = recipe.mask_bytes(step.mask)
             if data is not None:
                 name = f"{target.stem}-mask-{i + 1}.png"
-                atomic_write_bytes(target.parent / name, _png_bytes(data))
+                atomic_write_bytes(target.parent / name, mask_png(data))
                 step = replace(step, mask=name)
             steps.append(step)
         text = json.dumps(replace(recipe, steps=steps).to_dict(), indent=2) + "\n"
@@ -284,7 +285,8 @@ def save_recipe(
     return target
 
 
-def _png_bytes(mask: np.ndarray | bytes) -> bytes:
+def mask_png(mask: np.ndarray | bytes) -> bytes:
+    """A mask (float H x W in [0, 1]) as 16-bit greyscale PNG bytes; bytes pass through."""
     if isinstance(mask, bytes):
         return mask
     plane = np.asarray(mask, np.float32)

@@ -61,9 +61,9 @@ def save_recipe_dialog(window) -> Path | None:
     )
     if not name:
         return None
-    recipe, masks = recipe_from_layers(layers, session.model_pack(), Path(name).stem)
+    recipe, _masks = recipe_from_layers(layers, session.model_pack(), Path(name).stem)
     try:
-        path = save_recipe(recipe, name, masks)
+        path = save_recipe(recipe, name)
     except InstructIRError as exc:
         QMessageBox.warning(window, "Save Recipe", str(exc))
         return None
