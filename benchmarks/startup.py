@@ -5,6 +5,11 @@ Each run starts the app with INSTRUCTIR_STARTUP_PROBE=1: the window shows, the a
 first run only warms the disk cache and is excluded; the figures are over the others.
 
     python benchmarks/startup.py [--runs 6] [--display]   # --display: use the real screen
+    python benchmarks/startup.py --model [--pack instructir-lite]
+
+``--model`` times "model ready" instead: a fresh process loads the pack through the job
+pipeline (as the app's model thread does, text encoder warmed up), first with empty caches
+(a first start) and then with the caches that run left (warm starts); one JSON line.
 """
 
 from __future__ import annotations
@@ -43,11 +48,66 @@ def one_run(env: dict[str, str]) -> dict:
     return report
 
 
+MODEL_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+from instructir_desktop.core.jobs import JobKind, JobQueue, LoadRequest
+from instructir_desktop.core.store import ModelStore
+pack = sys.argv[1]
+d = JobQueue().run(JobKind.LOAD, LoadRequest(ModelStore().locate(pack), pack))
+print(json.dumps({"ready_s": time.perf_counter() - t0, "backend": d["backend"],
+                  "precision": d["precision"]}))
+"""
+
+
+def model_ready(pack: str, runs: int) -> dict:
+    """Seconds from process start to a loaded model: one first start, then warm starts."""
+    with tempfile.TemporaryDirectory(prefix="instructir-bench-") as tmp:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "INSTRUCTIR_CONFIG_DIR": str(Path(tmp) / "config"),
+            "INSTRUCTIR_DATA_DIR": str(Path(tmp) / "data"),
+            "INSTRUCTIR_CACHE_DIR": str(Path(tmp) / "cache"),
+        }
+
+        def once() -> dict:
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", MODEL_PROBE, pack],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            if out.returncode != 0:
+                raise SystemExit(f"loading failed:\n{out.stderr[-2000:]}")
+            report = json.loads(out.stdout.strip().splitlines()[-1])
+            report["process_s"] = time.perf_counter() - t0
+            return report
+
+        first = once()
+        warm = [once() for _ in range(runs)]
+    ready = [w["process_s"] for w in warm]
+    return {
+        "pack": pack,
+        "backend": first["backend"],
+        "precision": first["precision"],
+        "first_start_s": round(first["process_s"], 2),
+        "warm_median_s": round(statistics.median(ready), 2),
+        "warm_min_s": round(min(ready), 2),
+        "warm_runs": runs,
+        "load_average": round(os.getloadavg()[0], 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=6, help="measured runs (after one warm-up)")
     parser.add_argument("--display", action="store_true", help="show on the real display")
+    parser.add_argument("--model", action="store_true", help="time 'model ready' instead")
+    parser.add_argument("--pack", default="instructir-lite", help="pack for --model")
     args = parser.parse_args()
+    if args.model:
+        print(json.dumps(model_ready(args.pack, min(args.runs, 3))))
+        return 0
     with tempfile.TemporaryDirectory(prefix="instructir-bench-") as tmp:
         env = {
             **os.environ,

@@ -128,6 +128,7 @@ def _open_queue(args):
 def cmd_restore(args) -> int:
     from .assess_cli import auto_steps, is_auto
     from .batch_cli import restore_with_recipe, run_photos
+    from .core.images import check_fits
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.outputs import collect_inputs, plan_outputs
     from .core.text import clean_instruction
@@ -146,6 +147,8 @@ def cmd_restore(args) -> int:
         return _fail("--min-confidence must be between 0 and 1")
     inputs = collect_inputs(args.inputs)
     plans = plan_outputs(inputs, args.output, args.format)
+    for src in inputs:
+        check_fits(src)  # a photo beyond the memory budget is refused before the model loads
     _check_tile(args)
     queue = _open_queue(args)
     restorer = queue.host.restorer
@@ -160,6 +163,7 @@ def cmd_restore(args) -> int:
             out.info(f"{text!r}: {fixes}: {listed}")
         steps.extend(Step(intent.text, args.strength) for intent in plan)
         _check_confidence(plan, args.min_confidence)
+
     def process(src, photo, progress):
         photo_steps = steps
         if auto:

@@ -226,3 +226,13 @@ def test_a_damaged_manifest_is_one_short_line(capsys, tmp_path, tiny_pack, chang
     line = one_line(err)
     assert code == 2 and words in line and len(line) < 600
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_photo_beyond_the_memory_budget_is_refused_before_the_model(
+    capsys, tmp_path, monkeypatch, no_model
+):
+    monkeypatch.setenv("INSTRUCTIR_MEMORY_BUDGET_MB", "64")
+    Image.new("RGB", (3000, 2000)).save(tmp_path / "big.png")  # 6 MP: ~330 MB to restore
+    code, _, err = run(capsys, "restore", tmp_path / "big.png", "-i", "denoise", "-o",
+                       tmp_path / "o.png")  # fmt: skip
+    assert code == 2 and "big.png" in one_line(err)

@@ -137,6 +137,19 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pho
     return photo
 
 
+def check_fits(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse, from the header alone, a photo too large to open (the bomb limit or the memory
+    budget), so that a batch can say so before the model loads. A file that cannot be read
+    is left to ``load_image``, which names what is wrong with it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fp, _pillow_limit(None), Image.open(fp) as im:
+            size = im.size
+    except Exception:  # noqa: BLE001 - reported when the photo is loaded
+        return
+    _check_size(path.name, size, max_pixels)
+
+
 def load_image_bytes(data: bytes, *, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """Decode a photo held in memory; `name` only appears in error messages."""
     return _load(io.BytesIO(data), name or "the image", max_pixels)
