@@ -7,7 +7,6 @@ between tiles (nothing partial is returned).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -291,8 +290,8 @@ def default_memory_budget(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * 0.5)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 8 << 30
-    return int(min(1.5 * (1 << 30), total * 0.1))
+    from .memory import memory_budget
+
+    # A fifth of the process's memory budget (RAM share, container and `ulimit -v` limits,
+    # INSTRUCTIR_MEMORY_BUDGET_MB), at most 1.5 GB: tiles beyond that gain nothing on a CPU.
+    return int(min(1.5 * (1 << 30), memory_budget() * 0.2))
