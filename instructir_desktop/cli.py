@@ -130,10 +130,13 @@ def cmd_restore(args) -> int:
     from .batch_cli import restore_with_recipe, run_photos
     from .core.images import check_fits
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
+    from .core.masks import read_mask
     from .core.outputs import collect_inputs, plan_outputs
     from .core.text import clean_instruction
 
     out = _Output(args.json)
+    if args.recipe and args.mask:
+        return _fail("--mask applies to -i; a recipe carries its own masks")
     if args.recipe:
         return restore_with_recipe(args, out, _open_queue)
     if not args.instruction:
@@ -149,6 +152,7 @@ def cmd_restore(args) -> int:
     plans = plan_outputs(inputs, args.output, args.format)
     for src in inputs:
         check_fits(src)  # a photo beyond the memory budget is refused before the model loads
+    mask = read_mask(args.mask) if args.mask else None  # a bad mask fails before the model
     _check_tile(args)
     queue = _open_queue(args)
     restorer = queue.host.restorer
@@ -171,9 +175,25 @@ def cmd_restore(args) -> int:
         if not photo_steps:
             return None
         request = RestoreRequest(photo.pixels, photo_steps, tile=args.tile)
-        return queue.run(JobKind.RESTORE, request, listener=progress)
+        restored = queue.run(JobKind.RESTORE, request, listener=progress)
+        return restored if mask is None else _masked(photo.pixels, restored, mask, src)
 
     return run_photos(plans, out, process, quality=args.quality, pack=restorer.pack_id)
+
+
+def _masked(original, restored, mask, src):
+    """The restore blended through ``--mask``, scaled to the photo with a warning if needed."""
+    from .core.masks import apply_mask, fit_mask
+
+    h, w = original.shape[:2]
+    fitted, scaled = fit_mask(mask, (w, h))
+    if scaled:
+        print(
+            f"instructir: warning: {src.name}: the mask ({mask.shape[1]} x {mask.shape[0]}) "
+            f"was scaled to the photo ({w} x {h})",
+            file=sys.stderr,
+        )
+    return apply_mask(original, restored, fitted)
 
 
 def _check_tile(args) -> None:
@@ -429,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of -i",
     )
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    p.add_argument(
+        "--mask",
+        metavar="MASK.png",
+        help="apply the fix through a mask: 8/16-bit grey or an RGBA file's alpha; white "
+        "applies, black keeps the original (scaled to each photo)",
+    )
     p.add_argument("--strength", type=float, default=1.0, help="0..1, applies to every step")
     p.add_argument(
         "--tile",

@@ -1,0 +1,182 @@
+"""Layer masks: reading a mask file, fitting it to a photo, and the pixel operations of the
+app's mask tools (all on float32 H x W planes in [0, 1]: 1 applies the fix, 0 keeps the
+original). Blending through a mask is ``core.recipe.blend`` (the strength space)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .recipe import RecipeMaskError, _mask_plane
+
+__all__ = [
+    "read_mask",
+    "fit_mask",
+    "mask_from_png",
+    "apply_mask",
+    "paint_rect",
+    "paint_ellipse",
+    "linear_gradient",
+    "brightness_range",
+    "feather",
+    "combine",
+]
+
+MAX_MASK_PIXELS = 200_000_000
+MAX_MASK_FILE = 256 << 20
+
+
+def mask_from_png(data: bytes, name: str = "mask") -> np.ndarray:
+    """PNG bytes (8/16-bit grey, or the alpha of an RGBA/LA file) as float32 H x W in [0, 1].
+    Raises RecipeMaskError (one line for the user) when the data is not a readable PNG."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG":
+                raise RecipeMaskError(f"The mask '{name}' is not a PNG file.")
+            w, h = im.size
+            if w * h > MAX_MASK_PIXELS:
+                raise RecipeMaskError(f"The mask '{name}' is too large.")
+            if im.mode in ("RGBA", "LA"):
+                # an RGBA/LA mask is its alpha: the usual export of a selection from an editor
+                plane = np.asarray(im.getchannel("A"), np.float32) / np.float32(255.0)
+            else:
+                plane = _mask_plane(im)
+    except RecipeMaskError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise RecipeMaskError(f"The mask '{name}' cannot be read (damaged PNG).") from None
+    return np.clip(plane, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """The mask file at ``path`` as float32 H x W in [0, 1] (see ``mask_from_png``)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_MASK_FILE:
+            raise RecipeMaskError(f"The mask '{path.name}' is too large.")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RecipeMaskError(f"The mask '{path}' was not found.") from None
+    except IsADirectoryError:
+        raise RecipeMaskError(f"The mask '{path}' is a folder, not a PNG file.") from None
+    except OSError as exc:
+        raise RecipeMaskError(f"The mask '{path}' cannot be read: {exc.strerror}.") from None
+    return mask_from_png(data, path.name)
+
+
+def fit_mask(mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """``mask`` (H x W) at ``size`` (w, h), bilinear; and whether it had to be scaled."""
+    w, h = size
+    if mask.shape[:2] == (h, w):
+        return mask, False
+    scaled = Image.fromarray(np.asarray(mask, np.float32), "F").resize(
+        (w, h), Image.Resampling.BILINEAR
+    )
+    return np.clip(np.asarray(scaled, np.float32), 0.0, 1.0), True
+
+
+def apply_mask(original: np.ndarray, restored: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``restored`` where the mask is 1, ``original`` where it is 0, blended in between in the
+    strength space (``core.recipe.blend``). Fully masked and unmasked pixels are copied, so
+    they equal the restore and the original exactly."""
+    from .recipe import blend
+
+    weight = np.asarray(mask, np.float32)[..., None]
+    out = blend(original, restored, weight)
+    np.copyto(out, restored, where=weight >= 1.0)
+    np.copyto(out, original, where=weight <= 0.0)
+    return out
+
+
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+
+
+def paint_rect(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
+    """A plane of ``shape`` (h, w): 1 inside ``box`` (x0, y0, x1, y1 in pixels), 0 outside."""
+    x0, y0, x1, y1 = box
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    ys, xs = _grid(shape)
+    inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    return inside.astype(np.float32)
+
+
+def paint_ellipse(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
+    """A plane of ``shape`` (h, w): 1 inside the ellipse inscribed in ``box``, 0 outside."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5
+    rx, ry = max(abs(x1 - x0) / 2, 0.5), max(abs(y1 - y0) / 2, 0.5)
+    ys, xs = _grid(shape)
+    inside = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1.0
+    return inside.astype(np.float32)
+
+
+def linear_gradient(
+    shape: tuple[int, int], start: tuple[float, float], end: tuple[float, float]
+) -> np.ndarray:
+    """1 at ``start`` (x, y) falling linearly to 0 at ``end``, constant beyond both ends
+    (a sky-to-horizon mask is a drag from the sky down to the horizon)."""
+    (sx, sy), (ex, ey) = start, end
+    dx, dy = ex - sx, ey - sy
+    length2 = dx * dx + dy * dy
+    if length2 < 1e-6:
+        return np.ones(shape, np.float32)
+    ys, xs = _grid(shape)
+    t = ((xs - sx) * dx + (ys - sy) * dy) / np.float32(length2)
+    return np.clip(1.0 - t, 0.0, 1.0).astype(np.float32)
+
+
+# Luminance bands of the brightness-range tool: (low, high) in linear [0, 1] of the display
+# value, each with a soft edge of SOFT_EDGE on both sides.
+BANDS = {"shadows": (0.0, 0.33), "midtones": (0.33, 0.67), "highlights": (0.67, 1.0)}
+SOFT_EDGE = 0.1
+
+
+def brightness_range(image: np.ndarray, band: str, soft: float = SOFT_EDGE) -> np.ndarray:
+    """A mask selecting the shadows, midtones or highlights of ``image`` (float H x W x 3 in
+    [0, 1]) by Rec. 709 luma, with a linear soft edge ``soft`` wide on each side."""
+    low, high = BANDS[band]
+    luma = image[..., 0] * 0.2126 + image[..., 1] * 0.7152 + image[..., 2] * 0.0722
+    soft = max(float(soft), 1e-3)
+    rise = np.ones_like(luma) if low <= 0.0 else np.clip((luma - low) / soft + 0.5, 0.0, 1.0)
+    fall = np.ones_like(luma) if high >= 1.0 else np.clip((high - luma) / soft + 0.5, 0.0, 1.0)
+    return np.minimum(rise, fall).astype(np.float32)
+
+
+def _box(plane: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """A box blur of width 2r+1 along ``axis``, edges extended (cumulative sums: O(pixels))."""
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (r + 1, r)
+    c = np.cumsum(np.pad(plane, pad, mode="edge"), axis=axis, dtype=np.float64)
+    n = plane.shape[axis]
+    hi = np.take(c, np.arange(2 * r + 1, 2 * r + 1 + n), axis=axis)
+    lo = np.take(c, np.arange(0, n), axis=axis)
+    return ((hi - lo) / (2 * r + 1)).astype(np.float32)
+
+
+def feather(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``mask`` softened by ``radius`` full-resolution pixels: three box blurs per axis, a
+    close approximation of a Gaussian of that sigma in time linear in the pixels."""
+    if radius <= 0:
+        return mask
+    # three boxes of width w have the variance of a Gaussian: 3 * (w^2 - 1) / 12 = sigma^2
+    r = max(1, round((np.sqrt(4.0 * radius * radius + 1.0) - 1.0) / 2.0))
+    out = np.asarray(mask, np.float32)
+    for axis in (0, 1):
+        for _ in range(3):
+            out = _box(out, r, axis)
+    return np.clip(out, 0.0, 1.0)
+
+
+def combine(mask: np.ndarray, shape: np.ndarray, opacity: float, erase: bool) -> np.ndarray:
+    """``mask`` with ``shape`` (a 0..1 coverage plane) painted in at ``opacity``: towards 1
+    when painting, towards 0 when erasing."""
+    cover = np.asarray(shape, np.float32) * np.float32(opacity)
+    if erase:
+        return mask * (1.0 - cover)
+    return mask + (1.0 - mask) * cover
