@@ -4,6 +4,7 @@ follows from the document's change signals (and is instant when the cache holds 
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from .document import Document, Layer
@@ -15,6 +16,7 @@ __all__ = [
     "SetStrength",
     "EditInstruction",
     "MoveLayer",
+    "SetMask",
 ]
 
 _STRENGTH_ID = 1001
@@ -156,3 +158,27 @@ class MoveLayer(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.move_layer(self.layer_id, self.old_index)
+
+
+class SetMask(QUndoCommand):
+    """Give a layer a mask, change it (one stroke or one tool use) or remove it (``None``).
+
+    Masks only change blending: undo and redo re-composite from the cache, and the old
+    mask keeps its render key, so undoing finds its composite again."""
+
+    def __init__(
+        self, doc: Document, layer_id: str, mask: np.ndarray | None, what: str = "Mask"
+    ) -> None:
+        layer = doc.layer(layer_id)
+        super().__init__(f"{what} “{_short(layer.instruction)}”")
+        self.doc, self.layer_id = doc, layer_id
+        self.old = (layer.mask, layer.mask_key)
+        # a Layer turns a float plane into its uint16 mask and names it once, here
+        made = Layer(layer_id, layer.instruction, mask=mask)
+        self.new = (made.mask, made.mask_key)
+
+    def redo(self) -> None:
+        self.doc.update_layer(self.layer_id, mask=self.new[0], mask_key=self.new[1])
+
+    def undo(self) -> None:
+        self.doc.update_layer(self.layer_id, mask=self.old[0], mask_key=self.old[1])

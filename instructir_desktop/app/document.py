@@ -10,9 +10,10 @@ import dataclasses
 import hashlib
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from instructir_desktop.core.adjust import MAX_STOPS
@@ -39,6 +40,24 @@ class Layer:
     task: str = ""  # what the intent head understood, for the chip; "" when unknown
     confidence: float = 0.0
     adjust: float | None = None  # an exposure adjustment (stops) instead of a model fix
+    # Full-resolution mask, uint16 H x W (65535 applies, 0 keeps what is below); a float
+    # plane in [0, 1] is stored as uint16, so a project saves it losslessly as a 16-bit PNG.
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+    mask_key: str = field(default="", compare=False)  # names this mask in render keys
+
+    def __post_init__(self) -> None:
+        mask = self.mask
+        if mask is not None and mask.dtype != np.uint16:
+            plane = np.asarray(mask, np.float32)
+            plane = plane[..., 0] if plane.ndim == 3 else plane
+            mask = np.rint(np.clip(plane, 0.0, 1.0) * 65535.0).astype(np.uint16)
+        if mask is not None:
+            mask.setflags(write=False)  # shared by undo commands and the render thread
+        object.__setattr__(self, "mask", mask)
+        if mask is None:
+            object.__setattr__(self, "mask_key", "")
+        elif not self.mask_key:
+            object.__setattr__(self, "mask_key", uuid.uuid4().hex[:12])
 
     @property
     def is_adjustment(self) -> bool:
@@ -46,10 +65,21 @@ class Layer:
         return self.adjust is not None
 
     def step(self) -> StepSpec:
-        return StepSpec(self.id, self.instruction, self.strength, self.visible, self.adjust)
+        return StepSpec(
+            self.id,
+            self.instruction,
+            self.strength,
+            self.visible,
+            self.adjust,
+            self.mask,
+            self.mask_key,
+        )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The layer's fields for a manifest; the mask is written by app.project."""
+        skip = ("mask", "mask_key")
+        fields = dataclasses.fields(self)
+        return {f.name: getattr(self, f.name) for f in fields if f.name not in skip}
 
     @classmethod
     def from_dict(cls, d: dict) -> Layer:

@@ -1,12 +1,14 @@
 """Project files (``.instructir``): a zip with a JSON manifest and the source photo's bytes.
 
 The manifest holds a format version, the pack id and the layers (instruction, strength,
-visibility); the photo is stored byte for byte as it was opened, so reopening a project
-decodes the same pixels and renders the same composite. Saving is atomic.
+visibility, and the name of the layer's mask: a 16-bit greyscale PNG under ``masks/``, so a
+mask reopens sample for sample); the photo is stored byte for byte as it was opened, so
+reopening a project decodes the same pixels and renders the same composite. Saving is atomic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import zipfile
@@ -17,7 +19,9 @@ from pathlib import Path, PurePosixPath
 from instructir_desktop import __version__
 from instructir_desktop.core.atomic import atomic_write_bytes
 from instructir_desktop.core.errors import InstructIRError
+from instructir_desktop.core.masks import mask_from_png
 from instructir_desktop.core.memory import MEMORY_BUDGET_ENV, memory_budget, photo_file_budget
+from instructir_desktop.core.recipe import mask_png
 
 from .document import Layer
 
@@ -47,7 +51,9 @@ _LAYER_FIELDS = {
     "task": str,
     "confidence": (int, float),
     "adjust": (int, float),
+    "mask": str,
 }
+MAX_MASK_BYTES = 1 << 30
 _EXTRA_TEXT = ("title", "project_path")
 
 
@@ -88,7 +94,7 @@ def encode_project(data: ProjectData) -> bytes:
         "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pack": data.pack,
         "source": {"name": data.source_name, "file": member, "size": len(data.source_bytes)},
-        "layers": [layer.to_dict() for layer in data.layers],
+        "layers": [_layer_entry(i, layer) for i, layer in enumerate(data.layers, 1)],
         **({"extra": data.extra} if data.extra else {}),
     }
     out = io.BytesIO()
@@ -98,7 +104,19 @@ def encode_project(data: ProjectData) -> bytes:
         zf.writestr(MANIFEST, json.dumps(manifest, indent=2), zipfile.ZIP_DEFLATED)
         # Photos are already compressed; storing them keeps saving fast.
         zf.writestr(member, data.source_bytes, zipfile.ZIP_STORED)
+        for i, layer in enumerate(data.layers, 1):
+            if layer.mask is not None:  # 16-bit PNG: lossless for the uint16 mask
+                zf.writestr(_mask_member(i), mask_png(layer.mask), zipfile.ZIP_STORED)
     return out.getvalue()
+
+
+def _mask_member(index: int) -> str:
+    return f"masks/layer-{index}.png"
+
+
+def _layer_entry(index: int, layer: Layer) -> dict:
+    """A layer's manifest entry; ``mask`` names its PNG inside the project (or is null)."""
+    return {**layer.to_dict(), "mask": None if layer.mask is None else _mask_member(index)}
 
 
 def save_project(data: ProjectData, path: str | Path) -> Path:
@@ -147,6 +165,7 @@ def load_project(path: str | Path) -> ProjectData:
             if not isinstance(source, dict) or not isinstance(source.get("file"), str):
                 raise ProjectError(f"{damaged} (the photo entry is missing or malformed).")
             layers = _layers(manifest.get("layers", []), damaged)
+            layers = _with_masks(zf, manifest["layers"], layers, damaged)
             extra = _extra(manifest.get("extra", {}), damaged)
             source_bytes = _read_photo(zf, source, name, damaged)
     except FileNotFoundError as exc:
@@ -196,6 +215,22 @@ def _layers(raw: object, damaged: str) -> list[Layer]:
         except (ValueError, TypeError, OverflowError) as exc:
             raise ProjectError(f"{damaged} (layer {i}: {exc}).") from exc
     return layers
+
+
+def _with_masks(zf: zipfile.ZipFile, raw: list, layers: list[Layer], damaged: str) -> list:
+    """The layers with the masks their entries name, read from the project's PNGs."""
+    out = []
+    for i, (d, layer) in enumerate(zip(raw, layers), 1):
+        member = d.get("mask")
+        if member is not None:
+            data = _read_member(zf, member, MAX_MASK_BYTES, f"{damaged} (a mask is too large).")
+            try:
+                plane = mask_from_png(data, member)
+            except InstructIRError as exc:
+                raise ProjectError(f"{damaged} (layer {i}'s mask: {exc})") from exc
+            layer = dataclasses.replace(layer, mask=plane)
+        out.append(layer)
+    return out
 
 
 def _extra(raw: object, damaged: str) -> dict:

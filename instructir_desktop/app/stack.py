@@ -1,7 +1,8 @@
 """The non-destructive stack as plain numpy: fingerprints, the render cache, compositing.
 
 ``x0 = source``; for each visible layer ``y_i = restore(x_{i-1}, instruction_i)`` and
-``x_i = x_{i-1} + strength_i * (y_i - x_{i-1})``. Fingerprints are chained hashes of
+``x_i = x_{i-1} + mask_i * strength_i * (y_i - x_{i-1})`` (no mask: 1 everywhere; a mask
+changes blending only, never what the model sees). Fingerprints are chained hashes of
 (source, instruction, strength, pack, resolution), so the key of every restore in the stack
 is known without any pixels: the scheduler can tell which running job is still useful, and a
 cached ``y_i`` is found again after undo, redo, toggling or a strength change.
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from instructir_desktop.core.adjust import adjustment_key, exposure
+from instructir_desktop.core.masks import apply_mask
 
 __all__ = [
     "StepSpec",
@@ -48,6 +50,8 @@ class StepSpec:
     strength: float
     visible: bool
     adjust: float | None = None  # an exposure adjustment in stops, computed without the model
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint16 H x W
+    mask_key: str = ""
 
     @property
     def active(self) -> bool:
@@ -89,7 +93,7 @@ def chain(base_fp: str, steps: list[StepSpec], pack: str, size: tuple[int, int])
             key: RestoreKey = (fp, s.instruction, pack, tuple(size))
         else:  # the same with any pack, and its amount is what it is
             key = (fp, adjustment_key(s.adjust), "", tuple(size))
-        out = _hash(*key[:3], round(float(s.strength), 4))
+        out = _hash(*key[:3], round(float(s.strength), 4), *([s.mask_key] if s.mask_key else []))
         links.append(ChainLink(s.layer_id, fp, key, out))
         fp = out
     return links
@@ -129,6 +133,21 @@ class RenderCache:
 
     def put_restored(self, key: RestoreKey, image: np.ndarray) -> None:
         self._put(("y", key), image)
+
+    def mask(self, mask_key: str, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A layer's mask as float32 weights in [0, 1] at ``size`` (h, w), kept for the
+        next render of that level."""
+        key = ("m", mask_key, tuple(size))
+        plane = self._get(key)
+        if plane is None:
+            plane = np.asarray(mask, np.float32) / np.float32(65535.0)
+            if plane.shape != tuple(size):
+                im = Image.fromarray(plane, mode="F").resize(
+                    (size[1], size[0]), Image.Resampling.BILINEAR
+                )
+                plane = np.clip(np.asarray(im, np.float32), 0.0, 1.0)
+            self._put(key, plane)
+        return plane
 
     def composite(self, fp: str) -> np.ndarray | None:
         return self._get(("x", fp))
@@ -191,6 +210,13 @@ def evaluate(
         if y is None:
             missing = Missing(i, step.layer_id, link.key, step.instruction, x)
             return Evaluation(link.input_fp, None, missing, outputs)
+        if step.mask is not None:
+            # masks blend in the strength space: x + mask * strength * (y - x)
+            weight = cache.mask(step.mask_key, step.mask, size) * np.float32(step.strength)
+            x = apply_mask(x, y, weight)
+            cache.put_composite(link.output_fp, x)
+            outputs[step.layer_id] = (link.output_fp, x)
+            continue
         x = blend(x, y, step.strength)
         if step.strength < 1.0:  # at 100 % the composite is y itself, already cached
             cache.put_composite(link.output_fp, x)

@@ -286,14 +286,18 @@ def save_recipe(
 
 
 def mask_png(mask: np.ndarray | bytes) -> bytes:
-    """A mask (float H x W in [0, 1]) as 16-bit greyscale PNG bytes; bytes pass through."""
+    """A mask (float H x W in [0, 1], or uint16 samples) as 16-bit greyscale PNG bytes;
+    bytes pass through."""
     if isinstance(mask, bytes):
         return mask
-    plane = np.asarray(mask, np.float32)
+    plane = np.asarray(mask)
     if plane.ndim == 3:
         plane = plane[..., 0]
     out = io.BytesIO()
-    samples = np.rint(np.clip(plane, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if plane.dtype == np.uint16:  # an app layer's mask: already 16-bit samples
+        samples = plane
+    else:
+        samples = np.rint(np.clip(plane.astype(np.float32), 0.0, 1.0) * 65535.0).astype(np.uint16)
     Image.fromarray(samples).save(out, "PNG")  # uint16: a 16-bit greyscale PNG
     return out.getvalue()
 
