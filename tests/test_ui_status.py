@@ -73,6 +73,7 @@ def test_a_reopened_project_says_its_layers_wait_for_the_model(qtbot, make_windo
     settings = Settings()
     settings.set("backend", "torch")
     other = MainWindow(settings, pack_dir=window.session.pack_dir, bridge=False, autosave=False)
+    other.ask_before_close = False
     qtbot.addWidget(other)
     with qtbot.waitSignal(other.session.documentOpened, timeout=WAIT):
         other.open_path(project)
@@ -203,12 +204,15 @@ def test_preferences_use_plain_labels_and_units(qtbot, make_window):
     QTimer.singleShot(0, dialog.close)
 
 
-def test_a_message_sent_while_the_model_loads_says_what_it_waits_for(qtbot, tiny_pack, tmp_path):
+def test_a_message_sent_while_the_model_loads_says_what_it_waits_for(
+    qtbot, tiny_pack, answers, tmp_path
+):
     from instructir_desktop.ui.chat_panel import LOADING_STATUS
 
     settings = Settings()
     settings.set("backend", "torch")
     window = MainWindow(settings, pack_dir=tiny_pack, bridge=False, autosave=False)
+    window.ask_before_close = False
     qtbot.addWidget(window)  # not shown yet: the model starts loading once it is
     open_photo(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
     window.chat.input.setPlainText("remove the noise")
