@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,8 @@ class EditorSession(QObject):
         self.model_problem = ""
         self.thumbnails: dict[str, object] = {}
         self.selected = ""
+        # the mask a layer made from the chat starts with (the UI's mask tools set it)
+        self.new_layer_mask: Callable[[], np.ndarray | None] | None = None
         self._intent_jobs: dict[str, tuple[int, bool]] = {}
         self._edit_jobs: dict[str, commands.EditInstruction] = {}  # intent job → its edit
         self._load_job = ""
@@ -433,7 +436,8 @@ class EditorSession(QObject):
     def _enqueue(
         self, message_id: int, text: str, task: str, confidence: float, adjust: float | None = None
     ) -> None:
-        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence, adjust)
+        mask = self.new_layer_mask() if self.new_layer_mask is not None else None
+        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence, adjust, mask=mask)
         self.chat.update(message_id, state="queued", layer_id=layer.id, note="")
         self._queue.append((message_id, layer))
         self._next_pending()

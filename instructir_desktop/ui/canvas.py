@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -48,6 +48,8 @@ class Canvas(QWidget):
         self._last = QPointF()
         self.placeholder = "Open a photo to begin: File → Open, drag it here, or paste it."
         self.notice = ""  # e.g. "Rendering 2 layers…" while the picture is not the result yet
+        self.mask_overlay = None  # ui.mask_tools.MaskTools: paints masks, takes the mouse
+        self.pressure = 1.0  # the tablet pen's pressure during a stroke; 1 with a mouse
 
     # Content
 
@@ -237,6 +239,8 @@ class Canvas(QWidget):
             self._label(painter, "Original", QPointF(12, 12))
             return
         self._paint_pyramid(painter, self._after, full)
+        if self.mask_overlay is not None:
+            self.mask_overlay.paint(painter)
         if self.notice:
             height = painter.fontMetrics().height()
             self._label(painter, self.notice, QPointF(12, self.height() - height - 12))
@@ -275,7 +279,16 @@ class Canvas(QWidget):
     def _near_split(self, pos: QPointF) -> bool:
         return self._compare and abs(pos.x() - self.split_x()) <= SPLIT_GRAB_PX
 
+    def tabletEvent(self, event) -> None:  # noqa: N802 - Qt API
+        # keep the pressure and let Qt send the matching mouse event, which paints
+        released = event.type() == QEvent.Type.TabletRelease
+        self.pressure = 1.0 if released else max(0.05, event.pressure())
+        event.ignore()
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.mask_overlay is not None and self.mask_overlay.press(event):
+            event.accept()
+            return
         pos = event.position()
         if event.button() == Qt.MouseButton.LeftButton and self._near_split(pos):
             self._drag = "split"
@@ -286,6 +299,8 @@ class Canvas(QWidget):
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.mask_overlay is not None and self.mask_overlay.move(event):
+            return
         pos = event.position()
         if self._drag == "split":
             rect = self.image_rect().intersected(QRectF(self.rect()))
@@ -305,6 +320,8 @@ class Canvas(QWidget):
         self._last = pos
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self.mask_overlay is not None and self.mask_overlay.release(event):
+            return
         self._drag = None
         self.setCursor(Qt.CursorShape.ArrowCursor)
 

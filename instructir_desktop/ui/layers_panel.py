@@ -27,6 +27,7 @@ from instructir_desktop.app.session import EditorSession
 from instructir_desktop.core.adjust import describe_stops
 
 from .chat_panel import pixmap_from_array
+from .mask_tools import with_mask_thumbnail
 
 __all__ = ["LayersPanel", "LayerList"]
 
@@ -70,7 +71,7 @@ class LayerList(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setIconSize(QSize(40, 40))
+        self.setIconSize(QSize(84, 40))  # the result, and the mask beside it when there is one
         self.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
             | QAbstractItemView.EditTrigger.EditKeyPressed
@@ -168,7 +169,7 @@ class LayersPanel(QWidget):
                 item.setToolTip(
                     "Tick to show, untick to hide. Double-click to edit. Drag to reorder."
                 )
-                thumb = self.session.thumbnails.get(layer.id)
+                thumb = with_mask_thumbnail(self.session.thumbnails.get(layer.id), layer.mask)
                 if thumb is not None:
                     item.setIcon(QIcon(pixmap_from_array(thumb)))
                 self.list.addItem(item)
@@ -205,6 +206,8 @@ class LayersPanel(QWidget):
     def _thumbnail(self, layer_id: str) -> None:
         item = self._item(layer_id)
         thumb = self.session.thumbnails.get(layer_id)
+        if thumb is not None and self.session.document.has_layer(layer_id):
+            thumb = with_mask_thumbnail(thumb, self.session.document.layer(layer_id).mask)
         if item is not None and thumb is not None:
             item.setIcon(QIcon(pixmap_from_array(thumb)))
 

@@ -45,6 +45,7 @@ from .canvas import Canvas
 from .chat_panel import ChatPanel
 from .job_status import JobStatus, count
 from .layers_panel import LayersPanel
+from .mask_tools import MaskTools
 from .menus import build_menus, build_toolbar
 from .models_dialog import ModelsDialog
 from .recipe_dialog import RecipeDialog, RecipeOffer, save_recipe_dialog
@@ -110,7 +111,9 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(6, 6, 6, 0)
         self.banner = Banner(central)
         self.canvas = Canvas(central)
+        self.mask_tools = MaskTools(self.session, self.canvas, central)
         layout.addWidget(self.banner)
+        layout.addWidget(self.mask_tools)
         layout.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
 
