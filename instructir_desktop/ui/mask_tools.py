@@ -319,12 +319,12 @@ class MaskTools(QWidget):
         shape = self._photo_shape()
         opacity = self.opacity.value() / 100
         erase = self.tool == "eraser"
-        current = _float(self.current_mask(), shape, 1.0 if erase else 0.0)
         if self._stroke is not None:
-            merged = self._merge_stroke(current, opacity, erase)
+            merged = self._merge_stroke(shape, opacity, erase)
             if merged is not None:
                 self._commit(merged, "Erase mask of" if erase else "Paint mask of")
             return
+        current = _float(self.current_mask(), shape, 0.0)
         a, b = self._to_image(self._start), self._to_image(self._end)
         if self.tool == "gradient":
             plane = masks.linear_gradient(shape, a, b)
@@ -336,9 +336,13 @@ class MaskTools(QWidget):
             plane = masks.paint_ellipse(shape, (*a, *b))
         self._commit(masks.combine(current, plane, opacity, False), f"Mask {self.tool} on")
 
-    def _merge_stroke(self, current: np.ndarray, opacity: float, erase: bool) -> np.ndarray | None:
-        """Scale the touched part of the screen stroke to the photo and paint it in."""
-        h, w = current.shape
+    def _merge_stroke(
+        self, shape: tuple[int, int], opacity: float, erase: bool
+    ) -> np.ndarray | None:
+        """Scale the touched part of the screen stroke to the photo and paint it into a copy
+        of the uint16 mask: only the stroke's box is converted, so a stroke on a 24 MP mask
+        costs a copy and the box."""
+        h, w = shape
         box = self._dirty.intersected(self.canvas.image_rect()).intersected(
             QRectF(self.canvas.rect())
         )
@@ -366,9 +370,14 @@ class MaskTools(QWidget):
             (ix1 - ix0, iy1 - iy0), Image.Resampling.BILINEAR, box=(sx0, sy0, sx1, sy1)
         )
         cover = np.asarray(crop, np.float32) / np.float32(255.0)
-        out = current.copy()
-        region = out[iy0:iy1, ix0:ix1]
-        out[iy0:iy1, ix0:ix1] = masks.combine(region, cover, opacity, erase)
+        mask = self.current_mask()
+        if mask is None:  # painting starts from nothing applied, erasing from everything
+            out = np.full(shape, 65535 if erase else 0, np.uint16)
+        else:
+            out = mask.copy()
+        region = out[iy0:iy1, ix0:ix1].astype(np.float32) / np.float32(65535.0)
+        region = masks.combine(region, cover, opacity, erase)
+        out[iy0:iy1, ix0:ix1] = np.rint(np.clip(region, 0.0, 1.0) * 65535.0).astype(np.uint16)
         return out
 
     def paint(self, painter: QPainter) -> None:
