@@ -132,7 +132,7 @@ def cmd_restore(args) -> int:
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.masks import read_mask
     from .core.outputs import collect_inputs, plan_outputs
-    from .core.text import clean_instruction
+    from .core.text import asks_to_darken, clean_instruction
 
     out = _Output(args.json)
     if args.recipe and args.mask:
@@ -165,8 +165,15 @@ def cmd_restore(args) -> int:
             listed = ", then ".join(f"{i.task} ({i.text!r})" for i in plan)
             fixes = f"{len(plan)} fixes, applied in this order" if len(plan) > 1 else "applied as"
             out.info(f"{text!r}: {fixes}: {listed}")
-        steps.extend(Step(intent.text, args.strength) for intent in plan)
-        _check_confidence(plan, args.min_confidence)
+        # A request to darken is answered with an exposure adjustment (no task darkens).
+        darken = [i for i in plan if asks_to_darken(i.text)]
+        for intent in darken:
+            out.info(f"{intent.text!r}: an exposure adjustment (no model), not {intent.task}")
+        steps.extend(
+            Step(i.text, args.strength, exposure="auto" if i in darken else None) for i in plan
+        )
+        if len(darken) < len(plan):
+            _check_confidence([i for i in plan if i not in darken], args.min_confidence)
 
     def process(src, photo, progress):
         photo_steps = steps

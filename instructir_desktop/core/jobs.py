@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import CancelledError, InstructIRError
 from .jobtypes import (
     OUT_OF_MEMORY,
@@ -396,14 +398,17 @@ class JobQueue:
 
             # A fixed tile only when asked: restorers without tiling take no such argument.
             tile = {"tile": request.tile} if request.tile else {}
-            image = restorer.restore(
-                image,
-                step.instruction,
-                strength=step.strength,
-                progress=progress,
-                cancel=cancelled,
-                **tile,
-            )
+            if step.exposure is not None:
+                image = _adjust_exposure(image, step)
+            else:
+                image = restorer.restore(
+                    image,
+                    step.instruction,
+                    strength=step.strength,
+                    progress=progress,
+                    cancel=cancelled,
+                    **tile,
+                )
             for notice in getattr(restorer, "notices", ()):
                 self._emit(job, Notice(**ev, message=notice))
             self._emit(
@@ -414,13 +419,25 @@ class JobQueue:
         return Finished(**ev, result=image, pack=restorer.pack_id)
 
 
+def _adjust_exposure(image: np.ndarray, step: Step) -> np.ndarray:
+    """An exposure step: no model, blended by its strength like a restore (alpha kept)."""
+    from .adjust import darken_stops, exposure
+
+    rgb = np.asarray(image[..., :3], np.float32)
+    stops = darken_stops(rgb) if step.exposure == "auto" else float(step.exposure)
+    adjusted = rgb + np.float32(step.strength) * (exposure(rgb, stops) - rgb)
+    if image.shape[2] == 4:
+        adjusted = np.concatenate([adjusted, image[..., 3:]], axis=2)
+    return adjusted.astype(np.float32)
+
+
 def _planned_steps(restorer: Any, request: RestoreRequest) -> list[Step]:
     """The steps to run: split into one per fix when asked, refused below the gate."""
     from .errors import UnclearInstructionError
 
     steps: list[Step] = []
     for step in request.steps:
-        if not request.plan and request.min_confidence is None:
+        if step.exposure is not None or (not request.plan and request.min_confidence is None):
             steps.append(step)
             continue
         plan = (

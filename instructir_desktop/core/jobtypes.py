@@ -63,10 +63,16 @@ PRIORITY = {"load": 0, "intent": 1, "preview": 2, "full": 3}
 
 @dataclass(frozen=True)
 class Step:
-    """One instruction of a stack, applied with a strength in [0, 1]."""
+    """One instruction of a stack, applied with a strength in [0, 1].
+
+    ``exposure``: not a model step but an exposure adjustment (core/adjust.py), by this many
+    stops, or by what brings the photo's mean to middle grey when it is ``"auto"`` (the answer
+    to a request to darken).
+    """
 
     instruction: str
     strength: float = 1.0
+    exposure: float | str | None = None
 
 
 @dataclass
