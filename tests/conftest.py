@@ -114,3 +114,17 @@ def restorer_at(tiny_pack):
 def tiny_restorer(restorer_at):
     """The tiny pack on torch, at the run's precision."""
     return restorer_at()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item):
+    """A test that stops halfway (a failure) can leave a window with unsaved changes: closing
+    it at teardown must not wait forever on the 'unsaved changes' question."""
+    import sys
+
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None and widgets.QApplication.instance() is not None:
+        for window in widgets.QApplication.topLevelWidgets():
+            if hasattr(window, "ask_before_close"):
+                window.ask_before_close = False
+    yield
