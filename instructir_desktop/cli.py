@@ -425,21 +425,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--version", action="version", version=f"instructir {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_restore_parser(sub)
+    _add_other_parsers(sub)
+    return ap
 
-    def engine_args(p):
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-        p.add_argument(
-            "--backend",
-            default=os.environ.get("INSTRUCTIR_BACKEND") or "auto",
-            choices=["auto", "torch", "openvino"],
-            help="inference backend; auto times the usable ones once and keeps the faster "
-            "(default: $INSTRUCTIR_BACKEND or auto)",
-        )
 
-    def model_args(p):
-        p.add_argument("--model", default=None, help="model pack id (default: best installed)")
-        engine_args(p)
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument(
+        "--backend",
+        default=os.environ.get("INSTRUCTIR_BACKEND") or "auto",
+        choices=["auto", "torch", "openvino"],
+        help="inference backend; auto times the usable ones once and keeps the faster "
+        "(default: $INSTRUCTIR_BACKEND or auto)",
+    )
 
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model pack id (default: best installed)")
+    _engine_args(p)
+
+
+def _add_restore_parser(sub) -> None:
     p = sub.add_parser("restore", help="restore one or more photos")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument(
@@ -490,9 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse an instruction the model is less sure of than this, 0..1 (default: "
         f"$INSTRUCTIR_MIN_CONFIDENCE or {DEFAULT_MIN_CONFIDENCE}); 0 applies anything",
     )
-    model_args(p)
+    _model_args(p)
     p.set_defaults(func=cmd_restore)
 
+
+def _add_other_parsers(sub) -> None:
     from .assess_cli import add_parser as add_assess_parser
 
     add_assess_parser(sub)
@@ -516,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="degrade the sample photo, restore it, report the gain")
     p.add_argument("-o", "--output", default="instructir-demo", help="folder for the results")
-    engine_args(p)
+    _engine_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -527,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=47841,
         help="port on 127.0.0.1 (default 47841, the one the plug-in expects)",
     )
-    model_args(p)
+    _model_args(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("gimp", help="install or remove the GIMP 3 plug-in")
@@ -537,7 +546,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-token", action="store_true", help="replace the bridge token (install only)"
     )
     p.set_defaults(func=cmd_gimp)
-    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
