@@ -15,6 +15,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 from test_ui_editing import WAIT, composite, idle, make_photo, open_and_wait, type_instruction
 
+from instructir_desktop.app import commands
 from instructir_desktop.cli import main as cli_main
 from instructir_desktop.core.images import to_uint8
 from instructir_desktop.core.paths import data_dir
@@ -62,6 +63,10 @@ def test_save_recipe_then_apply_to_a_folder_with_a_corrupt_photo(
     qtbot.waitUntil(lambda: len(session.document.layers) == 2, timeout=WAIT)
     first, second = session.document.layers
     session.set_strength(first.id, 0.6)
+    # The second fix through a mask: kept on the left, a ramp, applied on the right.
+    h, w = session.document.source.photo.pixels.shape[:2]
+    ramp = np.clip((np.arange(w, dtype=np.float32) - w / 3) / (w / 3), 0, 1)
+    session.undo_stack.push(commands.SetMask(session.document, second.id, np.tile(ramp, (h, 1))))
     idle(qtbot, window)
     in_app = to_uint8(composite(window))
 
@@ -77,6 +82,8 @@ def test_save_recipe_then_apply_to_a_folder_with_a_corrupt_photo(
         (first.instruction, 0.6, True),
         (second.instruction, 1.0, True),
     ]
+    assert doc["steps"][0]["mask"] is None and doc["steps"][1]["mask"] == "concert fix-mask-2.png"
+    assert (target.parent / "concert fix-mask-2.png").is_file()
     assert doc["pack"] == session.model_pack()
     assert window.settings.get("recent_recipes")[0] == str(target)
 

@@ -446,7 +446,12 @@ def apply_recipe(
             y = exposure(x, step.adjust)
         else:
             y = restore([Step(step.instruction, 1.0)])
-        x = blend(x, y, weight)
+        if step.mask is not None:
+            from .masks import apply_mask  # the app's mask blend, to the last bit
+
+            x = apply_mask(x, y, weight[..., 0])
+        else:
+            x = blend(x, y, weight)
     if plain:
         x = restore(plain)
     if progress is not None:
