@@ -219,3 +219,27 @@ def test_layers_with_masks_become_a_recipe_with_masks_beside_it(tmp_path):
     scaled, warning = load_mask(back, back.steps[1], (80, 60))
     assert warning == "" and scaled.shape == (60, 80, 1)
     assert scaled[:, :38].max() == 0.0 and scaled[:, 42:].min() == 1.0
+
+
+def test_a_saved_project_with_a_masked_layer_reads_as_a_recipe(tmp_path):
+    from instructir_desktop.app.document import Layer
+    from instructir_desktop.app.project import ProjectData, save_project
+    from instructir_desktop.core.recipe import load_mask, load_recipe
+
+    mask = np.zeros((16, 24), np.float32)
+    mask[:, 12:] = 1.0
+    layers = [
+        Layer("a1", "too dark", 0.5),
+        Layer("b2", "remove the noise", 1.0, visible=False, mask=mask),
+    ]
+    photo = make_photo(tmp_path / "p.png", size=(24, 16))
+    path = save_project(
+        ProjectData(photo.read_bytes(), "p.png", layers, "tiny-test"), tmp_path / "s"
+    )
+    recipe = load_recipe(path)
+    assert [(s.instruction, s.strength, s.enabled) for s in recipe.steps] == [
+        ("too dark", 0.5, True),
+        ("remove the noise", 1.0, False),
+    ]
+    plane, warning = load_mask(recipe, recipe.steps[1], (24, 16))
+    assert warning == "" and np.array_equal(plane[..., 0], mask)
