@@ -27,6 +27,7 @@ from .flow_layout import FlowLayout
 
 __all__ = ["ChatPanel", "ChatInput", "SuggestionBar", "MessageWidget", "pixmap_from_array"]
 
+LOADING_STATUS = "Waiting for the model to load (the first start can take a minute)…"
 _STATUS = {
     "thinking": "Reading your instruction…",
     "queued": "Waiting…",
