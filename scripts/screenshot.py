@@ -43,8 +43,8 @@ def main(argv: list[str]) -> int:
         os.environ[f"INSTRUCTIR_{kind}_DIR"] = str(tmp / kind.lower())
     from PySide6.QtCore import QTimer
 
-    from .main_window import MainWindow
-    from .startup import create_app
+    from instructir_desktop.ui.main_window import MainWindow
+    from instructir_desktop.ui.startup import create_app
 
     app = create_app([sys.argv[0]])
     window = MainWindow(open_path=degraded_copy(photo, tmp), bridge=False, autosave=False)
