@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 from instructir_desktop.app import commands
 from instructir_desktop.core import masks
 
+from .flow_layout import FlowLayout
+
 __all__ = ["MaskTools", "mask_thumbnail", "with_mask_thumbnail", "TOOLS"]
 
 TOOLS = ("brush", "eraser", "rectangle", "ellipse", "gradient")
@@ -101,7 +103,7 @@ class MaskTools(QWidget):
         self.overlay_box.toggled.connect(lambda _on: self.canvas.update())
         layout.addWidget(self.overlay_box)
         self.tools = QWidget(self)
-        row = QHBoxLayout(self.tools)
+        row = FlowLayout(self.tools)  # wraps on a narrow window instead of widening it
         row.setContentsMargins(0, 0, 0, 0)
         self.buttons: dict[str, QToolButton] = {}
         for name in TOOLS:
@@ -125,7 +127,6 @@ class MaskTools(QWidget):
         self._button(row, "Clear", "maskClear", self.clear)
         self.feather_px = self._spin(row, "Feather", 1, 200, 8, " px")
         self._button(row, "Feather", "maskFeather", self.feather)
-        row.addStretch(1)
         layout.addWidget(self.tools, 1)
         self.tools.setVisible(False)
         self._draft: np.ndarray | None = None  # the mask edited while no layer is selected
