@@ -6,7 +6,9 @@
 Official 7D network configuration with random (but non-trivial) weights; speed does not
 depend on the weight values. Every measurement runs in its own process so peak RSS is that
 measurement's alone. Prints seconds per megapixel, peak RSS, the speed-up and the PSNR of ours
-vs naive at 1 MP, then one JSON line with everything.
+vs naive at 1 MP, the arithmetic rate (GFLOP/s: 2 x the network's multiply-adds per pixel x
+the photo's pixels / seconds; ``net_gflops`` counts the pixels the tiles compute, overlaps and
+mirrored border included), then one JSON line with everything.
 """
 
 from __future__ import annotations
@@ -68,6 +70,48 @@ def test_image(h: int, w: int) -> np.ndarray:
     return np.clip(a + rng.normal(0, 0.04, a.shape), 0, 1).astype(np.float32)
 
 
+def macs_per_pixel(config) -> float:
+    """Multiply-adds per input pixel of the network, counted on a 64 x 64 forward pass (the
+    network is convolutional; its channel-attention pooling and text modulation are noise)."""
+    import torch
+
+    from instructir_desktop.core.network import network_from_config
+
+    net = network_from_config(config).eval()
+    total = [0]
+
+    def count(module, inputs, output) -> None:
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total[0] += inputs[0].numel() * module.out_channels * k // module.groups
+        elif isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total[0] += output.numel() * module.in_channels // module.groups * k
+        elif isinstance(module, torch.nn.Linear):
+            total[0] += output.numel() * module.in_features
+
+    for module in net.modules():
+        module.register_forward_hook(count)
+    x = torch.rand(1, 3, 64, 64)
+    e = torch.nn.functional.normalize(torch.randn(1, config.textdim), dim=1)
+    with torch.no_grad():
+        net(x, e)
+    return total[0] / (64 * 64)
+
+
+def tiled_pixels(size: tuple[int, int], tile: int, multiple: int) -> int:
+    """Pixels the Restorer's tiles cover for a photo of ``size`` (overlaps counted twice)."""
+    from instructir_desktop.core.restorer import BORDER_MARGIN
+    from instructir_desktop.core.tiling import DEFAULT_OVERLAP, plan_tiles
+
+    h, w = (n + 2 * BORDER_MARGIN for n in size)
+    tile = max(multiple * 2, tile - tile % multiple)
+    tiles = plan_tiles(h, w, tile, min(DEFAULT_OVERLAP, tile // 4), multiple=multiple)
+    return sum(
+        -(-t.shape[0] // multiple) * multiple * -(-t.shape[1] // multiple) * multiple for t in tiles
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -106,7 +150,8 @@ def part_ours(pack: Path, size: tuple[int, int], out: Path | None) -> dict:
     seconds = time.perf_counter() - t0
     if out is not None:
         np.save(out, y)
-    return {"seconds": seconds, **r.describe()}
+    computed = tiled_pixels(size, r.tile_size(), r.descriptor.size_multiple)
+    return {"seconds": seconds, "tiled_pixels": computed, **r.describe()}
 
 
 def child(args) -> None:
@@ -115,6 +160,12 @@ def child(args) -> None:
     fn = part_naive if args.part == "naive" else part_ours
     result = fn(Path(args.pack), size, out)
     mp = size[0] * size[1] / 1e6
+    from instructir_desktop.core.network import OFFICIAL_7D
+
+    flop = 2 * macs_per_pixel(OFFICIAL_7D)
+    result["gflops"] = round(flop * size[0] * size[1] / result["seconds"] / 1e9, 1)
+    net_px = result.pop("tiled_pixels", size[0] * size[1])
+    result["net_gflops"] = round(flop * net_px / result["seconds"] / 1e9, 1)
     result.update(
         {
             "part": args.part,
@@ -174,7 +225,9 @@ def main() -> int:
         )
         print(
             f"{r['part']:<5} {r['size']:<4} {r['megapixels']:6.2f} MP  {r['seconds']:8.2f} s  "
-            f"{r['s_per_mp']:7.2f} s/MP  peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}"
+            f"{r['s_per_mp']:7.2f} s/MP  {r['gflops']:6.1f} GFLOP/s "
+            f"({r['net_gflops']:.1f} in the network)  "
+            f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}"
         )
     speedup = naive["seconds"] / ours["seconds"]
     print(f"speed-up at 1 MP (naive / ours): {speedup:.2f}x")
