@@ -58,6 +58,11 @@ def test_paint_undo_save_reopen_export_and_chat(qtbot, make_window, tmp_path):
     assert not np.array_equal(full[:, 80:], source[:, 80:])
     row_icon = window.layers.list.item(0).icon()
     assert not row_icon.isNull()
+    shown = window.canvas.grab().toImage()
+    tools.overlay_box.setChecked(False)  # the red overlay over the masked area goes
+    hidden = window.canvas.grab().toImage()
+    assert shown != hidden
+    tools.overlay_box.setChecked(True)
 
     # Undo the stroke: no mask, the whole layer again; redo brings the mask back.
     window.undo_action.trigger()
@@ -100,6 +105,7 @@ def test_paint_undo_save_reopen_export_and_chat(qtbot, make_window, tmp_path):
     type_instruction(qtbot, window, "make it sharper")
     qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
     assert np.array_equal(doc.layers[1].mask, doc.layer(layer_id).mask)
+    assert session.chat.messages[-1].note == "Applied to the selected area."
 
 
 def test_shape_gradient_range_invert_clear(qtbot, make_window, tmp_path):

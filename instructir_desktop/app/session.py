@@ -462,6 +462,7 @@ class EditorSession(QObject):
             thumbnail=self.thumbnails.get(layer_id),
             advice=layer_advice(self.model_pack(), layer),
             offer_models=bool(weak_spot(self.model_pack(), layer.task)),
+            **({"note": "Applied to the selected area."} if layer.mask is not None else {}),
         )
         self.select_layer(layer_id)
         self._next_pending()
