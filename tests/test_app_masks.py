@@ -127,3 +127,22 @@ def test_recipe_png_of_an_app_mask_is_exact():
     recipe = Recipe([], "", "r", mask_data={"m.png": mask_png(layer.mask)})
     plane, _ = load_mask(recipe, RecipeStep("x", 1.0, True, "m.png"), (7, 6))
     assert np.array_equal(np.rint(plane[..., 0] * 65535).astype(np.uint16), layer.mask)
+
+
+def test_a_stroke_keeps_only_its_box_in_the_history():
+    doc, undo = Document(), QUndoStack()
+    doc.insert_layer(0, Layer("a", "denoise", mask=np.zeros((400, 600), np.float32)))
+    first, first_key = doc.layer("a").mask, doc.layer("a").mask_key
+    stroke = first.astype(np.float32) / 65535
+    stroke[10:20, 30:50] = 1.0
+    command = SetMask(doc, "a", stroke)
+    undo.push(command)
+    assert command.new.shape == (10, 20) and command.old.shape == (10, 20)
+    painted, painted_key = doc.layer("a").mask, doc.layer("a").mask_key
+    assert painted[15, 40] == 65535 and painted[100, 100] == 0
+    undo.undo()
+    assert np.array_equal(doc.layer("a").mask, first)
+    assert doc.layer("a").mask_key == first_key  # the cached composite is found again
+    undo.redo()
+    assert np.array_equal(doc.layer("a").mask, painted)
+    assert doc.layer("a").mask_key == painted_key != first_key
