@@ -31,11 +31,12 @@ from instructir_desktop.core.packs import TASK_TITLES
 from . import commands
 from .advice import darkens, layer_advice, weak_spot
 from .assess import PhotoAssessor
-from .autosave import Autosaver, Recoverable, find_recoverable
+from .autosave import Autosaver, find_recoverable
 from .bridge_host import BridgeHost
 from .chatlog import ChatLog
 from .document import Document, Layer, new_layer_id
-from .files import Opened, export_photo, open_bytes, open_file, project_data
+from .files import export_photo, project_data
+from .opening import OpeningMixin
 from .project import ProjectData, save_project
 from .render import RenderScheduler
 from .settings import Settings
@@ -50,7 +51,7 @@ PACK_DIR_ENV = "INSTRUCTIR_PACK_DIR"
 BACKEND_ENV = "INSTRUCTIR_BACKEND"  # forces the inference backend (auto, torch, openvino)
 
 
-class EditorSession(QObject):
+class EditorSession(OpeningMixin, QObject):
     """Application state and actions, without widgets."""
 
     error = Signal(str)  # something failed; show it, the app stays usable
@@ -203,113 +204,6 @@ class EditorSession(QObject):
         if task == EXPOSURE_TASK:
             return "Exposure"
         return self.catalog.get("titles", {}).get(task) or TASK_TITLES.get(task, task.capitalize())
-
-    # Opening
-
-    def open_path(self, path: str | Path) -> None:
-        """Open a photo or project on the I/O thread; emits documentOpened or openFailed."""
-        path = Path(path)
-        edge = self.settings.preview_edge
-        self.info.emit(f"Opening {path.name}…")
-        self.background.run(
-            self.background.io, lambda: open_file(path, edge), self._opened, self._open_failed
-        )
-
-    def open_bytes(self, data: bytes, name: str) -> None:
-        """Open a photo held in memory (pasted from the clipboard)."""
-        edge = self.settings.preview_edge
-        self.background.run(
-            self.background.io,
-            lambda: open_bytes(data, name, edge),
-            self._opened,
-            self._open_failed,
-        )
-
-    def open_pixels(self, rgba: np.ndarray, name: str) -> None:
-        """Open 8-bit RGBA pixels (a pasted image): stored as PNG so projects can hold it."""
-        edge = self.settings.preview_edge
-
-        def work() -> Opened:
-            from instructir_desktop.core.images import Photo, encode_image
-
-            alpha = rgba[..., 3] if rgba.shape[2] == 4 and (rgba[..., 3] < 255).any() else None
-            photo = Photo(
-                pixels=rgba[..., :3].astype(np.float32) / 255.0,
-                alpha=None if alpha is None else alpha.astype(np.float32) / 255.0,
-                bit_depth=8,
-                exif=None,
-                icc_profile=None,
-                format="PNG",
-            )
-            return open_bytes(encode_image(photo, "PNG"), name, edge)
-
-        self.background.run(self.background.io, work, self._opened, self._open_failed)
-
-    def recover(self, item: Recoverable) -> None:
-        """Reopen the autosave of a crashed session, as unsaved work."""
-
-        def done(opened: Opened) -> None:
-            project = opened.extra.get("project_path") if opened.extra else ""
-            opened.project_path = Path(project) if project else None
-            self._opened(opened, recovered=True)
-            item.discard()
-
-        edge = self.settings.preview_edge
-        self.background.run(
-            self.background.io, lambda: open_file(item.path, edge), done, self._open_failed
-        )
-
-    def _opened(self, opened: Opened, recovered: bool = False) -> None:
-        self.scheduler.cancel()
-        self._queue.clear()
-        self._intent_jobs.clear()
-        self.chat.clear()
-        self.thumbnails.clear()
-        self.undo_stack.clear()
-        self.document.reset(opened.source, opened.layers, opened.project_path)
-        self.scheduler.set_levels(opened.levels, opened.pyramid)
-        for layer in opened.layers:
-            self.chat.add(
-                layer.instruction,
-                state="applied",
-                task=layer.task,
-                title=self.task_title(layer.task) if layer.task else "",
-                confidence=layer.confidence,
-                layer_id=layer.id,
-            )
-        self._force_dirty = recovered
-        self.autosaver.mark_clean()
-        if recovered:
-            self.autosaver.mark_dirty()
-        path = opened.project_path or opened.source.path
-        if path is not None and not recovered:
-            self.settings.add_recent(path)
-        self.select_layer(opened.layers[-1].id if opened.layers else "")
-        self.documentOpened.emit()
-        self._emit_dirty()
-        used = self.model_pack()
-        if opened.pack and used and opened.pack != used:
-            # Layers re-render with the loaded model, so the result can differ a little.
-            self.warning.emit(
-                f"This project was made with the model '{opened.pack}'; it is shown "
-                f"with '{used}'. Choose the model in Models… to see it as saved."
-            )
-        elif opened.source.photo.frames > 1:
-            self.warning.emit(
-                f"{self.document.title} has {opened.source.photo.frames} frames or pages; "
-                "only the first is edited and exported."
-            )
-        else:
-            self.info.emit(f"Opened {self.document.title}.")
-
-    def _open_failed(self, exc: BaseException) -> None:
-        message = str(exc) or f"The file could not be opened ({type(exc).__name__})."
-        self.openFailed.emit(message)
-        self.error.emit(message)
-
-    def _on_recoverable(self, items: object) -> None:
-        if items:
-            self.recoveryAvailable.emit(items)
 
     # Chat → layers
 

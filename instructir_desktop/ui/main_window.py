@@ -293,15 +293,9 @@ class MainWindow(QMainWindow):
 
     def _report_startup(self) -> None:
         """Benchmark/test hook: print how long the window took to show, then quit."""
-        print(
-            json.dumps(
-                {
-                    "time_to_window_s": round(process_seconds(self.shown_at), 4),
-                    "torch_imported": self.torch_at_show,
-                }
-            ),
-            flush=True,
-        )
+        seconds = round(process_seconds(self.shown_at), 4)
+        report = {"time_to_window_s": seconds, "torch_imported": self.torch_at_show}
+        print(json.dumps(report), flush=True)
         self.close()
         QApplication.instance().quit()
 
