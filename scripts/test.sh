@@ -16,6 +16,11 @@ $PY -m pip install -q torch==2.13.0
 $PY -m pip install -q -e ".[test,fast,dev]"
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
 $PY -m pytest "$@"
+# The engine's tests again with the bf16 precision policy forced: what `auto` picks on CPUs
+# with native bf16 (AVX-512-BF16, AMX); emulated, and slower, on CPUs without it.
+INSTRUCTIR_PRECISION=bf16 $PY -m pytest tests/test_restorer.py tests/test_network.py \
+  tests/test_jobs.py tests/test_cli.py tests/test_cli_safety.py tests/test_official_pack.py \
+  tests/test_startup_cache.py
 # The real-GIMP integration test (marker "slow"): GIMP 3 from Debian 13 in a chroot, built on
 # first use (root + debootstrap); without them it skips and prints why.
 $PY -m pytest -m slow -rs tests/test_gimp_integration.py
