@@ -37,8 +37,14 @@ class Dispatcher(QObject):
 
     def _call(self, item: tuple[Callable[..., Any], tuple]) -> None:
         fn, args = item
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             fn(*args)
+        except RuntimeError as exc:
+            # The result's receiver (a dialog closed before its answer came) no longer exists.
+            if "deleted" not in str(exc):
+                raise
 
 
 class Background(QObject):
