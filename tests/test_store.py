@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hubserver import HubServer
 
 from instructir_desktop.core.errors import (
     CancelledError,
@@ -23,7 +24,6 @@ from instructir_desktop.core.errors import (
     ModelError,
     ModelNotInstalledError,
 )
-from hubserver import HubServer
 from instructir_desktop.core.network import NetworkConfig
 from instructir_desktop.core.packs import (
     LITE_ID,
