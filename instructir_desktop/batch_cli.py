@@ -111,6 +111,16 @@ def restore_with_recipe(args: argparse.Namespace, out: Any, open_queue: Callable
             file=sys.stderr,
         )
         return EXIT_USAGE
+    options = {"--strength": args.strength, "--min-confidence": args.min_confidence}
+    given = [flag for flag, value in options.items() if value is not None]
+    if given or args.no_split:
+        flag = (given + ["--no-split"])[0]
+        print(
+            f"instructir: error: {flag} applies to -i; a recipe carries its own steps and "
+            "strengths (change them in the app and save the recipe again)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     recipe = load_recipe(args.recipe)
     if not recipe.active_steps:
         print(

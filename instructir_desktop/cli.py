@@ -141,6 +141,9 @@ def cmd_restore(args) -> int:
         return restore_with_recipe(args, out, _open_queue)
     if not args.instruction:
         return _fail("give what to fix with -i TEXT, or a --recipe FILE")
+    args.strength = 1.0 if args.strength is None else args.strength
+    if args.min_confidence is None:
+        args.min_confidence = _env_float("INSTRUCTIR_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)
     auto = is_auto(args.instruction)  # -i auto: each photo's own suggestions
     for text in [] if auto else args.instruction:
         clean_instruction(text, words=True)
@@ -469,7 +472,7 @@ def _add_restore_parser(sub) -> None:
         help="apply the fix through a mask: 8/16-bit grey or an RGBA file's alpha; white "
         "applies, black keeps the original (scaled to each photo)",
     )
-    p.add_argument("--strength", type=float, default=1.0, help="0..1, applies to every step")
+    p.add_argument("--strength", type=float, help="0..1, applies to every step (default 1)")
     p.add_argument(
         "--tile",
         type=_int_in(MIN_TILE, 8192, "--tile"),
@@ -493,7 +496,6 @@ def _add_restore_parser(sub) -> None:
     p.add_argument(
         "--min-confidence",
         type=float,
-        default=_env_float("INSTRUCTIR_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
         help="refuse an instruction the model is less sure of than this, 0..1 (default: "
         f"$INSTRUCTIR_MIN_CONFIDENCE or {DEFAULT_MIN_CONFIDENCE}); 0 applies anything",
     )

@@ -368,3 +368,54 @@ def test_cli_corrupt_photo_among_good_ones(capsys, installed, photos, tmp_path):
     }
     assert results == {"a.png": True, "b.png": True, "c.png": False}
     assert (tmp_path / "r" / "a.png").is_file() and not (tmp_path / "r" / "c.png").exists()
+
+
+@pytest.mark.parametrize(
+    "option", [["--strength", "0.5"], ["--no-split"], ["--min-confidence", "0"]]
+)
+def test_cli_options_for_instructions_are_refused_with_a_recipe(
+    capsys, installed, photos, tmp_path, option
+):
+    recipe = write_recipe(tmp_path / "fix.json", [step()])
+    out_dir = tmp_path / "r"
+    code, _, err = cli(
+        capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(out_dir), *option
+    )
+    assert code == 2 and f"{option[0]} applies to -i" in err
+    assert len(err.strip().splitlines()) == 1 and not out_dir.exists()
+
+
+def test_cli_recipe_outputs_keep_exif_icc_and_16_bits(capsys, installed, tmp_path):
+    from PIL import ImageCms
+
+    from instructir_desktop.core.png16 import encode_png16, read_png16
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[271] = "Recipe Camera"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((40, 56, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(
+        folder / "shot.jpg", quality=95, exif=exif.tobytes(), icc_profile=icc
+    )
+    deep = rng.integers(0, 65536, (40, 56, 3), dtype=np.uint16)
+    (folder / "deep.png").write_bytes(encode_png16(deep, icc, exif.tobytes()))
+    recipe = write_recipe(tmp_path / "fix.json", [step("remove the noise", 0.7)])
+    code, _, err = cli(
+        capsys, "restore", str(folder), "--recipe", str(recipe), "-o", str(tmp_path / "r"),
+        "--device", "cpu", "--backend", "torch",
+    )  # fmt: skip
+    assert code == 0, err
+    with Image.open(tmp_path / "r" / "shot.jpg") as saved:
+        assert saved.format == "JPEG" and saved.info.get("icc_profile") == icc
+        assert saved.getexif()[271] == "Recipe Camera"
+    with open(tmp_path / "r" / "deep.png", "rb") as fp:
+        samples, kept_icc, kept_exif = read_png16(fp)
+    assert samples.dtype == np.uint16 and samples.shape == deep.shape
+    assert len(np.unique(samples & 0xFF)) > 64  # the low byte carries information
+    assert kept_icc == icc and kept_exif is not None
+    kept = Image.Exif()
+    kept.load(kept_exif)
+    assert kept[271] == "Recipe Camera"
