@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .recipe import RecipeMaskError, _mask_plane
+from .recipe import RecipeMaskError, _mask_plane, read_small_file
 
 __all__ = [
     "read_mask",
@@ -54,16 +54,7 @@ def mask_from_png(data: bytes, name: str = "mask") -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """The mask file at ``path`` as float32 H x W in [0, 1] (see ``mask_from_png``)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_MASK_FILE:
-            raise RecipeMaskError(f"The mask '{path.name}' is too large.")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RecipeMaskError(f"The mask '{path}' was not found.") from None
-    except IsADirectoryError:
-        raise RecipeMaskError(f"The mask '{path}' is a folder, not a PNG file.") from None
-    except OSError as exc:
-        raise RecipeMaskError(f"The mask '{path}' cannot be read: {exc.strerror}.") from None
+    data = read_small_file(path, MAX_MASK_FILE, RecipeMaskError, f"The mask '{path}'")
     return mask_from_png(data, path.name)
 
 

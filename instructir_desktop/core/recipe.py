@@ -45,6 +45,7 @@ __all__ = [
     "Recipe",
     "parse_recipe",
     "load_recipe",
+    "read_small_file",
     "save_recipe",
     "recipe_from_project",
     "load_mask",
@@ -223,22 +224,29 @@ def _step(d: object, i: int, bad: str) -> RecipeStep:
     return RecipeStep(instruction.strip(), float(strength), enabled, mask, adjust)
 
 
+def read_small_file(path: Path, limit: int, error: type[RecipeError], label: str) -> bytes:
+    """The bytes of a file that must be small (a recipe, a mask); ``error`` with a one-line
+    reason that starts with ``label`` ("The recipe 'x.json'") when it cannot be had."""
+    kind = label.split("'", 1)[0].strip().lower().removeprefix("the ")
+    try:
+        if path.stat().st_size > limit:
+            raise error(f"{label} is too large to be a {kind}.")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{label} was not found.") from None
+    except IsADirectoryError:
+        raise error(f"{label} is a folder, not a {kind} file.") from None
+    except OSError as exc:
+        raise error(f"{label} cannot be read: {exc.strerror}.") from None
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """A recipe JSON file or an ``.instructir`` project's layer stack; masks are checked to
     exist (so a batch fails before the first photo, not halfway)."""
     path = Path(path)
     if path.suffix.lower() == ".instructir":
         return recipe_from_project(path)
-    try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise RecipeError(f"'{path.name}' is too large to be a recipe.")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RecipeError(f"The recipe '{path.name}' was not found.") from None
-    except IsADirectoryError:
-        raise RecipeError(f"'{path.name}' is a folder, not a recipe.") from None
-    except OSError as exc:
-        raise RecipeError(f"The recipe '{path.name}' cannot be read: {exc.strerror}.") from None
+    raw = read_small_file(path, MAX_RECIPE_BYTES, RecipeError, f"The recipe '{path.name}'")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
