@@ -3,6 +3,8 @@ replacing the last on the canvas; a smaller or older frame never replaces a larg
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import test_ui_editing
@@ -10,6 +12,8 @@ from test_ui_editing import WAIT, idle, make_photo, open_and_wait, type_instruct
 
 from instructir_desktop.app import files
 from instructir_desktop.app.render import Frame
+from instructir_desktop.core.errors import CancelledError
+from instructir_desktop.core.jobs import Cancelled, Failed, Finished
 
 make_window = test_ui_editing.make_window  # windows on the tiny pack
 
@@ -125,3 +129,46 @@ def test_smaller_or_older_frames_never_replace_a_larger_one(qtbot, three_levels,
         if state == next_state:
             assert next_scale >= scale
     assert shown[-1][1] == 1.0 and window.canvas._after is scheduler.frame("full").pyramid
+
+
+def test_an_undo_cancels_the_full_render_it_no_longer_needs(qtbot, three_levels):
+    """The full-resolution render of a layer that was undone stops at its next tile; the
+    canvas ends on the document as it is, at full resolution."""
+    window = three_levels
+    session, scheduler, doc = window.session, window.session.scheduler, window.session.document
+    restorer = session.worker.host.restorer
+    full_size = scheduler.levels[-1].base.shape[:2]
+    inner = restorer.restore
+    started = []
+
+    def endless_at_full_size(image, instruction, *, progress=None, cancel=None, **kw):
+        if image.shape[:2] != full_size:
+            return inner(image, instruction, progress=progress, cancel=cancel, **kw)
+        started.append(instruction)
+        for i in range(3000):  # about a minute unless cancelled: only a cancel ends it
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled.")
+            if progress is not None:
+                progress(min(0.99, i / 3000), f"tile {i + 1}")
+            time.sleep(0.02)
+        raise AssertionError("the full render was not cancelled")
+
+    restorer.restore = endless_at_full_size
+    events: list = []
+    session.worker.event.connect(events.append)
+    type_instruction(qtbot, window, "remove the noise please")
+    qtbot.waitUntil(lambda: len(doc.layers) == 1 and bool(started), timeout=WAIT)
+    assert scheduler.activity == "full"
+    job_id = scheduler._job.job_id
+    assert scheduler.frame("preview") is not None  # the preview is shown meanwhile
+    window.undo_action.trigger()
+    qtbot.waitUntil(
+        lambda: any(isinstance(e, Cancelled) and e.job_id == job_id for e in events),
+        timeout=10_000,
+    )
+    idle(qtbot, window)
+    assert not doc.layers and not any(
+        isinstance(e, (Finished, Failed)) and e.job_id == job_id for e in events
+    )
+    assert scheduler.best_frame().level == "full"
+    assert window.canvas._after is scheduler.frame("full").pyramid

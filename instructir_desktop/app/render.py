@@ -8,8 +8,8 @@ document, a pending new instruction at that level (the layer is added once it ex
 each larger level of the document. The first restore the cache lacks becomes one job for the
 model worker; when its result lands in the cache the walk starts again. A running job whose
 key is no longer needed by the current stack is cancelled; a result that arrives late is
-still cached (its key says exactly what it is), so undoing back to it is instant. A frame
-never replaces a larger frame of the same document on screen.
+still cached (its key says exactly what it is), so undoing back to it is instant. What is
+shown is always the largest frame of the current document: a smaller one never replaces it.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class RenderScheduler(QObject):
         self._submitted: dict[str, tuple] = {}
         self._failed: set[tuple] = set()
         self._frames: dict[str, Frame] = {}
+        self._shown: Frame | None = None  # the frame last given to frameReady
         self._waiters: list[Callable[[Frame], None]] = []
         self._gen = 0
         self._evaluating = False
@@ -152,6 +153,7 @@ class RenderScheduler(QObject):
             lambda: self._pyramids.__setitem__(source_pyramid.fingerprint, source_pyramid),
         )
         self._frames.clear()
+        self._shown = None
         self._failed.clear()
         self._pending = None
         self._paused = False
@@ -352,17 +354,19 @@ class RenderScheduler(QObject):
         if frame.fingerprint != self.current_fp(frame.level):
             return  # the document moved on while this was composed
         known = self._frames.get(frame.level)
-        if known is not None and known.fingerprint == frame.fingerprint:
-            return
-        self._frames[frame.level] = frame
+        if known is None or known.fingerprint != frame.fingerprint:
+            self._frames[frame.level] = frame
+        # What is shown is the largest level of this document there is: the new frame, or a
+        # larger one kept from before (an undo back to a state rendered in full).
         best = self.best_frame()
-        if best is not None and best is not frame:
-            return  # a larger level of this document is already shown; keep it
-        self.frameReady.emit(frame)
-        if frame.level == "full" and self._waiters:
+        if best is None or best is self._shown:
+            return
+        self._shown = best
+        self.frameReady.emit(best)
+        if best.level == "full" and self._waiters:
             waiters, self._waiters = self._waiters, []
             for callback in waiters:
-                callback(frame)
+                callback(best)
 
     def _on_pending_done(self, gen: int, layer_id: str | None) -> None:
         if gen == self._gen and self._pending is not None and self._pending.id == layer_id:
