@@ -7,10 +7,11 @@
 The official 7D network configuration with seeded random weights (speed does not depend on
 the weight values; see benchmarks/engine.py) runs in the app's own objects, offscreen: an
 EditorSession loads the pack on its model worker, opens the photo, and the instruction goes
-in through ``submit`` as if typed. The clock starts at Enter and stops when the render
-scheduler hands the canvas each level of the new document: ``first_s`` (the first frame,
-which comes with the layer and its thumbnail), ``preview_s`` and ``full_s``. Each size runs
-in its own process. Prints one JSON line.
+in through ``submit`` as if typed, ``--typing`` seconds after the photo is shown (meanwhile
+the app gets the model ready for the photo's sizes). The clock starts at Enter and stops
+when the render scheduler hands the canvas each level of the new document: ``first_s``
+(the first frame, which comes with the layer and its thumbnail), ``preview_s`` and
+``full_s``. Each size runs in its own process. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _wait(app, done, timeout_s: float = WAIT_S) -> None:
         app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
 
 
-def child(pack: Path, size: tuple[int, int], photo: Path) -> dict:
+def child(pack: Path, size: tuple[int, int], photo: Path, typing_s: float) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
@@ -66,6 +67,8 @@ def child(pack: Path, size: tuple[int, int], photo: Path) -> dict:
     session.documentOpened.connect(lambda: opened.append(True))
     session.open_path(photo)
     _wait(app, lambda: bool(opened) and session.scheduler.idle)
+    pause = time.perf_counter() + typing_s  # the user types the instruction
+    _wait(app, lambda: time.perf_counter() >= pause)
     levels = {lv.name: list(lv.size) for lv in session.scheduler.levels}
 
     marks: dict[str, float] = {}
@@ -93,6 +96,7 @@ def child(pack: Path, size: tuple[int, int], photo: Path) -> dict:
         "preview_s": round(marks["preview"], 2) if "preview" in marks else None,
         "full_s": round(marks.get("full", total), 2),
         "load_s": round(load_s, 2),
+        "typing_s": typing_s,
         "backend": f"{session.model['backend']}/{session.model['precision']}",
         "tile": session.model.get("tile"),
     }
@@ -102,12 +106,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", default="1mp,24mp", help="comma-separated: 1mp, 24mp")
+    ap.add_argument(
+        "--typing",
+        type=float,
+        default=2.0,
+        help="seconds between the photo shown and Enter (default 2: typing a short instruction)",
+    )
     ap.add_argument("--child", nargs=3, metavar=("PACK", "SIZE", "PHOTO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     table = QUICK if args.quick else SIZES
     if args.child:
         pack, size, photo = args.child
-        print(json.dumps(child(Path(pack), table[size], Path(photo))), flush=True)
+        print(json.dumps(child(Path(pack), table[size], Path(photo), args.typing)), flush=True)
         os._exit(0)  # skip tearing down Qt objects in the interpreter's arbitrary order
     from engine import make_pack, test_image
     from PIL import Image
@@ -127,7 +137,7 @@ def main() -> int:
         photo = work / f"{name}.png"
         Image.fromarray((test_image(h, w) * 255).round().astype("uint8")).save(photo)
         cmd = [sys.executable, __file__, "--child", str(pack), name, str(photo)]
-        cmd += ["--quick"] if args.quick else []
+        cmd += ["--typing", str(args.typing)] + (["--quick"] if args.quick else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")

@@ -4,6 +4,7 @@ and the choice of backend and precision."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -242,6 +243,25 @@ def test_openvino_backend_matches_torch(tiny_pack, tmp_path, restorer_at, precis
     assert psnr(ov.restore(img, "denoise"), ref.restore(img, "denoise")) >= 45
     # The converted model is cached: a second Restorer reuses it.
     assert list((tmp_path / "ov").glob("*.xml"))
+
+
+@needs_openvino
+def test_prepare_compiles_the_shapes_a_restore_then_uses(tiny_pack, tmp_path):
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    compiled = ov.backend._compiled
+    before = set(compiled)
+    sizes = [(45, 51), (200, 300)]  # one tile (latency), several tiles (throughput)
+    ov.prepare(sizes, tile=96)
+    helper = [t for t in threading.enumerate() if t.name == "instructir-compile"]
+    assert len(helper) == 1
+    helper[0].join(120)
+    prepared = set(compiled) - before
+    assert {mode for _h, _w, mode in prepared} == {"LATENCY", "THROUGHPUT"}
+    for h, w in sizes:
+        ov.restore(photo(h, w), "denoise", tile=96)
+    assert set(compiled) - before == prepared  # nothing left to compile at Enter
+    ov.prepare(sizes, tile=96)  # all there: no helper
+    assert not [t for t in threading.enumerate() if t.name == "instructir-compile"]
 
 
 @needs_openvino

@@ -136,7 +136,13 @@ class RenderScheduler(QObject):
         self.pack = pack
         self.tile = tile or None
         self._failed.clear()
+        self._prepare()
         self.invalidate()
+
+    def _prepare(self) -> None:
+        """Have the model get ready for this photo's levels while the user types."""
+        if self.pack is not None and self._levels:
+            self.worker.prepare([lv.size for lv in self._levels], self.tile)
 
     def set_levels(self, levels: list[Level], source_pyramid: Pyramid) -> None:
         """A new source photo: ``levels`` ordered preview first, full last."""
@@ -157,6 +163,7 @@ class RenderScheduler(QObject):
         self._failed.clear()
         self._pending = None
         self._paused = False
+        self._prepare()
         self.invalidate()
 
     @property

@@ -101,6 +101,13 @@ class ModelWorker(QThread):
         request = RestoreRequest(image, [Step(instruction)], tile=tile or None)
         return self.submit(JobKind.RESTORE, request, priority=PRIORITY[level], tag=tag).job_id
 
+    def prepare(self, sizes: list[tuple[int, int]], tile: int | None) -> None:
+        """Let the loaded model get ready for photos of these (height, width) sizes (it
+        compiles their shapes in the background); nothing when no model is loaded."""
+        restorer = self._queue.host.restorer if self._queue is not None else None
+        if restorer is not None and hasattr(restorer, "prepare"):
+            restorer.prepare(sizes, tile)
+
     def stop(self, timeout_ms: int = 60000) -> None:
         """Cancel everything and end the thread (waits for the current tile)."""
         self._stopping = True

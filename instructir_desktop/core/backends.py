@@ -142,6 +142,9 @@ class TorchBackend:
         out = self.descriptor(x, torch.from_numpy(e), dtype=self.dtype)
         return out.cpu().numpy()
 
+    def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
+        """Nothing to do ahead of a restore: torch runs any shape as it comes."""
+
     def run_many(self, tiles: Iterable[np.ndarray], e: np.ndarray) -> Iterator[np.ndarray]:
         """Results in order. torch already spreads one tile over every core."""
         for tile in tiles:
@@ -189,6 +192,8 @@ class OpenVINOBackend:
         self._xml = xml
         self._compiled: dict[tuple[int, int], object] = {}
         self._lock = threading.Lock()
+        self._shape_locks: dict[tuple[int, int, str], threading.Lock] = {}
+        self._running = 0  # restores in progress (one model thread; read by prepare's helper)
 
     def _convert(self, xml: Path) -> None:
         ov = self._ov
@@ -212,7 +217,11 @@ class OpenVINOBackend:
         tmp.replace(xml)
 
     def _compiled_for(self, h: int, w: int, mode: str = "LATENCY"):
+        # One lock per shape: a restore waits only for the shape it needs, not for another
+        # that ``prepare`` is compiling.
         with self._lock:
+            lock = self._shape_locks.setdefault((h, w, mode), threading.Lock())
+        with lock:
             compiled = self._compiled.get((h, w, mode))
             if compiled is None:
                 model = self.core.read_model(str(self._xml))
@@ -226,11 +235,34 @@ class OpenVINOBackend:
                 self._compiled[(h, w, mode)] = compiled
             return compiled
 
+    def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
+        """Compile, on a helper thread, the (height, width, single tile) shapes a coming
+        restore will run: a photo is open and the user is still typing. A new shape costs
+        1-2 s to compile for the official network on 2 cores. The helper steps aside while
+        a restore runs (a restore compiles what it needs itself)."""
+        wanted = [(h, w, "LATENCY" if single else "THROUGHPUT") for h, w, single in shapes]
+        wanted = [key for key in dict.fromkeys(wanted) if key not in self._compiled]
+        if wanted:
+            threading.Thread(
+                target=self._compile_all, args=(wanted,), name="instructir-compile", daemon=True
+            ).start()
+
+    def _compile_all(self, keys: list[tuple[int, int, str]]) -> None:
+        for key in keys:
+            while self._running:
+                time.sleep(0.05)
+            self._compiled_for(*key)
+
     def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
-        compiled = self._compiled_for(tile.shape[2], tile.shape[3])
-        request = compiled.create_infer_request()
-        request.infer([np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)])
-        return self._output(request)
+        self._running += 1
+        try:
+            compiled = self._compiled_for(tile.shape[2], tile.shape[3])
+            request = compiled.create_infer_request()
+            tile, e = np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)
+            request.infer([tile, e])
+            return self._output(request)
+        finally:
+            self._running -= 1
 
     @staticmethod
     def _output(request) -> np.ndarray:
@@ -246,6 +278,7 @@ class OpenVINOBackend:
         """
         e = np.ascontiguousarray(e, np.float32)
         pending: deque = deque()
+        self._running += 1
         try:
             for tile in tiles:
                 tile = np.ascontiguousarray(tile, np.float32)
@@ -263,6 +296,7 @@ class OpenVINOBackend:
                 done.wait()
                 yield self._output(done)
         finally:
+            self._running -= 1
             for request in pending:  # abandoned (cancel): let them finish before freeing
                 request.wait()
 

@@ -186,6 +186,27 @@ class Restorer:
             restored = np.concatenate([restored, alpha], axis=2)
         return restored
 
+    def _plan(self, h: int, w: int, tile: int) -> tuple[int, int, list]:
+        """The border margin, the overlap and the tiles of an h x w photo."""
+        m = self.descriptor.size_multiple
+        margin = self.border_margin if min(h, w) > 1 else 0
+        tile = max(m * 2, tile - tile % m)
+        overlap = min(DEFAULT_OVERLAP, tile // 4)
+        tiles = plan_tiles(h + 2 * margin, w + 2 * margin, tile, overlap, multiple=m)
+        return margin, overlap, tiles
+
+    def prepare(self, sizes: list[tuple[int, int]], tile: int | None = None) -> None:
+        """Get ready to restore photos of these (height, width) sizes: the backend compiles
+        the shapes their tiles will have, in the background (see ``OpenVINOBackend``)."""
+        m = self.descriptor.size_multiple
+        shapes = []
+        for h, w in sizes:
+            tiles = self._plan(h, w, tile or self.tile_size())[2]
+            for t in tiles:
+                th, tw = t.shape
+                shapes.append((th + (-th) % m, tw + (-tw) % m, len(tiles) == 1))
+        self.backend.prepare(shapes)
+
     def _tiled(self, rgb, e, tile, progress, cancel, backend=None) -> np.ndarray:
         """Run the network over ``rgb`` in blended tiles. The photo is seen with
         BORDER_MARGIN pixels of mirrored context on every side, and tiles are padded to the
@@ -194,11 +215,8 @@ class Restorer:
         backend = backend or self.backend
         h, w, _ = rgb.shape
         m = self.descriptor.size_multiple
-        margin = self.border_margin if min(h, w) > 1 else 0
+        margin, overlap, tiles = self._plan(h, w, tile)
         hp, wp = h + 2 * margin, w + 2 * margin
-        tile = max(m * 2, tile - tile % m)
-        overlap = min(DEFAULT_OVERLAP, tile // 4)
-        tiles = plan_tiles(hp, wp, tile, overlap, multiple=m)
         single = len(tiles) == 1
         out = np.zeros((hp, wp, 3), np.float32)
         weight = None if single else np.zeros((hp, wp, 1), np.float32)
