@@ -49,6 +49,7 @@ PLUGIN_FILES = (
     "instructir_client.py",
     "instructir_dialog.py",
     "instructir_png.py",
+    "instructir_words.py",
 )
 LOCATION_FILE = "bridge-location.json"
 LAST_FILE = "last-instruction.json"

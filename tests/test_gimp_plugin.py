@@ -45,7 +45,7 @@ def plugin(monkeypatch):
     """The plug-in's entry module, imported with the fake gi in sys.modules."""
     for name, mod in fake_gi().items():
         monkeypatch.setitem(sys.modules, name, mod)
-    for name in ("instructir_client", "instructir_dialog", "instructir_png"):
+    for name in ("instructir_client", "instructir_dialog", "instructir_png", "instructir_words"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     path = list(sys.path)
     spec = importlib.util.spec_from_file_location(

@@ -1,10 +1,10 @@
 """The GIMP-independent half of the InstructIR plug-in: finding and starting the bridge,
-talking to it (the bridge must prove it holds the token before it gets it), whether an
-instruction is clear enough to apply, and the names the plug-in gives layers.
+talking to it (the bridge must prove it holds the token before it gets it), and running jobs.
 
 Runs inside GIMP's own Python (3.10+, stdlib only, no Pillow or numpy) and in the test suite,
 which drives it against a real bridge and a fake ``gi.repository.Gimp``. Pixels (the PNG codec
-and layer arithmetic) live in ``instructir_png.py``.
+and layer arithmetic) live in ``instructir_png.py``; the words put to the user (the fixes, the
+reading of an instruction, layer names) in ``instructir_words.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ from instructir_png import (  # noqa: E402
     intersect_rect,
     is_high_bit_depth,
     png_samples_to_gegl,
+)
+from instructir_words import (  # noqa: E402
+    MIN_CONFIDENCE,
+    TASK_LABELS,
+    TASK_PROMPTS,
+    TASKS,
+    Reading,
+    layer_name,
+    read_intent,
+    unclear_message,
+    undo_name,
 )
 
 __all__ = [
@@ -74,41 +85,15 @@ DEFAULT_PORT = 47841
 LOCATION_FILE = "bridge-location.json"
 APP_NAME = "InstructIR"
 LEASE_S = 20.0
-MAX_NAME_CHARS = 60
-SHORT_NAME_CHARS = 24  # "IR: " + this fits the default Layers dock
 TOKEN_HEADER = "X-InstructIR-Token"
 NONCE_HEADER = "X-InstructIR-Nonce"
 PROOF_HEADER = "X-InstructIR-Proof"
 PARASITE = "instructir-instruction"
 
-# Same order, prompts and gate as instructir_desktop.core.packs (a test keeps them equal); the
-# bridge's /intent answer carries its own min_confidence, which wins.
-TASKS = ("denoise", "deblur", "derain", "dehaze", "lowlight", "superres", "enhance")
-TASK_PROMPTS = {
-    "denoise": "Remove the noise from this photo",
-    "deblur": "Remove the blur and make it sharp",
-    "derain": "Remove the rain from this photo",
-    "dehaze": "Remove the haze and fog",
-    "lowlight": "The photo is too dark, brighten it",
-    "superres": "Increase the resolution and detail",
-    "enhance": "Improve the colours and contrast",
-}
-TASK_LABELS = {
-    "denoise": "Noise",
-    "deblur": "Blur",
-    "derain": "Rain",
-    "dehaze": "Haze / fog",
-    "lowlight": "Too dark",
-    "superres": "Low detail",
-    "enhance": "Dull colours",
-}
-MIN_CONFIDENCE = 0.5
-
 INSTALL_HINT = (
     "Run `instructir gimp install` (or Help → Install GIMP plug-in in InstructIR Desktop) once, "
     "then restart GIMP."
 )
-AS_WRITTEN = "Apply as written"
 
 
 class BridgeError(Exception):
@@ -498,7 +483,7 @@ def run_job(
                 return client.result(job_id)
             if state == "failed":
                 if job.get("error_type") == "UnclearInstructionError":
-                    raise UnclearInstruction(_unclear_message(instruction, job.get("error")))
+                    raise UnclearInstruction(unclear_message(instruction, job.get("error")))
                 raise BridgeError(job.get("error") or "InstructIR could not restore the layer.")
             if state == "cancelled":
                 raise JobCancelled(f"The InstructIR job was cancelled ({job.get('message')}).")
@@ -506,15 +491,6 @@ def run_job(
             job = client.status(job_id)
     finally:
         client.delete(job_id)
-
-
-def _unclear_message(instruction: str, reason: str | None) -> str:
-    why = f" ({reason.rstrip('.')})" if reason else ""
-    return (
-        f"Nothing was changed: InstructIR is not sure what “{instruction}” asks for{why}. "
-        "Run the filter again and pick one of the seven fixes, or tick "
-        f"“{AS_WRITTEN}” to apply it anyway."
-    )
 
 
 def _cancel_and_wait(client: BridgeClient, job_id: str, sleep: Callable[[float], None]) -> None:
@@ -542,77 +518,6 @@ def clean_instruction(text: str | None) -> str:
             "'remove the noise', or pick one of the suggestions."
         )
     return cleaned
-
-
-class Reading:
-    """What the bridge understood of one instruction: the dialog's line and the gate."""
-
-    def __init__(self, line: str, unclear: bool) -> None:
-        self.line = line
-        self.unclear = unclear
-
-    def __repr__(self) -> str:
-        return f"Reading({self.line!r}, unclear={self.unclear})"
-
-
-def read_intent(answer: dict) -> Reading:
-    """The dialog's reading of a POST /intent answer, with the bridge's gate: unclear when a
-    step is flagged (a request to darken) or the model is less sure than ``min_confidence``.
-
-    "Understood as: Too dark (98%)"; several fixes: "Understood as: Too dark, then Noise";
-    unclear: "Not sure what to fix (Haze / fog, 21%). Pick one of the fixes above…"."""
-    results = answer.get("results") or [{}]
-    result = results[0] if isinstance(results[0], dict) else {}
-    gate = answer.get("min_confidence")
-    gate = float(gate) if isinstance(gate, (int, float)) else MIN_CONFIDENCE
-    steps = [s for s in result.get("steps") or [] if isinstance(s, dict)]
-    plan = steps or [result]
-    if not result.get("task"):
-        return Reading("", False)
-    note = next((s["note"] for s in (result, *plan) if s.get("note")), "")
-    unsure = [s for s in plan if float(s.get("confidence") or 0) < gate]
-    names = [TASK_LABELS.get(s.get("task", ""), s.get("task", "")) for s in plan]
-    if note:
-        line = f"{note} Pick one of the fixes above, or tick “{AS_WRITTEN}”."
-        return Reading(line, True)
-    if unsure:
-        what = ", ".join(
-            f"{TASK_LABELS.get(s.get('task', ''), s.get('task'))}, "
-            f"{100 * float(s.get('confidence') or 0):.0f}%"
-            for s in unsure
-        )
-        line = (
-            f"Not sure what to fix ({what}). Pick one of the fixes above, or tick "
-            f"“{AS_WRITTEN}” to apply it anyway."
-        )
-        return Reading(line, True)
-    if steps:
-        return Reading("Understood as: " + ", then ".join(names), False)
-    confidence = 100 * float(result.get("confidence") or 0)
-    return Reading(f"Understood as: {names[0]} ({confidence:.0f}%)", False)
-
-
-def layer_name(instruction: str) -> str:
-    """A name the default Layers dock shows whole: ``IR: too dark``; a suggestion's prompt
-    by its fix ("IR: Noise"); longer text cut at a word with an ellipsis (the full
-    instruction goes into the layer's parasite)."""
-    text = " ".join(instruction.split())
-    for task, prompt in TASK_PROMPTS.items():
-        if text.lower() == prompt.lower():
-            return f"IR: {TASK_LABELS[task]}"
-    if len(text) > SHORT_NAME_CHARS:
-        cut = text[: SHORT_NAME_CHARS - 1]
-        space = cut.rfind(" ")
-        text = (cut[:space] if space >= SHORT_NAME_CHARS // 2 else cut).rstrip(" ,.;:") + "…"
-    return f"IR: {text}"
-
-
-def undo_name(instruction: str) -> str:
-    """The Undo History's name for the step: ``InstructIR: <instruction>``."""
-    text = " ".join(instruction.split())
-    if len(text) > MAX_NAME_CHARS:
-        text = text[: MAX_NAME_CHARS - 1].rstrip() + "…"
-    return f"InstructIR: {text}"
 
 
 def decode_png(data: bytes) -> tuple[int, int, int, int, bytes]:
