@@ -1,0 +1,178 @@
+"""The bridge under hostile or heavy use, over real HTTP on 127.0.0.1: answers prove the
+token, the Host header names the loopback port, connections and bodies are bounded, and a
+crash leaves no stale "running" file (tests/test_bridge.py has jobs, tokens and cancel)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import test_bridge
+
+from instructir_desktop.bridge.info import read_bridge_info
+from instructir_desktop.bridge.server import BridgeServer
+
+# The helpers and the running bridge of tests/test_bridge.py.
+server = test_bridge.server
+call = test_bridge.call
+wait = test_bridge.wait
+make_photo = test_bridge.make_photo
+png_bytes = test_bridge.png_bytes
+INSTRUCTION = test_bridge.INSTRUCTION
+
+
+def _multipart_body(fields: dict, png: bytes, boundary: str = "b0undary") -> tuple[bytes, str]:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_as_written_field(server):
+    body, ctype = _multipart_body(
+        {"instruction": INSTRUCTION, "as_written": "true"}, png_bytes(make_photo(seed=9))
+    )
+    status, _, data = call(server, "POST", "/jobs", body, {"Content-Type": ctype})
+    assert status == 202, data
+    assert wait(server, json.loads(data)["id"])["state"] == "done"
+    body, ctype = _multipart_body({"instruction": INSTRUCTION}, png_bytes(make_photo(seed=9)))
+    job = json.loads(call(server, "POST", "/jobs", body, {"Content-Type": ctype})[2])
+    assert wait(server, job["id"])["error_type"] == "UnclearInstructionError"
+    image = base64.b64encode(png_bytes(make_photo(8, 8))).decode()
+    bad = {"image": image, "instruction": INSTRUCTION, "as_written": "yes"}
+    status, _, data = call(server, "POST", "/jobs", bad)
+    assert status == 400 and "as_written" in json.loads(data)["error"]
+
+
+def test_answers_carry_a_proof_of_the_token(server):
+    from instructir_desktop.bridge.handler import response_proof
+
+    nonce = "n" * 32
+    for token in (None, True):  # the proof comes without sending the token
+        status, headers, data = call(
+            server, "GET", "/health", headers={"X-InstructIR-Nonce": nonce}, token=token
+        )
+        proof = response_proof(server.token, nonce, server.port, status, data)
+        assert headers["X-InstructIR-Proof"] == proof
+    status, headers, data = call(server, "GET", "/nope", headers={"X-InstructIR-Nonce": nonce})
+    assert status == 404
+    assert headers["X-InstructIR-Proof"] == response_proof(
+        server.token, nonce, server.port, 404, data
+    )
+    assert "X-InstructIR-Proof" not in call(server, "GET", "/health")[1]
+    other = response_proof("x" * 43, nonce, server.port, 200, b"{}")
+    assert other != response_proof(server.token, nonce, server.port, 200, b"{}")
+
+
+def test_host_header_must_name_the_loopback_port(server):
+    for host in (f"evil.example:{server.port}", "127.0.0.1:1", "localhost"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/health", headers={"Host": host})
+        resp = conn.getresponse()
+        assert resp.status == 403 and "127.0.0.1" in json.loads(resp.read())["error"]
+        conn.close()
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/health", headers={"Host": host})
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_connections_are_bounded_and_fifty_parallel_submissions_get_answers(server):
+    assert server._httpd.request_queue_size >= 64
+    body = {"image": base64.b64encode(png_bytes(make_photo(8, 8))).decode(), "instruction": "x"}
+    statuses, errors = [], []
+
+    def one() -> None:
+        try:
+            statuses.append(call(server, "POST", "/jobs", body)[0])
+        except OSError as exc:  # a reset or refused connection
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(statuses) == 50
+    assert set(statuses) <= {202, 503} and 202 in statuses
+
+    server._httpd._slots = threading.BoundedSemaphore(2)
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        status, _, data = call(server, "GET", "/health", timeout=5)
+        assert status == 503 and "busy" in json.loads(data)["error"]
+        assert time.monotonic() - t0 < 2
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 30  # idle connections time out; the slots come back
+    while call(server, "GET", "/health")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert call(server, "GET", "/health")[0] == 200
+
+
+def test_a_large_multipart_body_is_held_once(monkeypatch):
+    import tracemalloc
+
+    from instructir_desktop.bridge import handler
+
+    png = png_bytes(make_photo(8, 8))
+    pad = b"x" * (32 << 20)  # 32 MiB image part: PIL rejects it, after the split
+    body, ctype = _multipart_body({"instruction": INSTRUCTION}, png + pad)
+    buffer = bytearray(body)
+    del body
+    tracemalloc.start()
+    try:
+        fields, image, _ = handler._parse_submit_fields(ctype, buffer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert image == png + pad and fields["instructions"] == [INSTRUCTION]
+    assert peak < 1.2 * len(buffer)  # the image part copied once, nothing else of that size
+
+
+def test_bridge_file_says_not_running_after_a_crash(tiny_pack, tmp_path):
+    path = tmp_path / "cfg" / "bridge.json"
+    code = (
+        "import sys, time\n"
+        "from instructir_desktop.bridge.server import BridgeServer\n"
+        f"srv = BridgeServer(lambda p: None, token_file={str(path)!r})\n"
+        "srv.start()\nprint('up', flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        info = read_bridge_info(path)
+        assert info["running"] and info["pid"] == proc.pid
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert json.loads(path.read_text())["running"] is True  # what the crash left behind
+        info = read_bridge_info(path)
+        assert info["running"] is False and info["pid"] is None
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    srv = BridgeServer(lambda p: None, token_file=path)
+    srv.start()  # a starting bridge rewrites it
+    try:
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    finally:
+        srv.stop()
