@@ -93,6 +93,17 @@ def tiny_pack(tmp_path_factory) -> Path:
     return make_tiny_pack(tmp_path_factory.mktemp("tiny-pack"))
 
 
+@pytest.fixture
+def installed(tiny_pack) -> str:
+    """The tiny pack installed in this test's data folder, as ``tiny-test``."""
+    import shutil
+
+    from instructir_desktop.core.paths import data_dir
+
+    shutil.copytree(tiny_pack, data_dir() / "packs" / "tiny-test")
+    return "tiny-test"
+
+
 @pytest.fixture(scope="session")
 def restorer_at(tiny_pack):
     """torch Restorers on the tiny pack by precision, each loaded once per session."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,13 +17,6 @@ def apply_any_instruction(monkeypatch):
     """The tiny pack's head is random (about 1/7 sure of anything): restore never refuses an
     instruction here, except in the tests of that refusal, which ask for it."""
     monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "0")
-
-
-@pytest.fixture
-def installed(tiny_pack):
-    target = data_dir() / "packs" / "tiny-test"
-    shutil.copytree(tiny_pack, target)
-    return "tiny-test"
 
 
 @pytest.fixture

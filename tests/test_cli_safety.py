@@ -21,12 +21,6 @@ def apply_any_instruction(monkeypatch):
 
 
 @pytest.fixture
-def installed(tiny_pack):
-    shutil.copytree(tiny_pack, data_dir() / "packs" / "tiny-test")
-    return "tiny-test"
-
-
-@pytest.fixture
 def no_model(monkeypatch):
     """Fails the test if the model is loaded: every check here comes before model work."""
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from instructir_desktop.cli import main
 from instructir_desktop.core import masks
-from instructir_desktop.core.paths import data_dir
 
 
 @pytest.fixture(autouse=True)
 def apply_any_instruction(monkeypatch):
     monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "0")
-
-
-@pytest.fixture
-def installed(tiny_pack):
-    shutil.copytree(tiny_pack, data_dir() / "packs" / "tiny-test")
-    return "tiny-test"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import zipfile
@@ -18,7 +17,6 @@ from instructir_desktop.core.batch import run_batch
 from instructir_desktop.core.errors import UnsupportedImageError
 from instructir_desktop.core.images import load_image
 from instructir_desktop.core.jobs import JobKind, JobQueue, LoadRequest, ModelHost
-from instructir_desktop.core.paths import data_dir
 from instructir_desktop.core.recipe import (
     Recipe,
     RecipeError,
@@ -29,12 +27,6 @@ from instructir_desktop.core.recipe import (
     parse_recipe,
     save_recipe,
 )
-
-
-@pytest.fixture
-def installed(tiny_pack):
-    shutil.copytree(tiny_pack, data_dir() / "packs" / "tiny-test")
-    return "tiny-test"
 
 
 @pytest.fixture
