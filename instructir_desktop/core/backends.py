@@ -25,6 +25,7 @@ from torch import nn
 from .atomic import atomic_write_text
 from .descriptor import ModelDescriptor, PaddedNet, psnr
 from .errors import InstructIRError
+from .network_graph import GRAPH_VERSION, graph_form
 
 __all__ = [
     "TorchBackend",
@@ -186,7 +187,7 @@ class OpenVINOBackend:
         cache_folder = Path(cache_folder)
         cache_folder.mkdir(parents=True, exist_ok=True)
         self.fingerprint = state_fingerprint(descriptor.net)
-        xml = cache_folder / f"instructir-{self.fingerprint}.xml"
+        xml = cache_folder / f"instructir-{self.fingerprint}-{GRAPH_VERSION}.xml"
         if not xml.is_file():
             self._convert(xml)
         self._xml = xml
@@ -200,9 +201,10 @@ class OpenVINOBackend:
         net = self.descriptor.net
         textdim = net.config.textdim
         m = net.size_multiple
-        wrapper = PaddedNet(net).eval()
+        # NCHW example: the traced graph takes the norms' NCHW form (see network_graph).
+        wrapper = PaddedNet(graph_form(net)).eval()
         example = (
-            torch.rand(1, 3, 4 * m, 4 * m).contiguous(memory_format=torch.channels_last),
+            torch.rand(1, 3, 4 * m, 4 * m),
             torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),
         )
         with torch.no_grad():
@@ -422,6 +424,7 @@ class _Verdicts:
                 platform.processor() or "",
                 torch.__version__,
                 _openvino_version(),
+                GRAPH_VERSION,
                 f"{backend.name}:{backend.precision}",
             ]
         )
@@ -462,6 +465,7 @@ def _fastest(
             str(torch.get_num_threads()),
             torch.__version__,
             _openvino_version(),
+            GRAPH_VERSION,
             *(f"{b.name}:{b.precision}" for b in usable),
             "torch-graph" if descriptor.frozen else "torch-eager",
         ]
