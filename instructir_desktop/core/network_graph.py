@@ -85,7 +85,9 @@ def _swap_blocks(module: nn.Module) -> None:
 
 def graph_form(net: InstructIRNet) -> InstructIRNet:
     """A copy of ``net`` with every NAFBlock as a SplitGateBlock, for tracing in NCHW."""
-    form = copy.deepcopy(net).float().eval()
+    # NCHW weights too: a channels-last weight (the descriptor's layout for torch) makes its
+    # convolution's output channels-last, and the norms after it take their NHWC form.
+    form = copy.deepcopy(net).float().eval().to(memory_format=torch.contiguous_format)
     _swap_blocks(form)
     for p in form.parameters():
         p.requires_grad_(False)
