@@ -265,6 +265,23 @@ def test_prepare_compiles_the_shapes_a_restore_then_uses(tiny_pack, tmp_path):
 
 
 @needs_openvino
+def test_openvino_takes_larger_tiles_than_torch_within_the_memory_budget(tiny_pack, tmp_path):
+    from instructir_desktop.core.restorer import CPU_MAX_TILE, OPENVINO_MAX_TILE
+
+    folder = tmp_path / "ov"
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=folder)
+    torch_ = Restorer(tiny_pack, device="cpu", backend="torch")
+    assert torch_.tile_size() == CPU_MAX_TILE
+    assert ov.tile_size() == OPENVINO_MAX_TILE  # a 1 MP photo is one tile
+    ov_small = Restorer(
+        tiny_pack, device="cpu", backend="openvino", cache_folder=folder, memory_budget=64 << 20
+    )
+    torch_small = Restorer(tiny_pack, device="cpu", backend="torch", memory_budget=64 << 20)
+    assert torch_small.tile_size() < ov_small.tile_size() < OPENVINO_MAX_TILE
+    assert ov_small.tile_size() % ov_small.descriptor.size_multiple == 0
+
+
+@needs_openvino
 def test_openvino_tiles_in_flight_match_torch_and_cancel(tiny_pack, tmp_path, restorer_at):
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     ref = restorer_at("fp32")

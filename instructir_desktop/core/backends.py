@@ -191,7 +191,12 @@ class OpenVINOBackend:
         if not xml.is_file():
             self._convert(xml)
         self._xml = xml
-        self._compiled: dict[tuple[int, int], object] = {}
+        self._compiled: dict[tuple[int, int, str], object] = {}
+        # Per compiled shape: idle infer requests, and how many to keep in flight. Both are
+        # read once at compile time: asking a compiled model for a property or a new request
+        # while it runs waits for the running tiles (it took half of a 4 MP restore).
+        self._idle: dict[tuple[int, int, str], deque] = {}
+        self._in_flight: dict[tuple[int, int, str], int] = {}
         self._lock = threading.Lock()
         self._shape_locks: dict[tuple[int, int, str], threading.Lock] = {}
         self._running = 0  # restores in progress (one model thread; read by prepare's helper)
@@ -234,8 +239,20 @@ class OpenVINOBackend:
                     "CPU_DENORMALS_OPTIMIZATION": "YES",  # as torch.set_flush_denormal
                 }
                 compiled = self.core.compile_model(model, "CPU", config)
+                n = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+                self._idle[(h, w, mode)] = deque(compiled.create_infer_request() for _ in range(n))
+                self._in_flight[(h, w, mode)] = n
                 self._compiled[(h, w, mode)] = compiled
             return compiled
+
+    def _request(self, key: tuple[int, int, str]):
+        """An idle infer request of a compiled shape (hand it back with ``_done``)."""
+        compiled = self._compiled_for(*key)
+        idle = self._idle[key]
+        return idle.popleft() if idle else compiled.create_infer_request()
+
+    def _done(self, key: tuple[int, int, str], request) -> None:
+        self._idle[key].append(request)
 
     def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
         """Compile, on a helper thread, the (height, width, single tile) shapes a coming
@@ -258,11 +275,13 @@ class OpenVINOBackend:
     def run(self, tile: np.ndarray, e: np.ndarray) -> np.ndarray:
         self._running += 1
         try:
-            compiled = self._compiled_for(tile.shape[2], tile.shape[3])
-            request = compiled.create_infer_request()
+            key = (tile.shape[2], tile.shape[3], "LATENCY")
+            request = self._request(key)
             tile, e = np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)
             request.infer([tile, e])
-            return self._output(request)
+            out = self._output(request)
+            self._done(key, request)
+            return out
         finally:
             self._running -= 1
 
@@ -279,28 +298,32 @@ class OpenVINOBackend:
         that raises from inside it (cancel) stops after the tiles already in flight.
         """
         e = np.ascontiguousarray(e, np.float32)
-        pending: deque = deque()
+        pending: deque = deque()  # (shape key, request), oldest first
         self._running += 1
+
+        def finish_oldest() -> np.ndarray:
+            key, done = pending.popleft()
+            done.wait()
+            out = self._output(done)
+            self._done(key, done)
+            return out
+
         try:
             for tile in tiles:
                 tile = np.ascontiguousarray(tile, np.float32)
-                compiled = self._compiled_for(tile.shape[2], tile.shape[3], "THROUGHPUT")
-                request = compiled.create_infer_request()
+                key = (tile.shape[2], tile.shape[3], "THROUGHPUT")
+                request = self._request(key)
                 request.start_async([tile, e])
-                pending.append(request)
-                limit = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-                while len(pending) >= max(1, limit):
-                    done = pending.popleft()
-                    done.wait()
-                    yield self._output(done)
+                pending.append((key, request))
+                while len(pending) >= self._in_flight[key]:
+                    yield finish_oldest()
             while pending:
-                done = pending.popleft()
-                done.wait()
-                yield self._output(done)
+                yield finish_oldest()
         finally:
             self._running -= 1
-            for request in pending:  # abandoned (cancel): let them finish before freeing
+            for key, request in pending:  # abandoned (cancel): let them finish, keep them
                 request.wait()
+                self._done(key, request)
 
 
 def _calibration(size: int, textdim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

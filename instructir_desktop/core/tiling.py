@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Tile", "plan_tiles", "blend_weights", "tile_size_for_budget", "DEFAULT_OVERLAP"]
+__all__ = [
+    "Tile",
+    "plan_tiles",
+    "blend_weights",
+    "tile_size_for_budget",
+    "DEFAULT_OVERLAP",
+    "ACTIVATION_FACTOR",
+]
 
 DEFAULT_OVERLAP = 64
 # Peak activation memory of one forward pass, in float32 feature maps of the network's width
@@ -96,10 +103,17 @@ def blend_weights(tile: Tile, height: int, width: int, overlap: int) -> np.ndarr
 
 
 def tile_size_for_budget(
-    budget_bytes: int, width: int, *, multiple: int = 16, largest: int = 2048, smallest: int = 128
+    budget_bytes: int,
+    width: int,
+    *,
+    multiple: int = 16,
+    largest: int = 2048,
+    smallest: int = 128,
+    factor: float = ACTIVATION_FACTOR,
 ) -> int:
-    """Largest tile edge whose activations fit the budget, rounded down to the size multiple."""
-    per_pixel = ACTIVATION_FACTOR * width * 4
+    """Largest tile edge whose activations (``factor`` float32 feature maps of the network's
+    width per pixel) fit the budget, rounded down to the size multiple."""
+    per_pixel = factor * width * 4
     edge = int(math.sqrt(max(budget_bytes, 1) / per_pixel))
     edge = max(smallest, min(largest, edge))
     return max(multiple, edge - edge % multiple)
