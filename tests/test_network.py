@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from instructir_desktop.core.descriptor import ModelDescriptor
+from instructir_desktop.core.descriptor import ModelDescriptor, PaddedNet
 from instructir_desktop.core.network import (
     OFFICIAL_7D,
     NetworkConfig,
@@ -170,6 +170,10 @@ def test_frozen_graph_matches_the_eager_network_on_any_shape():
         assert (a - x).abs().mean().item() > 1e-3  # the blocks really do something
     graph = frozen._graph
     assert isinstance(graph, torch.jit.ScriptModule)
+    # Traced from the graph form: each block's gates come from two convolutions, not one.
+    plain = torch.jit.freeze(torch.jit.trace(PaddedNet(net).eval(), (x, e), check_trace=False))
+    convs = [str(g.graph).count("aten::_convolution(") for g in (graph, plain)]
+    assert convs[0] > convs[1] > 0, convs
     frozen(torch.rand(1, 3, 20, 20), e)
     assert frozen._graph is graph  # traced once, reused for every size
     # bf16 runs the eager network under autocast, not the fp32 graph.
