@@ -14,7 +14,7 @@ import os
 import platform
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -160,6 +160,37 @@ def state_fingerprint(net: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+# Compiled tile shapes an OpenVINO backend keeps: a photo's levels (the first one, the
+# preview, the full resolution's tiles) need up to about four. Each holds 0.3-0.5 GB for the
+# official network even with its working memory freed, so older shapes are dropped.
+MAX_COMPILED_SHAPES = 4
+
+
+class _Compiled:
+    """One compiled tile shape: the compiled model, its idle infer requests and how many to
+    keep in flight. Requests and that number are made once: asking a compiled model for a
+    new request or a property while it runs waits for the running tiles (it took half of a
+    4 MP restore)."""
+
+    def __init__(self, compiled) -> None:
+        self.model = compiled
+        self.in_flight = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._idle = deque(compiled.create_infer_request() for _ in range(self.in_flight))
+
+    def request(self):
+        """An idle infer request (hand it back with ``done``)."""
+        return self._idle.popleft() if self._idle else self.model.create_infer_request()
+
+    def done(self, request) -> None:
+        self._idle.append(request)
+
+    def release(self) -> None:
+        try:
+            self.model.release_memory()
+        except (AttributeError, RuntimeError):
+            pass  # an older OpenVINO, or a request running: the memory stays, nothing breaks
+
+
 class OpenVINOBackend:
     """OpenVINO on the CPU. Converted IR cached in ``cache_folder``; compiled per tile shape.
 
@@ -191,12 +222,8 @@ class OpenVINOBackend:
         if not xml.is_file():
             self._convert(xml)
         self._xml = xml
-        self._compiled: dict[tuple[int, int, str], object] = {}
-        # Per compiled shape: idle infer requests, and how many to keep in flight. Both are
-        # read once at compile time: asking a compiled model for a property or a new request
-        # while it runs waits for the running tiles (it took half of a 4 MP restore).
-        self._idle: dict[tuple[int, int, str], deque] = {}
-        self._in_flight: dict[tuple[int, int, str], int] = {}
+        # Compiled shapes, least recently used first, at most MAX_COMPILED_SHAPES.
+        self._compiled: OrderedDict[tuple[int, int, str], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
         self._shape_locks: dict[tuple[int, int, str], threading.Lock] = {}
         self._running = 0  # restores in progress (one model thread; read by prepare's helper)
@@ -223,36 +250,41 @@ class OpenVINOBackend:
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)
 
-    def _compiled_for(self, h: int, w: int, mode: str = "LATENCY"):
+    def _compiled_for(self, h: int, w: int, mode: str = "LATENCY") -> _Compiled:
         # One lock per shape: a restore waits only for the shape it needs, not for another
         # that ``prepare`` is compiling.
+        key = (h, w, mode)
         with self._lock:
-            lock = self._shape_locks.setdefault((h, w, mode), threading.Lock())
+            lock = self._shape_locks.setdefault(key, threading.Lock())
         with lock:
-            compiled = self._compiled.get((h, w, mode))
-            if compiled is None:
-                model = self.core.read_model(str(self._xml))
-                model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
-                config = {
-                    "INFERENCE_PRECISION_HINT": _OV_HINTS[self.precision],
-                    "PERFORMANCE_HINT": mode,
-                    "CPU_DENORMALS_OPTIMIZATION": "YES",  # as torch.set_flush_denormal
-                }
-                compiled = self.core.compile_model(model, "CPU", config)
-                n = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-                self._idle[(h, w, mode)] = deque(compiled.create_infer_request() for _ in range(n))
-                self._in_flight[(h, w, mode)] = n
-                self._compiled[(h, w, mode)] = compiled
-            return compiled
+            with self._lock:
+                shape = self._compiled.get(key)
+                if shape is not None:
+                    self._compiled.move_to_end(key)
+                    return shape
+            model = self.core.read_model(str(self._xml))
+            model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
+            config = {
+                "INFERENCE_PRECISION_HINT": _OV_HINTS[self.precision],
+                "PERFORMANCE_HINT": mode,
+                "CPU_DENORMALS_OPTIMIZATION": "YES",  # as torch.set_flush_denormal
+            }
+            shape = _Compiled(self.core.compile_model(model, "CPU", config))
+            with self._lock:
+                self._compiled[key] = shape
+                while len(self._compiled) > MAX_COMPILED_SHAPES:
+                    # A request still running keeps its compiled model alive until it ends.
+                    old, _ = self._compiled.popitem(last=False)
+                    self._shape_locks.pop(old, None)
+            return shape
 
-    def _request(self, key: tuple[int, int, str]):
-        """An idle infer request of a compiled shape (hand it back with ``_done``)."""
-        compiled = self._compiled_for(*key)
-        idle = self._idle[key]
-        return idle.popleft() if idle else compiled.create_infer_request()
-
-    def _done(self, key: tuple[int, int, str], request) -> None:
-        self._idle[key].append(request)
+    def _release_others(self, used: set) -> None:
+        """Free the working memory of the compiled shapes this restore did not use (it comes
+        back on their next run, in well under a tenth of a second for 1 MP)."""
+        with self._lock:
+            others = [shape for key, shape in self._compiled.items() if key not in used]
+        for shape in others:
+            shape.release()
 
     def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
         """Compile, on a helper thread, the (height, width, single tile) shapes a coming
@@ -276,11 +308,13 @@ class OpenVINOBackend:
         self._running += 1
         try:
             key = (tile.shape[2], tile.shape[3], "LATENCY")
-            request = self._request(key)
+            shape = self._compiled_for(*key)
+            request = shape.request()
             tile, e = np.ascontiguousarray(tile, np.float32), np.ascontiguousarray(e, np.float32)
             request.infer([tile, e])
             out = self._output(request)
-            self._done(key, request)
+            shape.done(request)
+            self._release_others({key})
             return out
         finally:
             self._running -= 1
@@ -298,32 +332,36 @@ class OpenVINOBackend:
         that raises from inside it (cancel) stops after the tiles already in flight.
         """
         e = np.ascontiguousarray(e, np.float32)
-        pending: deque = deque()  # (shape key, request), oldest first
+        pending: deque = deque()  # (compiled shape, request), oldest first
+        used: set = set()
         self._running += 1
 
         def finish_oldest() -> np.ndarray:
-            key, done = pending.popleft()
+            shape, done = pending.popleft()
             done.wait()
             out = self._output(done)
-            self._done(key, done)
+            shape.done(done)
             return out
 
         try:
             for tile in tiles:
                 tile = np.ascontiguousarray(tile, np.float32)
                 key = (tile.shape[2], tile.shape[3], "THROUGHPUT")
-                request = self._request(key)
+                used.add(key)
+                shape = self._compiled_for(*key)
+                request = shape.request()
                 request.start_async([tile, e])
-                pending.append((key, request))
-                while len(pending) >= self._in_flight[key]:
+                pending.append((shape, request))
+                while len(pending) >= shape.in_flight:
                     yield finish_oldest()
             while pending:
                 yield finish_oldest()
+            self._release_others(used)
         finally:
             self._running -= 1
-            for key, request in pending:  # abandoned (cancel): let them finish, keep them
+            for shape, request in pending:  # abandoned (cancel): let them finish, keep them
                 request.wait()
-                self._done(key, request)
+                shape.done(request)
 
 
 def _calibration(size: int, textdim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

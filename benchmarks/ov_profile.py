@@ -1,0 +1,115 @@
+"""Where OpenVINO spends a tile's time: the network as written vs its graph form.
+
+    python benchmarks/ov_profile.py                  # one 512² tile, bf16 where the CPU runs it
+    python benchmarks/ov_profile.py --size 880x1168  # a 1 MP photo with its 8 px border
+    python benchmarks/ov_profile.py --precision fp32
+
+The official 7D configuration with seeded random weights (benchmarks/engine.py's pack) is
+converted twice: as written, traced channels-last (the layout torch runs it in), and in the
+graph form the OpenVINO backend compiles (``core/network_graph.py``). Each is compiled for one
+tile shape with OpenVINO's per-layer counters on; the two run alternately, three times each.
+Prints the best wall time of each and, for each, the share of the counted time per kind of
+layer (with the kernel OpenVINO chose), then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def convert(net, graph: bool):
+    import openvino as ov
+    import torch
+
+    from instructir_desktop.core.descriptor import PaddedNet
+    from instructir_desktop.core.network_graph import graph_form
+
+    x = torch.rand(1, 3, 64, 64)
+    if graph:
+        module = PaddedNet(graph_form(net))
+    else:
+        module = PaddedNet(net.to(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+    e = torch.nn.functional.normalize(torch.randn(1, net.config.textdim), dim=1)
+    shapes = [ov.PartialShape([1, 3, -1, -1]), ov.PartialShape([1, net.config.textdim])]
+    with torch.no_grad():
+        return ov.convert_model(module.eval(), example_input=(x, e), input=shapes)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--size", default="512x512", help="tile HEIGHTxWIDTH (multiples of 16)")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    args = ap.parse_args()
+    import openvino as ov
+    from engine import make_pack
+
+    from instructir_desktop.core.backends import openvino_runs
+    from instructir_desktop.core.network import network_from_config
+    from instructir_desktop.core.packs import MANIFEST_NAME, PackManifest
+    from instructir_desktop.core.weights import load_state_dict
+
+    h, w = (int(n) for n in args.size.lower().split("x"))
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if openvino_runs("bf16") else "fp32"
+    pack = make_pack(Path(tempfile.mkdtemp(prefix="instructir-profile-")) / "pack")
+    manifest = PackManifest.load(pack / MANIFEST_NAME)
+    core = ov.Core()
+    x = np.random.default_rng(0).random((1, 3, h, w)).astype(np.float32)
+    e = np.zeros((1, manifest.network.textdim), np.float32)
+    e[0, 0] = 1.0
+    requests = {}
+    for name, graph in (("as written", False), ("graph form", True)):
+        net = network_from_config(manifest.network).eval()
+        net.load_state_dict(load_state_dict(pack / "image.safetensors"))
+        model = convert(net, graph)
+        model.reshape({0: [1, 3, h, w], 1: [1, manifest.network.textdim]})
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "PERF_COUNT": "YES",
+            "CPU_DENORMALS_OPTIMIZATION": "YES",
+        }
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        request.infer([x, e])  # first run: memory allocation
+        requests[name] = request
+    best = dict.fromkeys(requests, float("inf"))
+    for _ in range(3):
+        for name, request in requests.items():
+            t0 = time.perf_counter()
+            request.infer([x, e])
+            best[name] = min(best[name], time.perf_counter() - t0)
+    result = {"size": [h, w], "precision": precision, "forms": {}}
+    for name, request in requests.items():
+        layers: collections.Counter = collections.Counter()
+        for info in request.profiling_info:
+            layers[f"{info.node_type} ({info.exec_type})"] += info.real_time.total_seconds()
+        total = sum(layers.values())
+        print(f"{name}: {best[name]:.3f} s for {h}x{w} at {precision}")
+        for layer, seconds in layers.most_common(8):
+            print(f"  {100 * seconds / total:5.1f} %  {layer}")
+        result["forms"][name] = {
+            "seconds": round(best[name], 3),
+            "shares": {k: round(v / total, 3) for k, v in layers.most_common(12)},
+        }
+    result["speedup"] = round(best["as written"] / best["graph form"], 2)
+    print(f"graph form vs as written: {result['speedup']}x")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
