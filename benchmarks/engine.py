@@ -3,6 +3,7 @@
     python benchmarks/engine.py            # 1 MP naive vs ours, then ours at 4 MP and 24 MP
     python benchmarks/engine.py --quick    # smaller sizes, for a smoke run
     python benchmarks/engine.py --avx2     # as an AVX2-only CPU runs it (fp32, AVX2 kernels)
+    python benchmarks/engine.py --tile 512 # ours with a fixed tile size
 
 Official 7D network configuration with random (but non-trivial) weights; speed does not
 depend on the weight values. Every measurement runs in its own process so peak RSS is that
@@ -143,12 +144,12 @@ def part_naive(pack: Path, size: tuple[int, int], out: Path) -> dict:
     return {"seconds": seconds}
 
 
-def part_ours(pack: Path, size: tuple[int, int], out: Path | None) -> dict:
+def part_ours(pack: Path, size: tuple[int, int], out: Path | None, tile: int | None) -> dict:
     import threading
 
     from instructir_desktop.core.restorer import Restorer
 
-    r = Restorer(pack, device="cpu", cache_folder=pack / "cache")
+    r = Restorer(pack, device="cpu", cache_folder=pack / "cache", tile=tile)
     img = test_image(*size)
     # As the app does while the user types: compile the photo's tile shapes in the background
     # (OpenVINO; torch has nothing to compile), then restore.
@@ -196,8 +197,10 @@ def child(args) -> None:
         return
     size = (QUICK if args.quick else SIZES)[args.size]
     out = Path(args.out) if args.out else None
-    fn = part_naive if args.part == "naive" else part_ours
-    result = fn(Path(args.pack), size, out)
+    if args.part == "naive":
+        result = part_naive(Path(args.pack), size, out)
+    else:
+        result = part_ours(Path(args.pack), size, out, args.tile)
     mp = size[0] * size[1] / 1e6
     from instructir_desktop.core.network import OFFICIAL_7D
 
@@ -228,7 +231,13 @@ AVX2_ENV = {
 
 
 def run_child(
-    pack: Path, part: str, size: str, quick: bool, out: Path | None, env: dict | None = None
+    pack: Path,
+    part: str,
+    size: str,
+    quick: bool,
+    out: Path | None,
+    env: dict | None = None,
+    tile: int | None = None,
 ) -> dict:
     cmd = [sys.executable, __file__, "--child", "--part", part, "--size", size, "--pack", str(pack)]
     if quick:
@@ -237,6 +246,8 @@ def run_child(
         cmd += ["--out", str(out)]
     if part == "peak":
         cmd += ["--precision", (env or {}).get("INSTRUCTIR_PRECISION") or "bf16"]
+    if tile:
+        cmd += ["--tile", str(tile)]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
@@ -260,6 +271,7 @@ def main() -> int:
     ap.add_argument("--pack")
     ap.add_argument("--out")
     ap.add_argument("--skip-24mp", action="store_true")
+    ap.add_argument("--tile", type=int, help="ours with this tile size instead of its own choice")
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -276,11 +288,11 @@ def main() -> int:
     rows = []
     naive = run_child(pack, "naive", "1mp", args.quick, work / "naive.npy", env)
     rows.append(naive)
-    ours = run_child(pack, "ours", "1mp", args.quick, work / "ours.npy", env)
+    ours = run_child(pack, "ours", "1mp", args.quick, work / "ours.npy", env, args.tile)
     rows.append(ours)
     quality = psnr(np.load(work / "ours.npy"), np.load(work / "naive.npy"))
     for size in ("4mp",) + (() if args.skip_24mp else ("24mp",)):
-        rows.append(run_child(pack, "ours", size, args.quick, None, env))
+        rows.append(run_child(pack, "ours", size, args.quick, None, env, args.tile))
     peak = run_child(
         pack,
         "peak",
