@@ -285,8 +285,8 @@ def test_openvino_takes_larger_tiles_than_torch_within_the_memory_budget(tiny_pa
 def test_openvino_keeps_a_few_compiled_shapes_and_frees_the_memory_of_the_others(
     tiny_pack, tmp_path, monkeypatch
 ):
-    """Every new photo size compiles new shapes; without a bound an editing session grew by
-    0.3-0.7 GB per shape (official network)."""
+    """Every new photo size compiles new shapes, each 0.3-0.7 GB for the official network:
+    without a bound an editing session's memory grows with every photo it opens."""
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     released = []
     release = backends._Compiled.release

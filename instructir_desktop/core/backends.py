@@ -169,8 +169,8 @@ MAX_COMPILED_SHAPES = 4
 class _Compiled:
     """One compiled tile shape: the compiled model, its idle infer requests and how many to
     keep in flight. Requests and that number are made once: asking a compiled model for a
-    new request or a property while it runs waits for the running tiles (it took half of a
-    4 MP restore)."""
+    new request or a property while it runs waits for the running tiles (per tile, that wait
+    is half of a 4 MP restore's time)."""
 
     def __init__(self, compiled) -> None:
         self.model = compiled
