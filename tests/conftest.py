@@ -139,3 +139,21 @@ def pytest_runtest_teardown(item):
             if hasattr(window, "ask_before_close"):
                 window.ask_before_close = False
     yield
+
+
+def seeded_network(config, seed: int = 0):
+    """Random weights with non-zero residual scales and non-trivial norms (zeros would make
+    every block an identity and hide a wrong gate)."""
+    import torch
+
+    from instructir_desktop.core.network import network_from_config
+
+    torch.manual_seed(seed)
+    net = network_from_config(config).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(("beta", "gamma")) and p.dim() == 4:
+                p.normal_(0.0, 0.3)
+            elif ".norm" in name:
+                p.normal_(1.0 if name.endswith("weight") else 0.0, 0.2)
+    return net

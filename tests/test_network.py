@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import seeded_network
 
 from instructir_desktop.core.descriptor import ModelDescriptor, PaddedNet
 from instructir_desktop.core.network import (
@@ -130,13 +131,7 @@ def test_known_answer_padding_residual_crop_clamp():
 def _busy_net():
     """A small network whose blocks all change their input (the release initialises the block
     scales beta and gamma to zero, which makes every block an identity)."""
-    torch.manual_seed(0)
-    net = network_from_config(NetworkConfig(8, (1, 1), 1, (1, 1), 16)).eval()
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if name.endswith(("beta", "gamma")):
-                p.normal_(0, 0.3)
-    return net
+    return seeded_network(NetworkConfig(8, (1, 1), 1, (1, 1), 16))
 
 
 def test_channels_last_layernorm_matches_plain_formulation():

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import seeded_network
 
 from instructir_desktop.core import backends
 from instructir_desktop.core.descriptor import PaddedNet
-from instructir_desktop.core.network import LITE, OFFICIAL_7D, NAFBlock, network_from_config
+from instructir_desktop.core.network import LITE, OFFICIAL_7D, NAFBlock
 from instructir_desktop.core.network_graph import SplitGateBlock, graph_form
-
-
-def seeded_network(config, seed: int = 0):
-    """Random weights with non-zero residual scales and non-trivial norms (zeros would make
-    every block an identity and hide a wrong gate)."""
-    torch.manual_seed(seed)
-    net = network_from_config(config).eval()
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if name.endswith(("beta", "gamma")) and p.dim() == 4:
-                p.normal_(0.0, 0.3)
-            elif ".norm" in name:
-                p.normal_(1.0 if name.endswith("weight") else 0.0, 0.2)
-    return net
 
 
 @pytest.mark.parametrize("config", [LITE, OFFICIAL_7D], ids=["lite", "official-7d"])
