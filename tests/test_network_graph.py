@@ -8,14 +8,20 @@ from conftest import seeded_network
 
 from instructir_desktop.core import backends
 from instructir_desktop.core.descriptor import PaddedNet
-from instructir_desktop.core.network import LITE, OFFICIAL_7D, NAFBlock
-from instructir_desktop.core.network_graph import SplitGateBlock, graph_form
+from instructir_desktop.core.network import LITE, OFFICIAL_7D, LayerNorm2d, NAFBlock
+from instructir_desktop.core.network_graph import (
+    CONV_STATS_CHANNELS,
+    OpenVINONorm,
+    SplitGateBlock,
+    graph_form,
+)
 
 
+@pytest.mark.parametrize("openvino", [False, True], ids=["torch", "openvino"])
 @pytest.mark.parametrize("config", [LITE, OFFICIAL_7D], ids=["lite", "official-7d"])
-def test_graph_form_is_the_same_network(config):
+def test_graph_form_is_the_same_network(config, openvino):
     net = seeded_network(config)
-    form = graph_form(net)
+    form = graph_form(net, openvino=openvino)
     assert not any(isinstance(m, NAFBlock) for m in form.modules())
     blocks = sum(isinstance(m, NAFBlock) for m in net.modules())
     assert sum(isinstance(m, SplitGateBlock) for m in form.modules()) == blocks
@@ -30,6 +36,21 @@ def test_graph_form_is_the_same_network(config):
     assert torch.equal(want, again)
     assert (want - got).abs().max().item() < 1e-4
     assert not torch.equal(want, x)  # the blocks did something
+
+
+@pytest.mark.parametrize("channels", [8, CONV_STATS_CHANNELS, 64])
+def test_openvino_norm_is_the_layer_norm(channels):
+    torch.manual_seed(channels)
+    norm = LayerNorm2d(channels)
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.3)
+        norm.bias.normal_(0.0, 0.3)
+    ov_norm = OpenVINONorm(norm)
+    assert ov_norm.conv_stats == (channels <= CONV_STATS_CHANNELS)
+    # Features far from zero mean, as a residual stream's are: the variance is still exact.
+    x = torch.randn(2, channels, 9, 13) * 3 + 5
+    with torch.no_grad():
+        assert (ov_norm(x) - norm(x)).abs().max().item() < 1e-4
 
 
 def test_graph_form_follows_the_weights_it_was_made_from():
@@ -60,9 +81,51 @@ def test_the_compiled_graph_has_no_transposes_or_channel_splits():
         ops = compiled.get_runtime_model().get_ordered_ops()
         return {op.get_rt_info()["layerType"].astype(str) for op in ops}
 
-    form = runtime_layers(PaddedNet(graph_form(net)), x)
-    assert "Convolution" in form
-    assert not form & {"Transpose", "Split"}, form
+    for openvino in (False, True):
+        form = runtime_layers(PaddedNet(graph_form(net, openvino=openvino)), x)
+        assert "Convolution" in form
+        assert not form & {"Transpose", "Split"}, form
     # What the network as written, traced channels-last, gives OpenVINO.
     plain = runtime_layers(PaddedNet(net), x.contiguous(memory_format=torch.channels_last))
     assert {"Transpose", "Split"} <= plain
+
+
+@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
+@pytest.mark.parametrize("precision", ["f32", "bf16"])
+def test_openvino_form_makes_fewer_full_resolution_passes(precision):
+    """What OpenVINO compiles from the openvino form: no norm writes ``x - mu`` out beside
+    its square (a fused node with two outputs), and no norm at the full resolution (few
+    channels) takes its statistics with a reduction, while the torch form does both."""
+    import openvino as ov
+
+    if precision == "bf16" and not backends.openvino_runs("bf16"):
+        pytest.skip("OpenVINO does not run bf16 on this CPU")
+    net = seeded_network(LITE)
+    x = torch.rand(1, 3, 64, 64)
+    e = torch.nn.functional.normalize(torch.randn(1, LITE.textdim), dim=1)
+
+    def full_resolution_norm_ops(openvino: bool) -> tuple[int, int]:
+        with torch.no_grad():
+            model = ov.convert_model(
+                PaddedNet(graph_form(net, openvino=openvino)).eval(),
+                example_input=(x, e),
+                input=[x.shape, e.shape],
+            )
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        two_outputs = reductions = 0
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            names = info["originalLayersNames"].astype(str)
+            shape = op.get_output_partial_shape(0) if op.get_output_size() else None
+            if shape is None or len(shape) != 4 or shape[2].get_length() != 64:
+                continue
+            kind = info["layerType"].astype(str)
+            if kind == "Subgraph" and op.get_output_size() == 2 and "Subtract" in names:
+                two_outputs += 1
+            if kind == "Reduce" and shape[1].get_length() == 1:
+                reductions += 1
+        return two_outputs, reductions
+
+    assert full_resolution_norm_ops(openvino=True) == (0, 0)
+    two_outputs, reductions = full_resolution_norm_ops(openvino=False)
+    assert two_outputs > 0 and reductions > 0

@@ -234,7 +234,7 @@ class OpenVINOBackend:
         textdim = net.config.textdim
         m = net.size_multiple
         # NCHW example: the traced graph takes the norms' NCHW form (see network_graph).
-        wrapper = PaddedNet(graph_form(net)).eval()
+        wrapper = PaddedNet(graph_form(net, openvino=True)).eval()
         example = (
             torch.rand(1, 3, 4 * m, 4 * m),
             torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),

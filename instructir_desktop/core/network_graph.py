@@ -10,8 +10,10 @@ arithmetic, measured on OpenVINO's CPU plugin (official 7D network, one 512² ti
   kernel (14 %). Here each gate's two halves come from two convolutions (the halves of the
   1x1 weights, and of the depthwise 3x3 weights before the first gate), so nothing is split.
 
-Both together take a 512² tile from 1.05 s to 0.50 s. The result is the same network: the
-weights are sliced, not changed, and fp32 outputs match to rounding (tested).
+Both together take a 512² tile from 1.05 s to 0.50 s. For OpenVINO (``openvino=True``) the
+full-resolution passes over memory are fewer still, 8 % of a 1 MP tile (see ``OpenVINONorm``
+and ``SplitGateBlock``). The result is the same network: the weights are sliced or
+rearranged, not changed, and fp32 outputs match to rounding (tested).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from torch import nn
 
 from .network import InstructIRNet, NAFBlock
 
-__all__ = ["GRAPH_VERSION", "SplitGateBlock", "graph_form"]
+__all__ = ["GRAPH_VERSION", "OpenVINONorm", "SplitGateBlock", "graph_form"]
 
 # Part of the names of converted models cached on disk: a new form is converted again.
-GRAPH_VERSION = "g2"
+GRAPH_VERSION = "g3"
 
 
 def _halves(t: torch.Tensor) -> tuple[nn.Parameter, nn.Parameter]:
@@ -38,15 +40,57 @@ def _halves(t: torch.Tensor) -> tuple[nn.Parameter, nn.Parameter]:
     )
 
 
+# Up to this many channels OpenVINONorm takes its mean and variance with 1x1 convolutions.
+CONV_STATS_CHANNELS = 32
+
+
+class OpenVINONorm(nn.Module):
+    """LayerNorm2d (NCHW, over channels) written for OpenVINO's CPU plugin, where every step
+    of a norm is a pass over memory and the full-resolution ones dominate a block's time:
+
+    - the variance is taken of ``(mu - x)²``, a different node than the ``x - mu`` that is
+      normalised: with one shared node, the plugin writes ``x - mu`` out as well, for the
+      divide to read back (an extra write and read of the whole tensor per norm);
+    - over few channels (the full-resolution level), the mean and the variance are 1x1
+      convolutions with one output channel (eps is the second one's bias): the plugin's
+      reductions over channels run there at about half the speed of memory.
+    """
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        c = norm.weight.shape[0]
+        self.conv_stats = c <= CONV_STATS_CHANNELS
+        self.register_buffer("mean_weight", torch.full((1, c, 1, 1), 1.0 / c))
+        self.register_buffer("eps", torch.tensor([float(norm.eps)]))
+        self.weight = nn.Parameter(norm.weight.detach().clone().view(1, -1, 1, 1))
+        self.bias = nn.Parameter(norm.bias.detach().clone().view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv_stats:
+            mu = F.conv2d(x, self.mean_weight)
+            var = F.conv2d((mu - x) * (mu - x), self.mean_weight, self.eps)
+        else:
+            mu = x.mean(1, keepdim=True)
+            var = ((mu - x) * (mu - x)).mean(1, keepdim=True) + self.eps
+        return (x - mu) * var.rsqrt() * self.weight + self.bias
+
+
 class SplitGateBlock(nn.Module):
     """A NAFBlock whose gates multiply the outputs of two convolutions instead of two halves
     of one: conv1 and conv2 (before the first gate) and conv4 (before the second) are split
-    in two by output channel. conv2 is depthwise, so its halves see only their own halves."""
+    in two by output channel. conv2 is depthwise, so its halves see only their own halves.
 
-    def __init__(self, block: NAFBlock) -> None:
+    With ``openvino``, the norms are OpenVINONorms and the channel attention scales conv3's
+    weights (input channel by input channel) instead of the whole gated tensor before it: one
+    pass over the tensor fewer. That needs a batch of one, which is what OpenVINO runs."""
+
+    def __init__(self, block: NAFBlock, openvino: bool = False) -> None:
         super().__init__()
-        self.norm1 = copy.deepcopy(block.norm1)  # NCHW input: its mean-and-variance form
-        self.norm2 = copy.deepcopy(block.norm2)
+        # NCHW input: LayerNorm2d takes its mean-and-variance form.
+        norm = OpenVINONorm if openvino else copy.deepcopy
+        self.norm1 = norm(block.norm1)
+        self.norm2 = norm(block.norm2)
+        self.scale_weights = openvino
         self.w1a, self.w1b = _halves(block.conv1.weight)
         self.b1a, self.b1b = _halves(block.conv1.bias)
         self.w2a, self.w2b = _halves(block.conv2.weight)
@@ -68,27 +112,32 @@ class SplitGateBlock(nn.Module):
         a = self._dw(F.conv2d(x, self.w1a, self.b1a), self.w2a, self.b2a)
         b = self._dw(F.conv2d(x, self.w1b, self.b1b), self.w2b, self.b2b)
         x = a * b
-        x = x * self.sca(x)
-        y = inp + self.conv3(x) * self.beta
+        if self.scale_weights:
+            w = self.conv3.weight * self.sca(x).view(1, -1, 1, 1)
+            y = inp + F.conv2d(x, w, self.conv3.bias) * self.beta
+        else:
+            x = x * self.sca(x)
+            y = inp + self.conv3(x) * self.beta
         z = self.norm2(y)
         x = F.conv2d(z, self.w4a, self.b4a) * F.conv2d(z, self.w4b, self.b4b)
         return y + self.conv5(x) * self.gamma
 
 
-def _swap_blocks(module: nn.Module) -> None:
+def _swap_blocks(module: nn.Module, openvino: bool) -> None:
     for name, child in module.named_children():
         if isinstance(child, NAFBlock):
-            setattr(module, name, SplitGateBlock(child))
+            setattr(module, name, SplitGateBlock(child, openvino))
         else:
-            _swap_blocks(child)
+            _swap_blocks(child, openvino)
 
 
-def graph_form(net: InstructIRNet) -> InstructIRNet:
-    """A copy of ``net`` with every NAFBlock as a SplitGateBlock, for tracing in NCHW."""
+def graph_form(net: InstructIRNet, *, openvino: bool = False) -> InstructIRNet:
+    """A copy of ``net`` with every NAFBlock as a SplitGateBlock, for tracing in NCHW;
+    ``openvino``: the form for OpenVINO (batch of one), see SplitGateBlock."""
     # NCHW weights too: a channels-last weight (the descriptor's layout for torch) makes its
     # convolution's output channels-last, and the norms after it take their NHWC form.
     form = copy.deepcopy(net).float().eval().to(memory_format=torch.contiguous_format)
-    _swap_blocks(form)
+    _swap_blocks(form, openvino)
     for p in form.parameters():
         p.requires_grad_(False)
     return form
