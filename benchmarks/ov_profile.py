@@ -1,13 +1,14 @@
-"""Where OpenVINO spends a tile's time: the network as written vs its graph form.
+"""Where OpenVINO spends a tile's time: the network as written vs its graph forms.
 
     python benchmarks/ov_profile.py                  # one 512² tile, bf16 where the CPU runs it
     python benchmarks/ov_profile.py --size 880x1168  # a 1 MP photo with its 8 px border
     python benchmarks/ov_profile.py --precision fp32
 
 The official 7D configuration with seeded random weights (benchmarks/engine.py's pack) is
-converted twice: as written, traced channels-last (the layout torch runs it in), and in the
-graph form the OpenVINO backend compiles (``core/network_graph.py``). Each is compiled for one
-tile shape with OpenVINO's per-layer counters on; the two run alternately, three times each.
+converted three times: as written, traced channels-last (the layout torch runs it in); in the
+graph form torch's frozen graph is traced from; and in the graph form for OpenVINO, the one the
+OpenVINO backend compiles (``core/network_graph.py``). Each is compiled for one tile shape with
+OpenVINO's per-layer counters on; they run in turn, three times each.
 Prints the best wall time of each and, for each, the share of the counted time per kind of
 layer (with the kernel OpenVINO chose), then one JSON line.
 """
@@ -29,7 +30,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def convert(net, graph: bool):
+FORMS = {"as written": None, "graph form": False, "graph form for OpenVINO": True}
+
+
+def convert(net, openvino: bool | None):
     import openvino as ov
     import torch
 
@@ -37,8 +41,8 @@ def convert(net, graph: bool):
     from instructir_desktop.core.network_graph import graph_form
 
     x = torch.rand(1, 3, 64, 64)
-    if graph:
-        module = PaddedNet(graph_form(net))
+    if openvino is not None:
+        module = PaddedNet(graph_form(net, openvino=openvino))
     else:
         module = PaddedNet(net.to(memory_format=torch.channels_last))
         x = x.contiguous(memory_format=torch.channels_last)
@@ -72,10 +76,10 @@ def main() -> int:
     e = np.zeros((1, manifest.network.textdim), np.float32)
     e[0, 0] = 1.0
     requests = {}
-    for name, graph in (("as written", False), ("graph form", True)):
+    for name, openvino in FORMS.items():
         net = network_from_config(manifest.network).eval()
         net.load_state_dict(load_state_dict(pack / "image.safetensors"))
-        model = convert(net, graph)
+        model = convert(net, openvino)
         model.reshape({0: [1, 3, h, w], 1: [1, manifest.network.textdim]})
         config = {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
@@ -105,8 +109,12 @@ def main() -> int:
             "seconds": round(best[name], 3),
             "shares": {k: round(v / total, 3) for k, v in layers.most_common(12)},
         }
-    result["speedup"] = round(best["as written"] / best["graph form"], 2)
-    print(f"graph form vs as written: {result['speedup']}x")
+    result["speedup"] = round(best["as written"] / best["graph form for OpenVINO"], 2)
+    result["speedup_vs_graph_form"] = round(best["graph form"] / best["graph form for OpenVINO"], 2)
+    print(
+        f"graph form for OpenVINO vs as written: {result['speedup']}x, "
+        f"vs the graph form: {result['speedup_vs_graph_form']}x"
+    )
     print(json.dumps(result))
     return 0
 
