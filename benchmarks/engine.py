@@ -10,8 +10,9 @@ Official 7D network configuration with random (but non-trivial) weights; speed d
 depend on the weight values. Every measurement runs in its own process so peak RSS is that
 measurement's alone. With ``--rounds N`` the 1 MP naive and ours runs take turns N times (a
 burst of load from another program hits both alike) and the speed-up is best over best; every
-round's seconds are printed too. Ours runs with its tile shapes compiled beforehand, as the
-app compiles them while the user types (the compile time is printed beside it). Prints seconds
+round's seconds are printed too. Ours runs with its tile shapes compiled (and its single-tile
+shapes run once) beforehand, as the app does while the user types (that time is printed
+beside it). Prints seconds
 per megapixel, peak RSS, the speed-up and the PSNR of ours vs naive at 1 MP, the arithmetic rate
 (GFLOP/s: 2 x the network's multiply-adds per pixel x the photo's pixels / seconds;
 ``net_gflops`` counts the pixels the tiles compute, overlaps and mirrored border included)
@@ -155,7 +156,7 @@ def part_ours(pack: Path, size: tuple[int, int], out: Path | None, tile: int | N
     r = Restorer(pack, device="cpu", cache_folder=pack / "cache", tile=tile)
     img = test_image(*size)
     # As the app does while the user types: compile the photo's tile shapes in the background
-    # (OpenVINO; torch has nothing to compile), then restore.
+    # and run the single-tile ones once (OpenVINO; torch has nothing to compile), then restore.
     t0 = time.perf_counter()
     r.prepare([size])
     for helper in [t for t in threading.enumerate() if t.name == "instructir-compile"]:
@@ -316,7 +317,7 @@ def main() -> int:
     for r in rows:
         extra = (
             f" backend={r.get('backend')}/{r.get('precision')} tile={r.get('tile')} "
-            f"(shapes compiled beforehand in {r.get('prepare_s')} s)"
+            f"(shapes compiled and warmed up beforehand in {r.get('prepare_s')} s)"
             if r["part"] == "ours"
             else ""
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -257,11 +258,51 @@ def test_prepare_compiles_the_shapes_a_restore_then_uses(tiny_pack, tmp_path):
     helper[0].join(120)
     prepared = set(compiled) - before
     assert {mode for _h, _w, mode in prepared} == {"LATENCY", "THROUGHPUT"}
+    # The single-tile shape (what the user waits for) has had its slower first run; the
+    # several-tile one has not (a long render, where one tile's first run is noise).
+    assert {key[2]: compiled[key].warm for key in prepared} == {
+        "LATENCY": True,
+        "THROUGHPUT": False,
+    }
+    cold = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     for h, w in sizes:
-        ov.restore(photo(h, w), "denoise", tile=96)
+        img = photo(h, w)
+        assert np.array_equal(
+            ov.restore(img, "denoise", tile=96), cold.restore(img, "denoise", tile=96)
+        )
     assert set(compiled) - before == prepared  # nothing left to compile at Enter
-    ov.prepare(sizes, tile=96)  # all there: no helper
+    ov.prepare(sizes, tile=96)  # all there and run: no helper
     assert not [t for t in threading.enumerate() if t.name == "instructir-compile"]
+
+
+@needs_openvino
+def test_a_warm_up_steps_aside_for_a_restore(tiny_pack, tmp_path):
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    img = photo(600, 800)
+    reference = ov.restore(img, "denoise")
+    key = max(ov.backend._compiled, key=lambda k: k[0] * k[1])  # the photo's one tile
+    shape = ov.backend._compiled_for(*key)
+    shape.warm = False
+    textdim = ov.descriptor.net.config.textdim
+    inputs = [np.zeros((1, 3, key[0], key[1]), np.float32), np.zeros((1, textdim), np.float32)]
+    # A restore already running: no warm-up.
+    assert shape.warm_up(inputs, busy=lambda: True) is False
+    # A restore starting while it runs: it cancels itself and gives its request back.
+    calls = iter([False])
+    assert shape.warm_up(inputs, busy=lambda: next(calls, True)) is False
+    assert not shape.warm and len(shape._idle) == shape.in_flight
+
+    # A restore of the same shape while the warm-up runs: the restore cancels it, takes its
+    # request (no second one, no second working memory) and gives the same photo.
+    outcome = []
+    helper = threading.Thread(target=lambda: outcome.append(shape.warm_up(inputs, lambda: False)))
+    helper.start()
+    while shape._warming is None and helper.is_alive():
+        time.sleep(0.001)
+    assert np.array_equal(ov.restore(img, "denoise"), reference)
+    helper.join(30)
+    assert outcome in ([False], [True])  # cancelled, or it had just finished
+    assert len(shape._idle) == shape.in_flight and shape.warm
 
 
 @needs_openvino
@@ -303,6 +344,33 @@ def test_openvino_keeps_a_few_compiled_shapes_and_frees_the_memory_of_the_others
     # The first shape was dropped; it compiles again and gives the same result.
     assert not first_shapes & set(ov.backend._compiled)
     assert np.array_equal(ov.restore(photo(*sizes[0]), "denoise"), first)
+
+
+@needs_openvino
+def test_the_photo_being_edited_keeps_the_memory_of_its_single_tile_shapes(
+    tiny_pack, tmp_path, monkeypatch
+):
+    """Each instruction runs the first render and then the full render of a small photo:
+    freeing one's memory while the other runs would page it in again every time."""
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    released = []
+    release = backends._Compiled.release
+    monkeypatch.setattr(
+        backends._Compiled, "release", lambda self: (released.append(self), release(self))
+    )
+    monkeypatch.setattr(backends, "MAX_COMPILED_SHAPES", 8)  # released, not dropped
+    levels = [(45, 51), (90, 120)]  # the first render and the full photo, one tile each
+    ov.prepare(levels)
+    for helper in [t for t in threading.enumerate() if t.name == "instructir-compile"]:
+        helper.join(120)
+    photo_shapes = {key: ov.backend._compiled[key] for key in ov.backend._photo_shapes}
+    assert len(photo_shapes) == 2 and all(s.warm for s in photo_shapes.values())
+    for h, w in levels + levels:
+        ov.restore(photo(h, w), "denoise")
+    ov.restore(photo(60, 70), "denoise")  # another single-tile shape
+    assert not set(released) & set(photo_shapes.values())
+    ov.restore(photo(200, 300), "denoise", tile=96)  # several tiles: a large render
+    assert set(photo_shapes.values()) <= set(released)
 
 
 @needs_openvino

@@ -258,7 +258,10 @@ class Restorer:
             results = (backend.run(patch, e) for patch in patches())
         else:
             results = backend.run_many(patches(), e)
-        for n, (t, result) in enumerate(zip(tiles, results)):
+        # Results drive the loop: the backend's generator runs to its end (its clean-up
+        # after the last tile included).
+        for n, result in enumerate(results):
+            t = tiles[n]
             th, tw = t.shape
             result = result[0, :, :th, :tw].transpose(1, 2, 0)
             if single:
