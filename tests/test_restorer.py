@@ -304,6 +304,18 @@ def test_a_warm_up_steps_aside_for_a_restore(tiny_pack, tmp_path):
     assert outcome in ([False], [True])  # cancelled, or it had just finished
     assert len(shape._idle) == shape.in_flight and shape.warm
 
+    # At exit, a warm-up in flight is cancelled and waited for.
+    shape.warm = False
+    outcome.clear()
+    helper = threading.Thread(target=lambda: outcome.append(shape.warm_up(inputs, lambda: False)))
+    helper.start()
+    while shape._warming is None and helper.is_alive():
+        time.sleep(0.001)
+    backends._cancel_warm_ups()
+    helper.join(30)
+    assert outcome in ([False], [True]) and not backends._WARMING
+    assert len(shape._idle) == shape.in_flight and shape.warm == outcome[0]
+
 
 @needs_openvino
 def test_openvino_takes_larger_tiles_than_torch_within_the_memory_budget(tiny_pack, tmp_path):

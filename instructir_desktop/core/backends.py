@@ -8,6 +8,8 @@ Restorer runs with; ``resolve_precision`` holds the precision policy.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -166,6 +168,19 @@ def state_fingerprint(net: nn.Module) -> str:
 MAX_COMPILED_SHAPES = 4
 
 
+# The requests of warm-ups in flight. At exit they are cancelled and waited for: a helper
+# thread's inference still running while the interpreter shuts down could crash the exit.
+_WARMING: set = set()
+
+
+@atexit.register
+def _cancel_warm_ups() -> None:
+    for request in list(_WARMING):
+        request.cancel()
+        with contextlib.suppress(RuntimeError):
+            request.wait()
+
+
 class _Compiled:
     """One compiled tile shape: the compiled model, its idle infer requests and how many to
     keep in flight. Requests and that number are made once: asking a compiled model for a
@@ -205,6 +220,7 @@ class _Compiled:
                 return self.warm
             request = self._idle.popleft()
             self._warming = request
+            _WARMING.add(request)
             request.start_async(inputs)
         try:
             while not request.wait_for(20):
@@ -216,6 +232,7 @@ class _Compiled:
         except RuntimeError:
             pass  # cancelled: the restore that wanted the cores runs the shape itself
         finally:
+            _WARMING.discard(request)
             with self._cond:
                 self._warming = None
                 self._idle.appendleft(request)
