@@ -212,16 +212,20 @@ class _Compiled:
     def warm_up(self, inputs: list[np.ndarray], busy: Callable[[], bool]) -> bool:
         """Run an idle request once on ``inputs`` (its result is dropped). A compiled shape's
         first run is slower than the next ones (its working memory is paged in, lazily made
-        kernels and constants are made): 0.2-0.4 s of a 2 s 1 MP run for the official network
-        on a bf16 CPU. Cancelled as soon as ``busy()`` (a restore started) or a restore asks
-        this shape for a request. Returns whether the run finished."""
+        kernels and constants are made): 0.1 s of a 2 s 1 MP run for the official network on
+        a bf16 CPU (benchmarks/first_run.py). Cancelled as soon as ``busy()`` (a restore
+        started) or a restore asks this shape for a request. Returns whether it finished."""
         with self._cond:
             if self.warm or not self._idle or self._warming is not None or busy():
                 return self.warm
             request = self._idle.popleft()
+            try:
+                request.start_async(inputs)
+            except BaseException:
+                self._idle.appendleft(request)
+                raise
             self._warming = request
             _WARMING.add(request)
-            request.start_async(inputs)
         try:
             while not request.wait_for(20):
                 if busy():
