@@ -10,7 +10,9 @@ graph form torch's frozen graph is traced from; and in the graph form for OpenVI
 OpenVINO backend compiles (``core/network_graph.py``). Each is compiled for one tile shape with
 OpenVINO's per-layer counters on; they run in turn, three times each.
 Prints the best wall time of each and, for each, the share of the counted time per kind of
-layer (with the kernel OpenVINO chose), then one JSON line.
+layer (with the kernel OpenVINO chose); then, for the graph form for OpenVINO, the counted time
+per level of the network (output width) and the rate of its 1x1 convolutions; then one JSON
+line.
 """
 
 from __future__ import annotations
@@ -52,6 +54,38 @@ def convert(net, openvino: bool | None):
         return ov.convert_model(module.eval(), example_input=(x, e), input=shapes)
 
 
+def by_level(compiled) -> list[dict]:
+    """The last run's counted time per output width (one level of the network's U), and the
+    part of it in 1x1 convolutions with their arithmetic rate (2 x H x W x Cin x Cout / s;
+    the norms' one-output statistics convolutions are counted with the rest)."""
+    levels: dict[int, dict] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        us = info["execTimeMcs"].astype(str)
+        shape = op.get_output_partial_shape(0)
+        if not us.isdigit() or shape.rank.get_length() != 4:
+            continue
+        _n, cout, oh, ow = (d.get_length() for d in shape)
+        level = levels.setdefault(ow, {"width": ow, "ms": 0.0, "conv1x1_ms": 0.0, "flop": 0})
+        level["ms"] += int(us) / 1000
+        if "1x1" in info["primitiveType"].astype(str) and cout > 1 and ow > 1:
+            cin = op.input(0).get_partial_shape()[1].get_length()
+            level["conv1x1_ms"] += int(us) / 1000
+            level["flop"] += 2 * oh * ow * cin * cout
+    rows = []
+    for level in sorted(levels.values(), key=lambda lv: -lv["width"]):
+        seconds = level["conv1x1_ms"] / 1000
+        rows.append(
+            {
+                "width": level["width"],
+                "ms": round(level["ms"], 1),
+                "conv1x1_ms": round(level["conv1x1_ms"], 1),
+                "conv1x1_gflops": round(level["flop"] / seconds / 1e9, 1) if seconds else None,
+            }
+        )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size", default="512x512", help="tile HEIGHTxWIDTH (multiples of 16)")
@@ -75,7 +109,7 @@ def main() -> int:
     x = np.random.default_rng(0).random((1, 3, h, w)).astype(np.float32)
     e = np.zeros((1, manifest.network.textdim), np.float32)
     e[0, 0] = 1.0
-    requests = {}
+    requests, compiled = {}, {}
     for name, openvino in FORMS.items():
         net = network_from_config(manifest.network).eval()
         net.load_state_dict(load_state_dict(pack / "image.safetensors"))
@@ -87,7 +121,8 @@ def main() -> int:
             "PERF_COUNT": "YES",
             "CPU_DENORMALS_OPTIMIZATION": "YES",
         }
-        request = core.compile_model(model, "CPU", config).create_infer_request()
+        compiled[name] = core.compile_model(model, "CPU", config)
+        request = compiled[name].create_infer_request()
         request.infer([x, e])  # first run: memory allocation
         requests[name] = request
     best = dict.fromkeys(requests, float("inf"))
@@ -109,6 +144,14 @@ def main() -> int:
             "seconds": round(best[name], 3),
             "shares": {k: round(v / total, 3) for k, v in layers.most_common(12)},
         }
+    levels = by_level(compiled["graph form for OpenVINO"])
+    print("graph form for OpenVINO by level (output width: counted ms, of which 1x1 convolutions):")
+    for level in levels:
+        rate = level["conv1x1_gflops"]
+        line = f"  {level['width']:5d} px wide: {level['ms']:7.1f} ms"
+        line += f", 1x1 {level['conv1x1_ms']:6.1f} ms"
+        print(line + (f" at {rate:.0f} GFLOP/s" if rate else ""))
+    result["levels"] = levels
     result["speedup"] = round(best["as written"] / best["graph form for OpenVINO"], 2)
     result["speedup_vs_graph_form"] = round(best["graph form"] / best["graph form for OpenVINO"], 2)
     print(
