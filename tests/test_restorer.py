@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from instructir_desktop.core import backends
+from instructir_desktop.core import backends, openvino_shapes
 from instructir_desktop.core import restorer as restorer_mod
 from instructir_desktop.core.backends import choose_backend, resolve_precision
 from instructir_desktop.core.descriptor import psnr
@@ -20,6 +20,7 @@ from instructir_desktop.core.errors import (
     EmptyInstructionError,
     InstructIRError,
 )
+from instructir_desktop.core.openvino_shapes import CompiledShape
 from instructir_desktop.core.restorer import Restorer, resolve_device
 from instructir_desktop.core.tiling import blend_weights, plan_tiles
 
@@ -311,9 +312,9 @@ def test_a_warm_up_steps_aside_for_a_restore(tiny_pack, tmp_path):
     helper.start()
     while shape._warming is None and helper.is_alive():
         time.sleep(0.001)
-    backends._cancel_warm_ups()
+    openvino_shapes.cancel_warm_ups()
     helper.join(30)
-    assert outcome in ([False], [True]) and not backends._WARMING
+    assert outcome in ([False], [True]) and not openvino_shapes._WARMING
     assert len(shape._idle) == shape.in_flight and shape.warm == outcome[0]
 
 
@@ -342,9 +343,9 @@ def test_openvino_keeps_a_few_compiled_shapes_and_frees_the_memory_of_the_others
     without a bound an editing session's memory grows with every photo it opens."""
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     released = []
-    release = backends._Compiled.release
+    release = CompiledShape.release
     monkeypatch.setattr(
-        backends._Compiled, "release", lambda self: (released.append(self), release(self))
+        CompiledShape, "release", lambda self: (released.append(self), release(self))
     )
     sizes = [(40 + 16 * i, 60) for i in range(backends.MAX_COMPILED_SHAPES + 2)]
     first = ov.restore(photo(*sizes[0]), "denoise")
@@ -366,9 +367,9 @@ def test_the_photo_being_edited_keeps_the_memory_of_its_single_tile_shapes(
     freeing one's memory while the other runs would page it in again every time."""
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
     released = []
-    release = backends._Compiled.release
+    release = CompiledShape.release
     monkeypatch.setattr(
-        backends._Compiled, "release", lambda self: (released.append(self), release(self))
+        CompiledShape, "release", lambda self: (released.append(self), release(self))
     )
     monkeypatch.setattr(backends, "MAX_COMPILED_SHAPES", 8)  # released, not dropped
     levels = [(45, 51), (90, 120)]  # the first render and the full photo, one tile each
