@@ -3,16 +3,19 @@
     python benchmarks/ov_profile.py                  # one 512² tile, bf16 where the CPU runs it
     python benchmarks/ov_profile.py --size 880x1168  # a 1 MP photo with its 8 px border
     python benchmarks/ov_profile.py --precision fp32
+    python benchmarks/ov_profile.py --precision fp16 # where the CPU runs f16 (AVX512-FP16)
 
 The official 7D configuration with seeded random weights (benchmarks/engine.py's pack) is
 converted three times: as written, traced channels-last (the layout torch runs it in); in the
 graph form torch's frozen graph is traced from; and in the graph form for OpenVINO, the one the
-OpenVINO backend compiles (``core/network_graph.py``). Each is compiled for one tile shape with
-OpenVINO's per-layer counters on; they run in turn, three times each.
+OpenVINO backend compiles (``core/network_graph.py``); at bf16 or fp16 also a fourth time, the
+form for OpenVINO with its levels below the full resolution at fp32 (``core/openvino_levels.py``,
+which the backend times against it). Each is compiled for one tile shape with OpenVINO's
+per-layer counters on; they run in turn, three times each.
 Prints the best wall time of each and, for each, the share of the counted time per kind of
-layer (with the kernel OpenVINO chose); then, for the graph form for OpenVINO, the counted time
-per level of the network (output width) and the rate of its 1x1 convolutions; then one JSON
-line.
+layer (with the kernel OpenVINO chose); then, for the form for OpenVINO (and its mixed
+variant), the counted time per level of the network (output width) and the rate of its 1x1
+convolutions; then one JSON line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 FORMS = {"as written": None, "graph form": False, "graph form for OpenVINO": True}
+# At a reduced precision, a fourth: the form for OpenVINO with its levels below the full
+# resolution at fp32, which the backend also times (core/openvino_levels.py).
+MIXED = "graph form for OpenVINO, lower levels fp32"
+
+
+def lower_levels_fp32(core, model, config, folder: Path):
+    """``model`` with the levels below the full resolution marked to stay at fp32 (through
+    the IR, as the backend does it)."""
+    import openvino as ov
+
+    from instructir_desktop.core.openvino_levels import lower_level_names, write_lower_levels_fp32
+
+    plain, marked = folder / "profile.xml", folder / "profile-lower-fp32.xml"
+    ov.save_model(model, str(plain), compress_to_fp16=False)
+    names = lower_level_names(model, config.textdim, config.size_multiple)
+    write_lower_levels_fp32(plain, marked, names)
+    return core.read_model(str(marked), str(plain.with_suffix(".bin")))
 
 
 def convert(net, openvino: bool | None):
@@ -89,7 +109,7 @@ def by_level(compiled) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size", default="512x512", help="tile HEIGHTxWIDTH (multiples of 16)")
-    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto")
     args = ap.parse_args()
     import openvino as ov
     from engine import make_pack
@@ -110,13 +130,18 @@ def main() -> int:
     e = np.zeros((1, manifest.network.textdim), np.float32)
     e[0, 0] = 1.0
     requests, compiled = {}, {}
-    for name, openvino in FORMS.items():
+    forms = dict(FORMS)
+    if precision != "fp32":
+        forms[MIXED] = True
+    for name, openvino in forms.items():
         net = network_from_config(manifest.network).eval()
         net.load_state_dict(load_state_dict(pack / "image.safetensors"))
         model = convert(net, openvino)
+        if name == MIXED:
+            model = lower_levels_fp32(core, model, manifest.network, pack.parent)
         model.reshape({0: [1, 3, h, w], 1: [1, manifest.network.textdim]})
         config = {
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp16": "f16"}.get(precision, "f32"),
             "PERFORMANCE_HINT": "LATENCY",
             "PERF_COUNT": "YES",
             "CPU_DENORMALS_OPTIMIZATION": "YES",
@@ -144,20 +169,27 @@ def main() -> int:
             "seconds": round(best[name], 3),
             "shares": {k: round(v / total, 3) for k, v in layers.most_common(12)},
         }
-    levels = by_level(compiled["graph form for OpenVINO"])
-    print("graph form for OpenVINO by level (output width: counted ms, of which 1x1 convolutions):")
-    for level in levels:
-        rate = level["conv1x1_gflops"]
-        line = f"  {level['width']:5d} px wide: {level['ms']:7.1f} ms"
-        line += f", 1x1 {level['conv1x1_ms']:6.1f} ms"
-        print(line + (f" at {rate:.0f} GFLOP/s" if rate else ""))
-    result["levels"] = levels
+    result["levels"] = {}
+    for name in ("graph form for OpenVINO", MIXED):
+        if name not in compiled:
+            continue
+        levels = by_level(compiled[name])
+        print(f"{name} by level (output width: counted ms, of which 1x1 convolutions):")
+        for level in levels:
+            rate = level["conv1x1_gflops"]
+            line = f"  {level['width']:5d} px wide: {level['ms']:7.1f} ms"
+            line += f", 1x1 {level['conv1x1_ms']:6.1f} ms"
+            print(line + (f" at {rate:.0f} GFLOP/s" if rate else ""))
+        result["levels"][name] = levels
     result["speedup"] = round(best["as written"] / best["graph form for OpenVINO"], 2)
     result["speedup_vs_graph_form"] = round(best["graph form"] / best["graph form for OpenVINO"], 2)
     print(
         f"graph form for OpenVINO vs as written: {result['speedup']}x, "
         f"vs the graph form: {result['speedup_vs_graph_form']}x"
     )
+    if MIXED in best:
+        result["lower_fp32_speedup"] = round(best["graph form for OpenVINO"] / best[MIXED], 2)
+        print(f"with the lower levels at fp32: {result['lower_fp32_speedup']}x its all-{precision}")
     print(json.dumps(result))
     return 0
 

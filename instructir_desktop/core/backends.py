@@ -8,10 +8,7 @@ Restorer runs with; ``resolve_precision`` holds the precision policy.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import threading
 import time
 from collections import OrderedDict, deque
@@ -20,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from .atomic import atomic_write_text
+from .backend_cache import Verdicts, fastest, state_fingerprint
 from .descriptor import ModelDescriptor, PaddedNet, psnr
 from .errors import InstructIRError
 from .network_graph import GRAPH_VERSION, graph_form
+from .openvino_levels import lower_level_names, write_lower_levels_fp32
 from .openvino_shapes import CompiledShape
 
 __all__ = [
@@ -127,6 +124,10 @@ class TorchBackend:
     def precision(self) -> str:
         return {dtype: name for name, dtype in _DTYPES.items()}[self.dtype]
 
+    @property
+    def label(self) -> str:
+        return f"torch:{self.precision}"
+
     def warm(self) -> None:
         """Trace and optimise the frozen fp32 graph now, while the model loads, instead of
         during the first photo (about 1.5 s for the lite pack, 3.5 s for the official one)."""
@@ -153,14 +154,6 @@ class TorchBackend:
             yield self.run(tile, e)
 
 
-def state_fingerprint(net: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in net.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 # Compiled tile shapes an OpenVINO backend keeps: a photo's levels (the first one, the
 # preview, the full resolution's tiles) need up to about four. Each holds 0.3-0.5 GB for the
 # official network even with its working memory freed, so older shapes are dropped.
@@ -171,13 +164,18 @@ class OpenVINOBackend:
     """OpenVINO on the CPU. Converted IR cached in ``cache_folder``; compiled per tile shape.
 
     A reduced ``precision`` the CPU plugin does not run here raises InstructIRError, instead
-    of running f32 while reporting bf16 (see ``openvino_runs``).
+    of running f32 while reporting bf16 (see ``openvino_runs``). With ``lower_fp32`` the
+    levels below the full resolution run at fp32 (``openvino_levels``).
     """
 
     name = "openvino"
 
     def __init__(
-        self, descriptor: ModelDescriptor, cache_folder: Path, precision: str = "fp32"
+        self,
+        descriptor: ModelDescriptor,
+        cache_folder: Path,
+        precision: str = "fp32",
+        lower_fp32: bool = False,
     ) -> None:
         import openvino as ov
 
@@ -189,7 +187,10 @@ class OpenVINOBackend:
             raise InstructIRError(f"OpenVINO has no precision {precision!r}.")
         if precision != "fp32" and not openvino_runs(precision):
             raise InstructIRError(f"OpenVINO does not run {precision} on this CPU.")
+        if lower_fp32 and precision == "fp32":
+            raise InstructIRError("The lower levels at fp32 need a reduced precision.")
         self.precision = precision
+        self.lower_fp32 = lower_fp32
         self.descriptor = descriptor
         cache_folder = Path(cache_folder)
         cache_folder.mkdir(parents=True, exist_ok=True)
@@ -197,6 +198,16 @@ class OpenVINOBackend:
         xml = cache_folder / f"instructir-{self.fingerprint}-{GRAPH_VERSION}.xml"
         if not xml.is_file():
             self._convert(xml)
+        self._weights = xml.with_suffix(".bin")
+        if lower_fp32:
+            mixed = xml.with_name(xml.stem + "-lower-fp32.xml")
+            if not mixed.is_file():
+                net = descriptor.net
+                names = lower_level_names(
+                    self.core.read_model(str(xml)), net.config.textdim, net.size_multiple
+                )
+                write_lower_levels_fp32(xml, mixed, names)
+            xml = mixed
         self._xml = xml
         # Compiled shapes, least recently used first, at most MAX_COMPILED_SHAPES.
         self._compiled: OrderedDict[tuple[int, int, str], CompiledShape] = OrderedDict()
@@ -204,6 +215,10 @@ class OpenVINOBackend:
         self._shape_locks: dict[tuple[int, int, str], threading.Lock] = {}
         self._running = 0  # restores in progress (one model thread; read by prepare's helper)
         self._photo_shapes: set[tuple[int, int, str]] = set()  # the latest prepare's shapes
+
+    @property
+    def label(self) -> str:
+        return f"openvino:{self.precision}" + ("+fp32-lower" if self.lower_fp32 else "")
 
     def _convert(self, xml: Path) -> None:
         ov = self._ov
@@ -239,7 +254,7 @@ class OpenVINOBackend:
                 if shape is not None:
                     self._compiled.move_to_end(key)
                     return shape
-            model = self.core.read_model(str(self._xml))
+            model = self.core.read_model(str(self._xml), str(self._weights))
             model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
             config = {
                 "INFERENCE_PRECISION_HINT": _OV_HINTS[self.precision],
@@ -443,7 +458,8 @@ def choose_backend(
     if want_ov:
         candidates.append(lambda p: OpenVINOBackend(descriptor, folder, p))
     candidates.append(lambda p: TorchBackend(descriptor, _DTYPES[p]))
-    verdicts = _Verdicts(folder, descriptor)
+    # Looked up at call time: tests replace the measurements.
+    verdicts = Verdicts(folder, descriptor, agrees_with_fp32)
     usable = []
     for make in candidates:
         for p in dict.fromkeys((precision, "fp32")):
@@ -457,112 +473,20 @@ def choose_backend(
             if verdicts.agreement(candidate, reference) >= MIN_PSNR_DB:
                 usable.append(candidate)
                 break
+    if backend == "auto" and any(b.name == "openvino" and b.precision != "fp32" for b in usable):
+        # Its lower levels at fp32, timed against it: faster where the CPU multiplies fp32
+        # as fast as bf16 (see openvino_levels).
+        ov_reduced = next(b for b in usable if b.name == "openvino")
+        try:
+            mixed = OpenVINOBackend(descriptor, folder, ov_reduced.precision, lower_fp32=True)
+        except Exception:  # noqa: BLE001 - the all-reduced form stays usable
+            mixed = None
+        if mixed is not None and verdicts.agreement(mixed, reference) >= MIN_PSNR_DB:
+            usable.insert(usable.index(ov_reduced) + 1, mixed)
     verdicts.save()
     if backend == "auto" and len(usable) > 1:
-        return _fastest(usable, descriptor, folder)
+        return fastest(usable, descriptor, folder, seconds_per_megapixel)
     return (usable[0] if usable else reference), {}
-
-
-class _Verdicts:
-    """How far each reduced-precision backend is from torch fp32 (dB), per weights, machine
-    and library versions, cached beside the timings: measuring it runs the reference network,
-    which costs more than the rest of a warm start."""
-
-    def __init__(self, folder: Path, descriptor: ModelDescriptor) -> None:
-        self.path = folder / "backend-agreement.json"
-        self.descriptor = descriptor
-        self._fingerprint: str | None = None
-        self.changed = False
-        try:
-            known = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
-        self.known = known if isinstance(known, dict) else {}
-
-    def _key(self, backend) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = getattr(backend, "fingerprint", None) or state_fingerprint(
-                self.descriptor.net
-            )
-        return "|".join(
-            [
-                self._fingerprint,
-                platform.machine(),
-                platform.processor() or "",
-                torch.__version__,
-                _openvino_version(),
-                GRAPH_VERSION,
-                f"{backend.name}:{backend.precision}",
-            ]
-        )
-
-    def agreement(self, backend, reference: TorchBackend) -> float:
-        key = self._key(backend)
-        value = self.known.get(key)
-        if not isinstance(value, (int, float)):
-            value = float(agrees_with_fp32(backend, reference))
-            self.known[key] = min(value, 999.0)  # identical outputs: inf is not JSON
-            self.changed = True
-        return float(value)
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.known, indent=1))
-        except OSError:
-            pass  # a read-only cache only costs the check again next time
-
-
-def _fastest(
-    usable: list, descriptor: ModelDescriptor, folder: Path
-) -> tuple[TorchBackend | OpenVINOBackend, dict[str, float]]:
-    """Time each usable backend once per pack and machine (cached); return the fastest."""
-    # The OpenVINO backend already hashed the weights to name its converted model.
-    fingerprint = next(
-        (b.fingerprint for b in usable if hasattr(b, "fingerprint")), None
-    ) or state_fingerprint(descriptor.net)
-    key = "|".join(
-        [
-            fingerprint,
-            platform.machine(),
-            platform.processor() or "",
-            str(os.cpu_count()),
-            str(torch.get_num_threads()),
-            torch.__version__,
-            _openvino_version(),
-            GRAPH_VERSION,
-            *(f"{b.name}:{b.precision}" for b in usable),
-            "torch-graph" if descriptor.frozen else "torch-eager",
-        ]
-    )
-    cache = folder / "backend-speed.json"
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    timings = known.get(key)
-    if not isinstance(timings, dict) or len(timings) != len(usable):
-        speeds = seconds_per_megapixel(usable)
-        timings = {f"{b.name}:{b.precision}": t for b, t in zip(usable, speeds)}
-        known[key] = timings
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cache, json.dumps(known, indent=1))
-        except OSError:
-            pass  # a read-only cache only costs the timing again next time
-    chosen = min(usable, key=lambda b: timings.get(f"{b.name}:{b.precision}", float("inf")))
-    return chosen, dict(timings)
-
-
-def _openvino_version() -> str:
-    try:
-        import openvino
-
-        return str(openvino.__version__)
-    except (ImportError, AttributeError):
-        return ""
 
 
 def _default_cache() -> Path:
