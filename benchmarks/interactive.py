@@ -115,7 +115,8 @@ def child(pack: Path, size: tuple[int, int], photo: Path, typing_s: float) -> di
         "full_s": round(marks.get("full", total), 2),
         "load_s": round(load_s, 2),
         "typing_s": typing_s,
-        "backend": f"{session.model['backend']}/{session.model['precision']}",
+        "backend": f"{session.model['backend']}/{session.model['precision']}"
+        + (" (lower levels fp32)" if session.model.get("lower_levels_fp32") else ""),
         "tile": session.model.get("tile"),
     }
 
