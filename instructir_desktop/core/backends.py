@@ -8,6 +8,7 @@ Restorer runs with; ``resolve_precision`` holds the precision policy.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -101,10 +102,12 @@ def openvino_available() -> bool:
 _OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
+@functools.cache
 def openvino_runs(precision: str) -> bool:
     """Whether OpenVINO's CPU plugin runs at ``precision`` here. It keeps a bf16 or f16 hint
     only where the CPU can run it (bf16: AVX-512 or AVX2-VNNI-2) and otherwise quietly keeps
-    its default, f32 on a plain AVX2 CPU; asking it back tells which happened."""
+    its default, f32 on a plain AVX2 CPU; asking it back tells which happened. Asked once per
+    process (about 0.3 s: a fresh OpenVINO core); each backend a start makes asks it."""
     import openvino as ov
 
     hint = _OV_HINTS[precision]
@@ -473,10 +476,10 @@ def choose_backend(
             if verdicts.agreement(candidate, reference) >= MIN_PSNR_DB:
                 usable.append(candidate)
                 break
-    if backend == "auto" and any(b.name == "openvino" and b.precision != "fp32" for b in usable):
+    ov_reduced = next((b for b in usable if b.name == "openvino" and b.precision != "fp32"), None)
+    if backend == "auto" and ov_reduced is not None:
         # Its lower levels at fp32, timed against it: faster where the CPU multiplies fp32
         # as fast as bf16 (see openvino_levels).
-        ov_reduced = next(b for b in usable if b.name == "openvino")
         try:
             mixed = OpenVINOBackend(descriptor, folder, ov_reduced.precision, lower_fp32=True)
         except Exception:  # noqa: BLE001 - the all-reduced form stays usable
