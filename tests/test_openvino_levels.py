@@ -12,7 +12,7 @@ from instructir_desktop.core import backends
 from instructir_desktop.core.backends import OpenVINOBackend, TorchBackend
 from instructir_desktop.core.descriptor import psnr
 from instructir_desktop.core.errors import InstructIRError
-from instructir_desktop.core.openvino_levels import PRECISE
+from instructir_desktop.core.openvino_levels import LEVELS_VERSION, PRECISE
 from instructir_desktop.core.restorer import Restorer
 
 needs_openvino_bf16 = pytest.mark.skipif(
@@ -67,12 +67,37 @@ def test_the_lower_levels_run_at_fp32_and_the_full_resolution_at_bf16(tiny_pack,
     assert psnr(got_mixed, want) > psnr(got_plain, want)
 
 
+def pooling_kernels(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
+    """The kernels of the channel attention's poolings (a reduction to one pixel), by the
+    level they pool: the full resolution or below it."""
+    shape = backend._compiled_for(side, side)
+    found: dict[str, set[str]] = {"full": set(), "lower": set()}
+    for op in shape.model.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) != "Reduce" or op.get_output_partial_shape(0)[3] != 1:
+            continue
+        width = op.input(0).get_partial_shape()[3].get_length()
+        found["full" if width == side else "lower"].add(info["primitiveType"].astype(str))
+    return found
+
+
+@needs_openvino_bf16
+def test_the_lower_levels_channel_attention_pools_at_fp32(tiny_pack, tmp_path):
+    # At bf16 it would convert its fp32 input, the whole feature map, to bf16 first.
+    d = descriptor(tiny_pack)
+    found = pooling_kernels(OpenVINOBackend(d, tmp_path, "bf16", lower_fp32=True), 64)
+    assert found["lower"] and all(k.endswith("f32") for k in found["lower"])
+    assert found["full"] and all(k.endswith("bf16") for k in found["full"])
+    found = pooling_kernels(OpenVINOBackend(d, tmp_path, "bf16"), 64)
+    assert all(k.endswith("bf16") for k in found["lower"] | found["full"])
+
+
 @needs_openvino_bf16
 def test_the_marked_ir_sits_beside_the_plain_one_and_shares_its_weights(tiny_pack, tmp_path):
     d = descriptor(tiny_pack)
     OpenVINOBackend(d, tmp_path, "bf16", lower_fp32=True)
     (plain,) = (p for p in tmp_path.glob("instructir-*.xml") if "lower" not in p.name)
-    mixed = plain.with_name(plain.stem + "-lower-fp32.xml")
+    mixed = plain.with_name(f"{plain.stem}-lower-fp32-{LEVELS_VERSION}.xml")
     assert mixed.is_file() and not mixed.with_suffix(".bin").exists()
     marked = [
         layer.get("type")

@@ -17,6 +17,7 @@ from torch import nn
 from .atomic import atomic_write_text
 from .descriptor import ModelDescriptor
 from .network_graph import GRAPH_VERSION
+from .openvino_levels import LEVELS_VERSION
 
 
 def state_fingerprint(net: nn.Module) -> str:
@@ -66,6 +67,7 @@ class Verdicts:
                 torch.__version__,
                 openvino_version(),
                 GRAPH_VERSION,
+                LEVELS_VERSION,
                 backend.label,
             ]
         )
@@ -108,6 +110,7 @@ def fastest(
             torch.__version__,
             openvino_version(),
             GRAPH_VERSION,
+            LEVELS_VERSION,
             *(b.label for b in usable),
             "torch-graph" if descriptor.frozen else "torch-eager",
         ]

@@ -23,7 +23,7 @@ from .backend_cache import Verdicts, fastest, state_fingerprint
 from .descriptor import ModelDescriptor, PaddedNet, psnr
 from .errors import InstructIRError
 from .network_graph import GRAPH_VERSION, graph_form
-from .openvino_levels import lower_level_names, write_lower_levels_fp32
+from .openvino_levels import LEVELS_VERSION, lower_level_names, write_lower_levels_fp32
 from .openvino_shapes import CompiledShape
 
 __all__ = [
@@ -203,7 +203,7 @@ class OpenVINOBackend:
             self._convert(xml)
         self._weights = xml.with_suffix(".bin")
         if lower_fp32:
-            mixed = xml.with_name(xml.stem + "-lower-fp32.xml")
+            mixed = xml.with_name(f"{xml.stem}-lower-fp32-{LEVELS_VERSION}.xml")
             if not mixed.is_file():
                 net = descriptor.net
                 names = lower_level_names(

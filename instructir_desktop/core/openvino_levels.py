@@ -22,23 +22,35 @@ from .atomic import atomic_write_bytes
 
 # The IR name of ov::DisableFP16Compression (OPENVINO_RTTI("precise", "0")).
 PRECISE = {"name": "precise", "version": "0"}
+# Part of the marked IR's name and of the cached verdicts' keys: other marks, other names.
+LEVELS_VERSION = "l2"
 # Node kinds that hold no work of their own.
 _SKIP = {"Parameter", "Result", "Const", "Constant"}
 
 
 def lower_level_names(model, textdim: int, multiple: int) -> set[str]:
     """The friendly names of ``model``'s nodes below the full resolution: their output is a
-    feature map narrower than the input, and wider than one pixel (the channel attention's
-    pooled vectors and weights stay as they are at every level)."""
+    feature map narrower than the input and wider than one pixel, or comes from one through
+    the channel attention (the pooled vector, its convolution, the weights it scales). The
+    full resolution's channel attention stays at bf16 with the rest of its level."""
     probe = model.clone()
     side = 8 * multiple  # four levels below it, the smallest still wider than one pixel
     probe.reshape({0: [1, 3, side, side], 1: [1, textdim]})
     names = set()
-    for op in probe.get_ordered_ops():
+    for op in probe.get_ordered_ops():  # inputs before the nodes that read them
         if op.get_type_name() in _SKIP or op.get_output_size() < 1:
             continue
         shape = op.get_output_partial_shape(0)
-        if shape.is_static and shape.rank.get_length() == 4 and 1 < shape[3].get_length() < side:
+        if not shape.is_static or shape.rank.get_length() != 4:
+            continue
+        width = shape[3].get_length()
+        lower = 1 < width < side
+        # At bf16 a lower level's pooling would have its whole fp32 input converted to bf16
+        # first (8 % of a 1 MP tile on a CPU without AMX).
+        attention = width == 1 and any(
+            v.get_node().get_friendly_name() in names for v in op.input_values()
+        )
+        if lower or attention:
             names.add(op.get_friendly_name())
     return names
 
