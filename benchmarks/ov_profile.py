@@ -9,9 +9,9 @@ The official 7D configuration with seeded random weights (benchmarks/engine.py's
 converted three times: as written, traced channels-last (the layout torch runs it in); in the
 graph form torch's frozen graph is traced from; and in the graph form for OpenVINO, the one the
 OpenVINO backend compiles (``core/network_graph.py``); at bf16 or fp16 also a fourth time, the
-form for OpenVINO with its levels below the full resolution at fp32 (``core/openvino_levels.py``,
-which the backend times against it). Each is compiled for one tile shape with OpenVINO's
-per-layer counters on; they run in turn, three times each.
+form for OpenVINO with its levels from a quarter of the resolution down at fp32
+(``core/openvino_levels.py``, which the backend times against it). Each is compiled for one
+tile shape with OpenVINO's per-layer counters on; they run in turn, three times each.
 Prints the best wall time of each and, for each, the share of the counted time per kind of
 layer (with the kernel OpenVINO chose); then, for the form for OpenVINO (and its mixed
 variant), the counted time per level of the network (output width) and the rate of its 1x1
@@ -36,14 +36,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 FORMS = {"as written": None, "graph form": False, "graph form for OpenVINO": True}
-# At a reduced precision, a fourth: the form for OpenVINO with its levels below the full
-# resolution at fp32, which the backend also times (core/openvino_levels.py).
+# At a reduced precision, a fourth: the form for OpenVINO with its levels from a quarter of
+# the resolution down at fp32, which the backend also times (core/openvino_levels.py).
 MIXED = "graph form for OpenVINO, lower levels fp32"
 
 
 def lower_levels_fp32(core, model, config, folder: Path):
-    """``model`` with the levels below the full resolution marked to stay at fp32 (through
-    the IR, as the backend does it)."""
+    """``model`` with the levels from a quarter of the resolution down marked to stay at fp32
+    (through the IR, as the backend does it)."""
     import openvino as ov
 
     from instructir_desktop.core.openvino_levels import lower_level_names, write_lower_levels_fp32

@@ -1,5 +1,6 @@
-"""OpenVINO at bf16 with the levels below the full resolution at fp32 (core/openvino_levels.py):
-the IR carries the marks, the CPU plugin runs those levels at fp32 and the rest at bf16."""
+"""OpenVINO at bf16 with the lower levels (a quarter of the resolution and below) at fp32
+(core/openvino_levels.py): the IR carries the marks, the CPU plugin runs those levels at fp32
+and the full and the half resolution at bf16."""
 
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ def descriptor(pack):
     return Restorer(pack, device="cpu", backend="torch", precision="fp32").descriptor
 
 
+def level(width: int, side: int) -> str:
+    return "full" if width == side else "half" if width == side // 2 else "lower"
+
+
 def conv_precisions(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
-    """The output precisions of the compiled convolutions, at the full resolution and below
-    it (feature maps wider than one pixel)."""
+    """The output precisions of the compiled convolutions, at the full resolution, at half of
+    it and below that (feature maps wider than one pixel)."""
     shape = backend._compiled_for(side, side)
-    found: dict[str, set[str]] = {"full": set(), "lower": set()}
+    found: dict[str, set[str]] = {"full": set(), "half": set(), "lower": set()}
     for op in shape.model.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         out = op.get_output_partial_shape(0) if op.get_output_size() else None
@@ -37,8 +42,7 @@ def conv_precisions(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
             continue
         width = out[3].get_length()
         if width > 1:
-            level = "full" if width == side else "lower"
-            found[level].add(info["outputPrecisions"].astype(str))
+            found[level(width, side)].add(info["outputPrecisions"].astype(str))
     return found
 
 
@@ -49,10 +53,11 @@ def test_the_lower_levels_run_at_fp32_and_the_full_resolution_at_bf16(tiny_pack,
     mixed = OpenVINOBackend(d, tmp_path, "bf16", lower_fp32=True)
     assert (plain.label, mixed.label) == ("openvino:bf16", "openvino:bf16+fp32-lower")
     found = conv_precisions(plain, 64)
-    assert found["lower"] == {"bf16"} and "bf16" in found["full"]  # the last one gives f32
+    assert found["lower"] == found["half"] == {"bf16"}
+    assert "bf16" in found["full"]  # the last one gives f32
     found = conv_precisions(mixed, 64)
     assert found["lower"] == {"f32"}
-    assert "bf16" in found["full"]
+    assert found["half"] == {"bf16"} and "bf16" in found["full"]
 
     # Closer to fp32 than all-bf16, and not the same network run twice.
     reference = TorchBackend(d)
@@ -69,15 +74,15 @@ def test_the_lower_levels_run_at_fp32_and_the_full_resolution_at_bf16(tiny_pack,
 
 def pooling_kernels(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
     """The kernels of the channel attention's poolings (a reduction to one pixel), by the
-    level they pool: the full resolution or below it."""
+    level they pool (see ``level``)."""
     shape = backend._compiled_for(side, side)
-    found: dict[str, set[str]] = {"full": set(), "lower": set()}
+    found: dict[str, set[str]] = {"full": set(), "half": set(), "lower": set()}
     for op in shape.model.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         if info["layerType"].astype(str) != "Reduce" or op.get_output_partial_shape(0)[3] != 1:
             continue
         width = op.input(0).get_partial_shape()[3].get_length()
-        found["full" if width == side else "lower"].add(info["primitiveType"].astype(str))
+        found[level(width, side)].add(info["primitiveType"].astype(str))
     return found
 
 
@@ -87,9 +92,10 @@ def test_the_lower_levels_channel_attention_pools_at_fp32(tiny_pack, tmp_path):
     d = descriptor(tiny_pack)
     found = pooling_kernels(OpenVINOBackend(d, tmp_path, "bf16", lower_fp32=True), 64)
     assert found["lower"] and all(k.endswith("f32") for k in found["lower"])
-    assert found["full"] and all(k.endswith("bf16") for k in found["full"])
+    upper = found["full"] | found["half"]
+    assert found["full"] and found["half"] and all(k.endswith("bf16") for k in upper)
     found = pooling_kernels(OpenVINOBackend(d, tmp_path, "bf16"), 64)
-    assert all(k.endswith("bf16") for k in found["lower"] | found["full"])
+    assert all(k.endswith("bf16") for k in found["lower"] | found["full"] | found["half"])
 
 
 @needs_openvino_bf16

@@ -168,7 +168,7 @@ class OpenVINOBackend:
 
     A reduced ``precision`` the CPU plugin does not run here raises InstructIRError, instead
     of running f32 while reporting bf16 (see ``openvino_runs``). With ``lower_fp32`` the
-    levels below the full resolution run at fp32 (``openvino_levels``).
+    levels from a quarter of the resolution down run at fp32 (``openvino_levels``).
     """
 
     name = "openvino"

@@ -1,9 +1,10 @@
 """The lower levels of the network at fp32 under OpenVINO's bf16 hint.
 
 Where a CPU multiplies fp32 as fast as bf16 or faster (AVX512-BF16 without AMX: one bf16 dot
-product per cycle against two fp32 FMAs), the levels below the full resolution, where 1x1
-convolutions do most of the work, run faster at fp32; the full-resolution level, a run of
-passes over the largest feature maps, stays faster at bf16, which moves half the bytes. The
+product per cycle against two fp32 FMAs), the lower levels (a quarter of the resolution and
+below, 128 channels and more), where 1x1 convolutions do most of the work, run faster at fp32;
+the full and the half resolution, runs of passes over the largest feature maps, stay faster
+at bf16, which moves half the bytes (the half resolution at fp32: 3 % slower per photo). The
 backend keeps whichever form it measures faster (``backends.choose_backend``); the mixed form
 is closer to fp32 than all-bf16.
 
@@ -23,16 +24,16 @@ from .atomic import atomic_write_bytes
 # The IR name of ov::DisableFP16Compression (OPENVINO_RTTI("precise", "0")).
 PRECISE = {"name": "precise", "version": "0"}
 # Part of the marked IR's name and of the cached verdicts' keys: other marks, other names.
-LEVELS_VERSION = "l2"
+LEVELS_VERSION = "l3"
 # Node kinds that hold no work of their own.
 _SKIP = {"Parameter", "Result", "Const", "Constant"}
 
 
 def lower_level_names(model, textdim: int, multiple: int) -> set[str]:
-    """The friendly names of ``model``'s nodes below the full resolution: their output is a
-    feature map narrower than the input and wider than one pixel, or comes from one through
-    the channel attention (the pooled vector, its convolution, the weights it scales). The
-    full resolution's channel attention stays at bf16 with the rest of its level."""
+    """The friendly names of ``model``'s nodes in the lower levels: their output is a feature
+    map at most a quarter as wide as the input and wider than one pixel, or comes from one
+    through the channel attention (the pooled vector, its convolution, the weights it scales).
+    The channel attention of the upper levels stays at bf16 with the rest of its level."""
     probe = model.clone()
     side = 8 * multiple  # four levels below it, the smallest still wider than one pixel
     probe.reshape({0: [1, 3, side, side], 1: [1, textdim]})
@@ -44,7 +45,7 @@ def lower_level_names(model, textdim: int, multiple: int) -> set[str]:
         if not shape.is_static or shape.rank.get_length() != 4:
             continue
         width = shape[3].get_length()
-        lower = 1 < width < side
+        lower = 1 < width <= side // 4
         # At bf16 a lower level's pooling would have its whole fp32 input converted to bf16
         # first (8 % of a 1 MP tile on a CPU without AMX).
         attention = width == 1 and any(

@@ -136,8 +136,8 @@ class Restorer:
             "device": self.device.type,
             "backend": self.backend.name,
             "precision": self.backend.precision,
-            # OpenVINO at bf16 with the levels below the full resolution at fp32 (faster on
-            # CPUs that multiply fp32 as fast as bf16; see core/openvino_levels.py).
+            # OpenVINO at bf16 with the levels from a quarter of the resolution down at fp32
+            # (faster on CPUs that multiply fp32 as fast as bf16; see core/openvino_levels.py).
             "lower_levels_fp32": bool(getattr(self.backend, "lower_fp32", False)),
             "tile": self.tile_size(),
             "backend_timings": dict(self.backend_timings),
