@@ -235,8 +235,11 @@ class OpenVINOBackend:
             torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),
         )
         with torch.no_grad():
+            # Traced here without the trace check the converter runs on a module (another
+            # forward pass and a comparison: about a second of a first start).
+            traced = torch.jit.trace(wrapper, example, check_trace=False, strict=False)
             model = ov.convert_model(
-                wrapper,
+                traced,
                 example_input=example,
                 input=[ov.PartialShape([1, 3, -1, -1]), ov.PartialShape([1, textdim])],
             )
