@@ -30,20 +30,29 @@ def level(width: int, side: int) -> str:
     return "full" if width == side else "half" if width == side // 2 else "lower"
 
 
-def conv_precisions(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
-    """The output precisions of the compiled convolutions, at the full resolution, at half of
-    it and below that (feature maps wider than one pixel)."""
+def by_level(backend: OpenVINOBackend, side: int, pick) -> dict[str, set[str]]:
+    """What ``pick(op, info)`` returns, a (width, value) pair or None, for the compiled nodes
+    of a side x side tile, by the level of that width: full resolution, half of it, below."""
     shape = backend._compiled_for(side, side)
     found: dict[str, set[str]] = {"full": set(), "half": set(), "lower": set()}
     for op in shape.model.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
+        picked = pick(op, op.get_rt_info())
+        if picked is not None:
+            found[level(picked[0], side)].add(picked[1])
+    return found
+
+
+def conv_precisions(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
+    """The output precisions of the compiled convolutions (feature maps wider than a pixel)."""
+
+    def pick(op, info):
         out = op.get_output_partial_shape(0) if op.get_output_size() else None
         if info["layerType"].astype(str) != "Convolution" or out.rank.get_length() != 4:
-            continue
+            return None
         width = out[3].get_length()
-        if width > 1:
-            found[level(width, side)].add(info["outputPrecisions"].astype(str))
-    return found
+        return (width, info["outputPrecisions"].astype(str)) if width > 1 else None
+
+    return by_level(backend, side, pick)
 
 
 @needs_openvino_bf16
@@ -74,16 +83,15 @@ def test_the_lower_levels_run_at_fp32_and_the_full_resolution_at_bf16(tiny_pack,
 
 def pooling_kernels(backend: OpenVINOBackend, side: int) -> dict[str, set[str]]:
     """The kernels of the channel attention's poolings (a reduction to one pixel), by the
-    level they pool (see ``level``)."""
-    shape = backend._compiled_for(side, side)
-    found: dict[str, set[str]] = {"full": set(), "half": set(), "lower": set()}
-    for op in shape.model.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
+    level they pool."""
+
+    def pick(op, info):
         if info["layerType"].astype(str) != "Reduce" or op.get_output_partial_shape(0)[3] != 1:
-            continue
+            return None
         width = op.input(0).get_partial_shape()[3].get_length()
-        found[level(width, side)].add(info["primitiveType"].astype(str))
-    return found
+        return width, info["primitiveType"].astype(str)
+
+    return by_level(backend, side, pick)
 
 
 @needs_openvino_bf16
