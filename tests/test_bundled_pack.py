@@ -128,3 +128,22 @@ def test_asking_to_brighten_carries_no_note(lite, message):
     intent = lite.intent(message)
     assert intent.task == "lowlight" and not intent.note
     assert "note" not in intent.to_dict()
+
+
+def test_a_request_no_fix_does_is_flagged_and_held_in_a_split(lite):
+    """The head reads "blur the background" as deblurring (about 100 % here): it carries
+    core.scope's note; in a message with a real fix it is a step of its own, with the note."""
+    intent = lite.intent("blur the background")
+    assert intent.task == "deblur" and intent.note.startswith("InstructIR takes blur away")
+    plan = lite.plan("remove the noise and blur the background")
+    assert [(s.task, s.text, bool(s.note)) for s in plan] == [
+        ("denoise", "remove the noise", False),
+        ("deblur", "blur the background", True),
+    ]
+    # A part the head is unsure of is still held, not dropped into the whole message.
+    plan = lite.plan("remove the noise and make it black and white")
+    assert [(s.text, bool(s.note)) for s in plan] == [
+        ("remove the noise", False),
+        ("make it black and white", True),
+    ]
+    assert not lite.intent("remove the background noise").note

@@ -200,6 +200,22 @@ def test_a_request_to_darken_becomes_an_exposure_adjustment(capsys, tmp_path):
     assert code == 0 and "note: InstructIR cannot darken a photo" in out
 
 
+def test_a_request_no_fix_does_is_refused_with_what_instructir_does(capsys, photos, tmp_path):
+    """ "add some film grain" reads as denoising (about 100 %): refused in one line that says
+    why, nothing written; --min-confidence 0 applies it as written."""
+    out_file = tmp_path / "out.png"
+    args = ["restore", str(photos / "a.png"), "-o", str(out_file), "--model", "instructir-lite"]
+    code, _, err = run(capsys, *args, "-i", "add some film grain", "--min-confidence", "0.5")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot apply 'add some film grain': InstructIR takes noise and grain away" in err
+    assert "--min-confidence 0" in err and not out_file.exists()
+    code, out, _ = run(capsys, "intent", "--model", "instructir-lite", "crop it to a square")
+    assert code == 0 and "note: InstructIR does not crop, rotate, flip or resize" in out
+    code, _, err = run(capsys, *args, "-i", "add some film grain", "--min-confidence", "0")
+    assert code == 0, err
+    assert out_file.is_file()
+
+
 def test_min_confidence_default_comes_from_the_environment(capsys, monkeypatch, photos, tmp_path):
     args = ["restore", str(photos / "a.png"), "-o", str(tmp_path / "o.png"), "-i", "too dark"]
     monkeypatch.setenv("INSTRUCTIR_MIN_CONFIDENCE", "lots")

@@ -158,6 +158,8 @@ def test_split_clauses(text, clauses):
         ("lower the exposure", True),
         ("darken it a little", True),
         ("too much sun in this one", True),
+        ("I want to darken it", True),
+        ("we want it less bright", True),
         ("it's not too bright", False),
         ("don't darken it", False),
         ("not bright enough", False),

@@ -464,6 +464,22 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     window.undo_action.trigger()
     window.undo_action.trigger()
 
+    # A part asking for what no fix does (the head reads "blur the background" as deblurring,
+    # about 100 %) is held with its note; the rest is applied.
+    type_instruction(qtbot, window, "remove the grain and blur the background")
+    qtbot.waitUntil(lambda: len(session.chat.messages) == 9, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
+    idle(qtbot, window)
+    note, grain, blur = session.chat.messages[6:]
+    assert note.state == "split"
+    assert note.note == "2 fixes. Applied: Denoise. Not applied, see below: “blur the background”."
+    assert grain.state == "applied" and doc.layers[-1].instruction == "remove the grain"
+    assert blur.state == "unclear" and blur.layer_id == "" and blur.title == ""
+    assert blur.note.startswith("InstructIR takes blur away; it cannot add blur")
+    assert window.chat.widgets[blur.id].suggestions.isVisible()
+    window.undo_action.trigger()
+    assert len(doc.layers) == 1
+
     # Preferences: messages can be applied as written instead.
     settings.set("split_messages", False)
     type_instruction(qtbot, window, "it's too dark and grainy")

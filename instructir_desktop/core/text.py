@@ -24,6 +24,7 @@ from .packs import (
     TextEncoderSpec,
     TextEncoding,
 )
+from .scope import NEGATED_BEFORE, scope_note
 from .weights import load_state_dict
 
 __all__ = [
@@ -94,7 +95,6 @@ _TOO_BRIGHT = re.compile(
     r"|\bdarken\b|\bmake\s+it\s+darker\b|\bless\s+bright\b",
     re.IGNORECASE,
 )
-_NEGATION_BEFORE = re.compile(r"(?:\bnot|n'?t|\bnever|\bno)\s+(?:\w+\s+)?$", re.IGNORECASE)
 TOO_BRIGHT_NOTE = (
     "InstructIR cannot darken a photo: its seven fixes brighten dark photos, none lowers the "
     "exposure, so applying this would make an overexposed photo brighter still."
@@ -104,7 +104,7 @@ TOO_BRIGHT_NOTE = (
 def asks_to_darken(text: str) -> bool:
     """True when the text says the photo is too bright (and does not negate it)."""
     for m in _TOO_BRIGHT.finditer(text):
-        if not _NEGATION_BEFORE.search(text[: m.start()]):
+        if not NEGATED_BEFORE.search(text[: m.start()]):
             return True
     return False
 
@@ -119,7 +119,8 @@ class Intent:
     probabilities: dict[str, float]
     note: str = ""
     """Why this request should not be applied as understood, however sure the head is
-    (TOO_BRIGHT_NOTE); front ends treat it as unclear."""
+    (TOO_BRIGHT_NOTE; core.scope's notes for what no fix does, such as "blur the background";
+    NOT_ENGLISH_NOTE); front ends treat it as unclear."""
 
     def to_dict(self) -> dict:
         row = {
@@ -471,7 +472,7 @@ class InstructionEncoder:
         probs = self._encode(cleaned)[1]
         values = {label: float(p) for label, p in zip(self.labels, probs.tolist())}
         task = max(values, key=values.get)
-        note = TOO_BRIGHT_NOTE if asks_to_darken(cleaned) else ""
+        note = TOO_BRIGHT_NOTE if asks_to_darken(cleaned) else scope_note(cleaned)
         if not note and language:
             note = language_note(cleaned)
         return Intent(cleaned, task, values[task], values, note)
@@ -485,7 +486,9 @@ class InstructionEncoder:
         keeps its first wording. A part that asks for something not to be done ("brighten it,
         but do not sharpen", "keep the colours") or says how the photo was taken ("shot at
         night, remove the grain") or says a flaw is not there ("it's not too dark, just
-        noisy") is set aside, so that it is not applied.
+        noisy") is set aside, so that it is not applied. A part that asks for what no fix
+        does ("blur the background", core.scope) is a step of its own, whatever the head's
+        confidence, carrying its note, so that front ends apply the rest and hold it.
         Otherwise the whole message is one step, as the paper's model reads it.
         """
         whole = self.intent(text)
@@ -496,8 +499,10 @@ class InstructionEncoder:
         wanted = [c for c in clauses if not (_NOT_A_REQUEST.match(c) or _NEGATED_FLAW.search(c))]
         for clause in wanted:
             intent = self.intent(clause, language=False)  # the whole message was checked
-            if intent.confidence >= COMPOUND_CONFIDENCE and all(
-                s.task != intent.task for s in steps
+            if intent.note:  # "blur the background": a step of its own, held with its note
+                steps.append(intent)
+            elif intent.confidence >= COMPOUND_CONFIDENCE and all(
+                s.task != intent.task or s.note for s in steps
             ):
                 steps.append(intent)
         if len(steps) >= 2 or (len(steps) == 1 and len(wanted) < len(clauses)):

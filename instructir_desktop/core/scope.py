@@ -1,0 +1,193 @@
+"""Requests that none of InstructIR's seven fixes carries out, however sure its head is.
+
+The head maps every text to one of seven restorations, and a sentence embedding reads a
+request by its topic, not its direction: "blur the background" lands on deblurring (about
+100 %), "add some fog" on dehazing, "add film grain" on denoising, "remove the red eye" and
+"whiten my teeth" on some fix as well. Applied, each does the opposite of what was asked or
+something unrelated. Such a request gets a note (``scope_note``) that says what InstructIR
+does not do; front ends treat a note as unclear (nothing applied until the user picks a fix
+or applies the text as written).
+
+The rules are anchored on the verb of a request ("add ...", "blur the ...", "make it
+grainier", "crop ...", "remove the person ...", "turn it into ..."), not on a word alone, so
+that a description of the photo ("a black and white photo with a lot of noise", "remove the
+background noise", "apply noise reduction") keeps its fix. No model and no dependency.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["scope_note", "SEVEN_FIXES", "NEGATED_BEFORE"]
+
+SEVEN_FIXES = (
+    "Its seven fixes restore a photo's quality: noise, blur, rain, haze or fog, low light, "
+    "detail and colour."
+)
+
+# Where a verb starts a request: the start of a clause, or after a word that leads into one
+# ("please", "can you", "I want to", "and").
+_LEAD = (
+    r"(?:^|[,.;:!?]\s*|\b(?:and|then|but|so|also|please|pls|kindly|to|you|just|i|we|let'?s|"
+    r"maybe|now|me)\s+)"
+)
+# What follows a flaw's name when the text asks to take it away ("noise reduction").
+_NOT_ADDED = (
+    r"(?!\s*-?\s*(?:\w+\s+)?(?:reduction|removal|remover|free|less|filter(?:ing)?|"
+    r"suppression|cleanup|clean-up|correction|canceling|cancelling)\b)"
+)
+_DEGREE = (
+    r"(?:(?:a\s+(?:bit|little|lot)|(?:a\s+)?little|bit|more|slightly|somewhat|even|really|"
+    r"very|much|too)\s+)*"
+)
+_ADD_VERB = (
+    r"\b(?:add|adding|put|putting|apply|applying|introduce|simulate|simulating|"
+    r"give\s+(?:it|this|the\s+(?:photo|picture|image|shot))|create|creating)\s+"
+)
+_ADD_WORDS = (
+    r"(?:(?:a|an|some|more|little|bit|of|lot|lots|subtle|slight|light|heavy|nice|soft|fake|"
+    r"artificial|the|film|vintage|analog|analogue|cinematic|realistic|gaussian|motion|lens|"
+    r"background|atmospheric|dreamy|strong|grainy)\s+)*"
+)
+_MAKE_IT = (
+    r"\bmake\s+(?:it|this|that|everything|them|the\s+(?:photo|picture|image|shot|background|"
+    r"sky|scene|whole\s+thing))\s+(?:look\s+|seem\s+|appear\s+)?"
+)
+
+
+def _added(nouns: str, adjectives: str) -> re.Pattern:
+    """A request to add a flaw: "add some grain", "make it grainier"."""
+    return re.compile(
+        rf"{_ADD_VERB}{_ADD_WORDS}(?:{nouns})\b{_NOT_ADDED}"
+        rf"|{_MAKE_IT}{_DEGREE}(?:{adjectives})\b",
+        re.IGNORECASE,
+    )
+
+
+_RULES: list[tuple[re.Pattern, str]] = [
+    (
+        re.compile(
+            rf"{_ADD_VERB}{_ADD_WORDS}(?:blur|bokeh|defocus)\b{_NOT_ADDED}"
+            rf"|{_MAKE_IT}{_DEGREE}(?:blurr?y|blurrier|blurred|out\s+of\s+focus|softer|dreamy)\b"
+            rf"|{_LEAD}(?:blur|blurring|defocus)\s+(?:out\s+)?(?:the|my|his|her|their|"
+            r"this|that|it|everything|a\s+bit|slightly|some|faces?|backgrounds?)\b"
+            r"|\bsoften\s+(?:the\s+|my\s+)?(?:background|photo|picture|image|edges|focus)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR takes blur away; it cannot add blur (a blurred background, a soft or "
+        "dreamy look).",
+    ),
+    (
+        _added(r"fog|haze|mist|smog|smoke", r"foggy|foggier|hazy|hazier|misty|mistier|smoky"),
+        "InstructIR takes haze and fog away; it cannot add them.",
+    ),
+    (
+        _added(
+            r"noise|grain|film\s+grain|graininess|(?:grainy|noisy)\s+(?:\w+\s+)?(?:look|effect|"
+            r"texture|feel|style)",
+            r"grainy|grainier|noisy|noisier|gritty",
+        ),
+        "InstructIR takes noise and grain away; it cannot add them (a film-grain look).",
+    ),
+    (
+        re.compile(
+            rf"{_ADD_VERB}{_ADD_WORDS}(?:rain|raindrops|rain\s+drops|rain\s+streaks|snow)\b"
+            rf"{_NOT_ADDED}|\bmake\s+it\s+(?:rain|snow)\b|{_MAKE_IT}{_DEGREE}(?:rainy|snowy)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR takes rain away; it cannot add rain or snow.",
+    ),
+    (
+        re.compile(
+            rf"{_LEAD}(?:crop|rotate|straighten|flip|mirror|resize|downscale|downsize|shrink|"
+            r"scale\s+down|trim|reframe)\b(?!\s+(?:\w+\s+)?(?:bigger|larger|up)\b)"
+            rf"|{_MAKE_IT}(?:smaller|square|portrait|landscape|vertical|horizontal)\b"
+            r"|\b(?:change|fix)\s+(?:the\s+)?(?:aspect\s+ratio|orientation|perspective)\b"
+            r"|\b(?:horizon|picture|photo|image)\s+is\s+(?:crooked|tilted|upside\s+down|sideways)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not crop, rotate, flip or resize a photo.",
+    ),
+    (
+        re.compile(
+            r"\b(?:remove|erase|delete|get\s+rid\s+of|take\s+out|take\s+away|clone\s+out|"
+            r"edit\s+out|photoshop\s+out|cut\s+out|hide)\s+"
+            r"(?:(?:the|a|an|that|this|those|these|all|my|his|her|their|some|every|any)\s+)*"
+            r"(?:(?!(?:blurr?y|noisy|grainy|hazy|foggy|misty|dark|dim|rainy|soft)\b)\w+\s+)?"
+            r"(?:person|people|ex|husband|wife|boyfriend|girlfriend|man|woman|men|women|guy|guys|girl|boy|kids?|child|"
+            r"children|tourists?|crowd|photobombers?|strangers?|cars?|birds?|trash|rubbish|"
+            r"litter|objects?|watermarks?|logos?|text|writing|date\s*stamp|time\s*stamp|"
+            r"signature|caption|wires?|power\s*lines?|cables?|poles?|red[\s-]?eyes?|"
+            r"blemish(?:es)?|pimples?|acne|zits?|wrinkles?|scratch(?:es)?|dust|dust\s+spots|"
+            r"tears?|creases?|folds?|reflections?|background|sky|glasses|tattoos?|double\s+chin|"
+            r"braces|stains?|fingers?|thumb|lens\s+flare|flare|sun\s+flare|shadow\s+of\s+me)\b"
+            r"(?!['’]s)(?!\s+(?:noise|grain|blur|haze|fog|rain|detail|details|colou?rs?|"
+            r"contrast|sharpness|clarity|brightness|exposure|tones?|quality|graininess|"
+            r"blurriness|haziness|darkness)\b)"
+            r"|\bred[\s-]?eyes?\b"
+            r"|\b(?:replace|change|swap)\s+(?:the\s+)?(?:sky|background|face|person)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not remove or replace objects, people, text, red eye, blemishes or "
+        "scratches.",
+    ),
+    (
+        re.compile(
+            r"\b(?:whiten|whitening|brighten)\s+(?:\w+\s+)?teeth\b"
+            r"|\b(?:smooth|smoothen|smoothing|soften|retouch|airbrush)\s+(?:(?:the|my|his|her|"
+            r"their|our)\s+)?(?:skin|face|faces|complexion)\b"
+            r"|\bmake\s+(?:me|her|him|them|us|my\s+\w+|his\s+\w+|her\s+\w+)\s+(?:look\s+)?"
+            r"(?:a\s+bit\s+|more\s+)?(?:thinner|slimmer|younger|older|prettier|taller|happier|"
+            r"skinnier|fatter|bigger|smaller|thin|slim|young|pretty|tall|tan|tanned|smile)\b"
+            r"|\b(?:open\s+(?:my|his|her|their)\s+eyes|fix\s+(?:my|his|her|their)\s+hair)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not retouch faces or bodies.",
+    ),
+    (
+        re.compile(
+            r"\b(?:add|put|insert|draw|place|apply)\s+"
+            r"(?:(?:a|an|some|the|more|nice|subtle|little|bit|of|white|black|dark|thin|thick|"
+            r"small|big|pretty|my|our)\s+)*"
+            r"(?:vignett\w*|border|frame|text|caption|title|watermark|logo|signature|stickers?|"
+            r"filter|sunset|sunrise|sun|moon|stars|clouds|rainbow|lens\s+flares?|light\s+leaks?|"
+            r"person|people|birds?|snowflakes|sparkles|glow|emoji)\b"
+            r"(?!\s+(?:noise|grain|blur|haze|fog|rain|detail|details|colou?rs?|contrast|"
+            r"sharpness|clarity|brightness|exposure|tones?|quality)\b)",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not add things to a photo (a vignette, a frame, text, a new sky).",
+    ),
+    (
+        re.compile(
+            r"\b(?:make|turn|convert|change|render|switch|transform|redo|paint)\s+"
+            r"(?:(?:it|this|that|the|my|photo|picture|image|shot|whole|thing|one)\s+){0,3}"
+            r"(?:(?:in|into|to|like)\s+)?(?:(?:look|looking)\s+)?(?:(?:like|as)\s+)?"
+            r"(?:(?:a|an)\s+)?(?:(?!(?:less|not|fewer|too)\b)\w+\s+)?"
+            r"(?:black\s*(?:and|&|n)\s*white|b\s*&\s*w|b/w|bw|monochrome|gr[ae]yscale|sepia|cartoons?|painting|paintings|sketch|drawing|anime|watercolou?r|"
+            r"pop\s+art|pixel\s+art|comic|polaroid|vintage|retro|old\s+photo|duotone|"
+            r"negative|infrared|hdr\s+look|cinematic\s+look|film\s+look)\b"
+            rf"|{_LEAD}desaturate\b|\bin\s+the\s+style\s+of\b|\b(?:sepia|black\s+and\s+white)\s+"
+            r"(?:filter|effect|look|tone|conversion)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not change a photo's style (black and white, sepia, a painting or a "
+        "cartoon).",
+    ),
+]
+NEGATED_BEFORE = re.compile(
+    r"(?:\bnot|n['’]t|\b(?:dont|doesnt|didnt|wont|cant|cannot|never|no|without|avoid|avoiding|"
+    r"stop|rather\s+than|instead\s+of))\s+(?:\w+\s+){0,2}$",
+    re.IGNORECASE,
+)
+"""A negation just before a match ("don't add grain", "I do not want to crop it")."""
+
+
+def scope_note(text: str) -> str:
+    """What InstructIR does not do, when ``text`` asks for it (and does not negate it);
+    "" otherwise."""
+    for pattern, what in _RULES:
+        for m in pattern.finditer(text):
+            if not NEGATED_BEFORE.search(text[: m.start()]):
+                return f"{what} {SEVEN_FIXES}"
+    return ""

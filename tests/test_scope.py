@@ -1,0 +1,122 @@
+"""Requests no fix carries out ("blur the background", "crop it") get a note; descriptions of
+a photo's flaws and requests to remove them do not (core.scope: text rules, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from instructir_desktop.core.scope import SEVEN_FIXES, scope_note
+
+BLUR, HAZE, NOISE, RAIN = "blur away", "haze and fog away", "noise and grain away", "rain away"
+FRAME, OBJECTS, FACES = "does not crop", "does not remove", "retouch"
+ADD, STYLE = "add things", "style"
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("blur the background", BLUR),
+        ("Could you blur the background please?", BLUR),
+        ("I want to blur the faces", BLUR),
+        ("add a bit of bokeh", BLUR),
+        ("make the background blurry", BLUR),
+        ("make it look dreamy", BLUR),
+        ("soften the background", BLUR),
+        ("add some fog", HAZE),
+        ("make it look foggy", HAZE),
+        ("add a little haze for atmosphere", HAZE),
+        ("add film grain", NOISE),
+        ("add noise for a film look", NOISE),
+        ("give it a grainy film look", NOISE),
+        ("make it grainier", NOISE),
+        ("make it rain", RAIN),
+        ("add some snow", RAIN),
+        ("crop it", FRAME),
+        ("please crop the left side", FRAME),
+        ("can you straighten the horizon", FRAME),
+        ("rotate it 90 degrees", FRAME),
+        ("flip it horizontally", FRAME),
+        ("resize to 1080p", FRAME),
+        ("make it smaller", FRAME),
+        ("remove the red eye", OBJECTS),
+        ("fix the red eyes", OBJECTS),
+        ("remove the person in the background", OBJECTS),
+        ("get rid of the tourists", OBJECTS),
+        ("erase the watermark", OBJECTS),
+        ("remove the dust and scratches", OBJECTS),
+        ("replace the sky", OBJECTS),
+        ("whiten my teeth", FACES),
+        ("smooth the skin", FACES),
+        ("make me look younger", FACES),
+        ("add a vignette", ADD),
+        ("put a frame around it", ADD),
+        ("add a sunset", ADD),
+        ("make it black and white", STYLE),
+        ("convert to b&w", STYLE),
+        ("turn it into a painting", STYLE),
+        ("make it look vintage", STYLE),
+        ("desaturate it", STYLE),
+        ("apply a sepia filter", STYLE),
+        ("it's too dark, and add some grain", NOISE),
+    ],
+)
+def test_a_request_no_fix_does_gets_a_note(text, what):
+    note = scope_note(text)
+    assert what in note and note.endswith(SEVEN_FIXES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "remove the background noise",
+        "remove the motion blur the camera made",
+        "deblur the photo",
+        "remove the haze from the sky",
+        "remove the sky haze",
+        "remove the blurry background",
+        "apply noise reduction",
+        "add some noise reduction",
+        "apply a rain streak removal filter",
+        "add clarity to the hazy sky",
+        "add more light",
+        "add some sunlight",
+        "it's a black and white photo with lots of noise",
+        "a night photo with a lot of noise",
+        "make it less noisy",
+        "make it a bit less hazy",
+        "make it not blurry",
+        "make it less grey",
+        "the background is blurry, sharpen it",
+        "resize it bigger without it going blocky",
+        "desaturated looking, bring the colour back",
+        "can we get rid of this sandy texture",
+        "it was shot in the rain",
+        "upscale it 4x",
+        "I want to eliminate the water from this image.",
+        "Can you clean the dots from my image?",
+        "I want the picture to be retouched for a professional portfolio.",
+    ],
+)
+def test_a_fix_or_a_description_gets_no_note(text):
+    assert scope_note(text) == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["don't blur the background", "I don't want to crop it", "without adding grain",
+     "please do not make it black and white", "remove the noise, never add grain"],
+)  # fmt: skip
+def test_a_negated_request_gets_no_note(text):
+    assert scope_note(text) == ""
+
+
+def test_no_fix_prompt_of_the_training_corpus_gets_a_note():
+    """1795 phrasings of the seven fixes and of unrelated requests: none of the fixes'
+    is taken for a request no fix does; the unrelated ones that are such requests are."""
+    from instructir_desktop.training.prompts import UNRELATED, load_corpus
+
+    corpus = load_corpus()
+    flagged = [p.text for p in corpus if p.task != UNRELATED and scope_note(p.text)]
+    assert flagged == []
+    unrelated = [p.text for p in corpus if p.task == UNRELATED]
+    assert sum(bool(scope_note(t)) for t in unrelated) >= 30
