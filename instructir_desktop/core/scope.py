@@ -68,7 +68,7 @@ _RULES: list[tuple[re.Pattern, str]] = [
     (
         re.compile(
             rf"{_ADD_VERB}{_ADD_WORDS}(?:blur|bokeh|defocus)\b{_NOT_ADDED}"
-            rf"|{_MAKE_IT}{_DEGREE}(?:blurr?y|blurrier|blurred|out\s+of\s+focus|softer|dreamy)\b"
+            rf"|{_MAKE_IT}{_DEGREE}(?:blurr?y|blurrier|blurred|out\s+of\s+focus|dreamy)\b"
             rf"|{_LEAD}(?:blur|blurring|defocus)\s+(?:out\s+)?(?:the|my|his|her|their|"
             r"this|that|it|everything|a\s+bit|slightly|some|faces?|backgrounds?)\b"
             r"|\bsoften\s+(?:the\s+|my\s+)?(?:background|photo|picture|image|edges|focus)\b",
