@@ -81,6 +81,8 @@ def test_a_request_no_fix_does_gets_a_note(text, what):
         "add more light",
         "add some sunlight",
         "it's a black and white photo with lots of noise",
+        "make this black and white photo less grainy",
+        "turn this old sepia print into a sharper one",
         "a night photo with a lot of noise",
         "make it less noisy",
         "make it a bit less hazy",

@@ -167,6 +167,7 @@ _RULES: list[tuple[re.Pattern, str]] = [
             r"(?:black\s*(?:and|&|n)\s*white|b\s*&\s*w|b/w|bw|monochrome|gr[ae]yscale|sepia|cartoons?|painting|paintings|sketch|drawing|anime|watercolou?r|"
             r"pop\s+art|pixel\s+art|comic|polaroid|vintage|retro|old\s+photo|duotone|"
             r"negative|infrared|hdr\s+look|cinematic\s+look|film\s+look)\b"
+            r"(?!\s+(?:photo|picture|image|shot|pic|print|scan)s?\b)"  # what the photo is
             rf"|{_LEAD}desaturate\b|\bin\s+the\s+style\s+of\b|\b(?:sepia|black\s+and\s+white)\s+"
             r"(?:filter|effect|look|tone|conversion)\b",
             re.IGNORECASE,
