@@ -4,6 +4,7 @@
     python benchmarks/int8_preview.py                   # the bundled (trained) lite pack
     python benchmarks/int8_preview.py --pack-7d         # official 7D config, seeded weights
     python benchmarks/int8_preview.py --pack PATH       # any pack folder
+    python benchmarks/int8_preview.py --scope convolutions   # quantize the convolutions only
 
 Calibrates on a few training photos (``../shared/data/train/photos``, read in place, never
 copied) with synthetic degradations and the seven tasks' instructions, then compares int8
@@ -40,6 +41,24 @@ INSTRUCTIONS = [
     "enhance the colours",
 ]
 PREVIEW_MIN_DB = 32.0
+# Left in floating point by ``--scope convolutions``: NNCF also quantizes the inputs of the
+# element-wise work (the norms' subtract, square root and divide, the gates' multiplies), and
+# so the norms' statistics; these types and layers stay as they are.
+ELEMENTWISE = ["Add", "Subtract", "Multiply", "Divide", "ReduceMean", "Sqrt", "Power", "Sigmoid"]
+
+
+def float_layers(model) -> list[str]:
+    """Layers ``--scope convolutions`` keeps in floating point: the norms' statistics (1x1
+    convolutions with one output channel in the graph form for OpenVINO), the instruction's
+    projections (MatMul), and the first and last convolutions (the photo in, the photo out)."""
+    names = []
+    for op in model.get_ops():
+        kind, name = op.get_type_name(), op.get_friendly_name()
+        statistic = kind == "Convolution" and op.input(1).get_partial_shape()[0].get_length() == 1
+        ends = kind == "Convolution" and (".intro/" in name or ".ending/" in name)
+        if statistic or ends or kind == "MatMul":
+            names.append(name)
+    return names
 
 
 def degrade(rgb: np.ndarray, kind: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,6 +142,14 @@ def main() -> int:
         default="performance",
         help="NNCF preset: symmetric activations, or asymmetric (mixed)",
     )
+    ap.add_argument(
+        "--scope",
+        choices=["all", "convolutions"],
+        default="all",
+        help="what NNCF quantizes: all it can (its default), or the convolutions only "
+        "(element-wise work, the norms' statistics, the instruction's projections and the "
+        "first and last convolutions stay in floating point)",
+    )
     args = ap.parse_args()
     import nncf
     import openvino as ov
@@ -146,6 +173,9 @@ def main() -> int:
 
     calib = photo_inputs(calib_names, multiple, 0)
     items = [(x, embeddings[n % len(embeddings)]) for n, x in enumerate(calib)]
+    scope = None
+    if args.scope == "convolutions":
+        scope = nncf.IgnoredScope(names=float_layers(model), types=ELEMENTWISE, validate=False)
     t0 = time.perf_counter()
     quantized = nncf.quantize(
         model,
@@ -153,6 +183,7 @@ def main() -> int:
         subset_size=len(items),
         fast_bias_correction=True,
         preset=getattr(nncf.QuantizationPreset, args.preset.upper()),
+        ignored_scope=scope,
     )
     quantize_s = time.perf_counter() - t0
 
@@ -186,6 +217,7 @@ def main() -> int:
                 "calibration_photos": len(calib),
                 "held_out_photos": len(held),
                 "preset": args.preset,
+                "scope": args.scope,
                 "psnr_int8_vs_fp32_db": {
                     "worst": round(worst, 2),
                     "mean": round(float(np.mean(scores)), 2),
