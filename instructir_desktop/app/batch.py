@@ -31,6 +31,7 @@ from instructir_desktop.core.recipe import (
     mask_png,
 )
 
+from .display import screen_transform
 from .stack import thumbnail
 from .threads import Dispatcher
 
@@ -255,7 +256,7 @@ class RecipeBatch(QObject):
             fmt = fmt_name.upper() if fmt_name else None
             bits = depth if fmt not in (None, "PNG") else None
             written = save_image(result, dst, format=fmt, quality=quality, bit_depth=bits)
-            small = thumbnail(pixels)
+            small = thumbnail(pixels, to_screen=screen_transform(photo.icc_profile, photo.grey))
             self._set(self._index_of(dst), thumbnail=small)
             return written
 

@@ -13,6 +13,7 @@ from instructir_desktop.core.images import (
     save_image,
 )
 
+from .display import screen_transform
 from .document import Layer, Source
 from .project import ProjectData, ProjectError, is_project, load_project
 from .render import Level
@@ -61,7 +62,8 @@ def prepare(source: Source, preview_edge: int) -> tuple[list[Level], Pyramid]:
             base = resize_rgb(levels[0].base, size)  # from the next level: cheaper, as sharp
             fp = level_fingerprint(source.fingerprint, (size[1], size[0]))
             levels.insert(0, Level(name, base, fp))
-    return levels, build_pyramid(photo.pixels, photo.width, full.fingerprint)
+    to_screen = screen_transform(photo.icc_profile, photo.grey)
+    return levels, build_pyramid(photo.pixels, photo.width, full.fingerprint, to_screen=to_screen)
 
 
 def open_bytes(data: bytes, name: str, preview_edge: int, path: Path | None = None) -> Opened:

@@ -312,15 +312,20 @@ class RenderScheduler(QObject):
         gen = self._gen
         pending_id = self._pending.id if self._pending is not None else None
         width = self._levels[-1].base.shape[1]
+        source = self._source_pyramid
+        screen = source.to_screen if source is not None else None  # the photo's, for the screen
         self.bg.run(
             self.bg.compute,
-            lambda: self._walk(gen, targets, pack, pending_id, width),
+            lambda: self._walk(gen, targets, pack, pending_id, width, screen),
             self._walk_done,
             self._walk_failed,
         )
 
-    def _walk(self, gen: int, targets, pack: str, pending_id: str | None, width: int) -> None:
-        """Compute thread: composite each target as far as the cache allows."""
+    def _walk(
+        self, gen: int, targets, pack: str, pending_id: str | None, width: int, screen
+    ) -> None:
+        """Compute thread: composite each target as far as the cache allows; pyramids and
+        thumbnails go through ``screen`` (the photo's profile to sRGB, or None)."""
         post = self.bg.dispatcher.post
         for n, (level, target, steps) in enumerate(targets):
             result = evaluate(level.base, level.fingerprint, steps, pack, self.cache)
@@ -328,7 +333,8 @@ class RenderScheduler(QObject):
                 for layer_id, (fp, image) in result.outputs.items():
                     if self._thumb_fps.get(layer_id) != fp:
                         self._thumb_fps[layer_id] = fp
-                        post(self.thumbnailReady.emit, layer_id, thumbnail(image))
+                        small = thumbnail(image, to_screen=screen)
+                        post(self.thumbnailReady.emit, layer_id, small)
             if result.missing is not None:
                 post(self._on_missing, gen, level.name, target, result.missing)
                 return
@@ -337,7 +343,7 @@ class RenderScheduler(QObject):
                 continue
             pyramid = self._pyramids.get(result.fingerprint)
             if pyramid is None:
-                pyramid = build_pyramid(result.image, width, result.fingerprint)
+                pyramid = build_pyramid(result.image, width, result.fingerprint, to_screen=screen)
                 self._pyramids = {
                     **dict(list(self._pyramids.items())[-3:]),
                     result.fingerprint: pyramid,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,12 +259,15 @@ class Pyramid:
     """8-bit RGB images of one frame, halving in size; ``scale`` = level 0 width / photo width.
 
     The canvas paints from the smallest level that is still sharp at the current zoom, so a
-    24 MP photo is never rescaled as a whole on a repaint.
+    24 MP photo is never rescaled as a whole on a repaint. The levels are what the screen
+    shows: converted by ``to_screen`` (the photo's profile to sRGB, ``app.display``) when the
+    photo has one; composites of the same photo are built with the same conversion.
     """
 
     levels: tuple[np.ndarray, ...]
     scale: float
     fingerprint: str
+    to_screen: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -272,10 +276,17 @@ class Pyramid:
 
 
 def build_pyramid(
-    image: np.ndarray, full_width: int, fingerprint: str, min_edge: int = 256
+    image: np.ndarray,
+    full_width: int,
+    fingerprint: str,
+    min_edge: int = 256,
+    to_screen: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Pyramid:
-    """Convert a float frame to 8 bits once, then average 2x2 blocks down to ``min_edge``."""
+    """Convert a float frame to 8 bits (and for the screen) once, then average 2x2 blocks down
+    to ``min_edge``."""
     level = np.rint(np.clip(image, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    if to_screen is not None:
+        level = to_screen(level)
     levels = [level]
     while max(level.shape[:2]) > min_edge and min(level.shape[:2]) >= 2:
         h, w = level.shape[0] // 2 * 2, level.shape[1] // 2 * 2
@@ -284,13 +295,17 @@ def build_pyramid(
             np.uint8
         )
         levels.append(level)
-    return Pyramid(tuple(levels), image.shape[1] / full_width, fingerprint)
+    return Pyramid(tuple(levels), image.shape[1] / full_width, fingerprint, to_screen)
 
 
-def thumbnail(image: np.ndarray, edge: int = 96) -> np.ndarray:
-    """A small 8-bit RGB copy for chat messages and layer rows."""
+def thumbnail(
+    image: np.ndarray, edge: int = 96, to_screen: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """A small 8-bit RGB copy for chat messages and layer rows (``to_screen``: as for
+    :func:`build_pyramid`)."""
     step = max(1, max(image.shape[:2]) // (edge * 2))  # subsample first: cheap on big frames
     small = image[::step, ::step]
     im = Image.fromarray(np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8), "RGB")
     im.thumbnail((edge, edge), Image.Resampling.BILINEAR)
-    return np.asarray(im)
+    out = np.asarray(im)
+    return out if to_screen is None else to_screen(out)
