@@ -178,6 +178,7 @@ def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
     _check_models_and_intent(s, cli)
     _check_demo(s, cli, scratch / "demo", with_openvino=(internal / "openvino").is_dir())
     _check_restore(s, cli, sample, scratch / "restored.png")
+    _check_raw(s, cli, scratch / "not-a-raw.nef")
     _check_gimp_install(s, cli)
     s.run("instructir-desktop --self-test", [gui, "--self-test"], timeout=900, check=_self_test_ok)
     return s.steps
@@ -290,6 +291,24 @@ def _check_restore(s: Smoke, cli: str, sample: Path, restored: Path) -> None:
         [cli, "restore", str(sample), "-i", INSTRUCTION, "-o", str(restored), "--json"],
         timeout=1800,
         check=restore_ok,
+    )
+
+
+def _check_raw(s: Smoke, cli: str, fake: Path) -> None:
+    """LibRaw (rawpy) loads inside the bundle: a file named .nef that holds no RAW data is
+    read by LibRaw and refused in its words, not for want of rawpy."""
+    fake.write_bytes(b"MM\0*" + bytes(4096))
+
+    def answered_by_libraw(proc):
+        err = proc.stderr.strip().splitlines()
+        last = err[-1] if err else ""
+        return proc.returncode == 2 and "version of LibRaw" in last, last
+
+    s.run(
+        "instructir restore (a RAW file)",
+        [cli, "restore", str(fake), "-i", INSTRUCTION, "-o", str(fake.with_suffix(".tif"))],
+        timeout=300,
+        check=answered_by_libraw,
     )
 
 

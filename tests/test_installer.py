@@ -84,6 +84,7 @@ def test_build_succeeds(report):
         "instructir intent",
         "instructir demo",
         "instructir restore",
+        "instructir restore (a RAW file)",
         "instructir gimp install",
         "instructir-desktop --self-test",
     ],

@@ -5,7 +5,7 @@ and the Windows wheels of installer/windows/requirements.txt under Wine, and com
 installer/windows/instructir.iss around it with the real Inno Setup 6 (a build of the same
 inputs is reused). This test installs that setup silently for the current user into a fresh
 Wine prefix, runs the installed programs the way a Windows user would (the command line:
---version, intent, demo, restore of a JPEG with EXIF and an ICC profile; the GUI's
+--version, intent, demo, restore of a JPEG with EXIF and an ICC profile and of a DNG; the GUI's
 --self-test on Qt's offscreen platform; `gimp install` into a GIMP 3 profile in the Wine
 user's AppData), then uninstalls and checks that nothing is left: files, shortcuts, the
 file association, the Add/Remove Programs entry and the GIMP plug-in.
@@ -234,6 +234,31 @@ def test_restore_keeps_exif_and_icc(installed):
         assert result.size == (256, 192)
         assert result.info.get("icc_profile") == icc
         assert result.getexif().get(0x010F) == "InstructIR Test Camera"
+
+
+def test_restore_develops_a_raw_file(installed):
+    """LibRaw (rawpy's DLLs) works inside the Windows bundle: a DNG becomes a 16-bit TIFF."""
+    import dngfiles
+    import numpy as np
+
+    from instructir_desktop.core.images import load_image
+
+    work = installed.host / "work"
+    src, out = work / "IMG_0001.dng", work / "IMG_0001-restored.tif"
+    work.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:64, 0:96]
+    scene = np.stack([x / 96, y / 64, np.full(x.shape, 0.3)], axis=2) * 0.8
+    scene[:, :4] = 1.0
+    dngfiles.write_dng(src, scene, make="InstructIR", model="Windows Test")
+    proc = installed.sh(
+        f"wine {_exe(installed, 'instructir.exe')} restore '{installed.win(src)}'"
+        f" -i 'remove the noise' -o '{installed.win(out)}' --json",
+        "restore a RAW file",
+    )
+    assert proc.returncode == 0, f"{tail(proc.stdout)}\n{tail(proc.stderr, 20)}"
+    result = load_image(out)
+    assert (result.width, result.height, result.bit_depth) == (96, 64, 16)
+    assert b"Windows Test" in (result.exif or b"")
 
 
 def test_gui_self_test(installed):

@@ -9,6 +9,7 @@ at a time always proceeds). Results are reported in input order, from the callin
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -21,6 +22,8 @@ import numpy as np
 from .errors import CancelledError, InstructIRError
 from .images import Photo, load_image
 from .memory import memory_budget, photo_memory
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BatchResult", "run_batch", "photo_size"]
 
@@ -55,7 +58,11 @@ def photo_size(path: Path) -> tuple[int, int] | None:
     """(w, h) from the file's header, without decoding; None when unreadable."""
     from PIL import Image
 
+    from .rawfiles import is_raw_name, raw_size
+
     try:
+        if is_raw_name(path.name):  # the header of a RAW file's preview is not the photo's
+            return raw_size(path.read_bytes(), path.name)
         with Image.open(path) as im:
             return im.size
     except Exception:  # noqa: BLE001 - the decoder reports the problem properly
@@ -124,6 +131,10 @@ def run_batch(
                 result.error, result.error_type = str(exc), type(exc).__name__
             except MemoryError:
                 result.error, result.error_type = "not enough memory to open it", "MemoryError"
+            except Exception as exc:  # noqa: BLE001 - one photo must not stop the batch
+                log.exception("decoding %s", src)
+                result.error = f"cannot be opened ({type(exc).__name__}: {exc})"
+                result.error_type = "UnsupportedImageError"
             result.decode_s = time.perf_counter() - t0
             while not stop.is_set():
                 try:
@@ -146,6 +157,10 @@ def run_batch(
                 result.error, result.error_type = str(exc), type(exc).__name__
             except OSError as exc:
                 result.error, result.error_type = str(exc.strerror or exc), "ImageWriteError"
+            except Exception as exc:  # noqa: BLE001 - one photo must not stop the batch
+                log.exception("writing %s", result.target)
+                result.error = f"cannot be written ({type(exc).__name__}: {exc})"
+                result.error_type = "ImageWriteError"
             result.encode_s = time.perf_counter() - t1
             result.seconds = time.perf_counter() - t0
             del pixels

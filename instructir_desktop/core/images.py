@@ -33,6 +33,7 @@ from instructir_desktop.core.errors import (
 from instructir_desktop.core.imagewrite import same_file, write_image_file
 from instructir_desktop.core.memory import check_photo_memory
 from instructir_desktop.core.png16 import PNG_SIGNATURE, encode_png16, read_png16
+from instructir_desktop.core.rawfiles import RAW_EXTENSIONS, develop, is_raw_name, raw_size
 from instructir_desktop.core.tiff16 import encode_tiff16, load_tiff_only, read_tiff16, tiff_exif
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -45,7 +46,9 @@ _EXTENSION_FORMATS = {
     **({".heic": "HEIF", ".heif": "HEIF"} if _HEIF_AVAILABLE else {}),
     **({".avif": "AVIF"} if _AVIF_AVAILABLE else {}),
 }  # fmt: skip
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_EXTENSION_FORMATS)
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_EXTENSION_FORMATS)  # read and written
+# Read only: camera RAW files are developed when opened (``core.rawfiles``).
+READABLE_EXTENSIONS: tuple[str, ...] = (*SUPPORTED_EXTENSIONS, *RAW_EXTENSIONS)
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _METADATA_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
@@ -143,8 +146,11 @@ def check_fits(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Non
     is left to ``load_image``, which names what is wrong with it."""
     path = Path(path)
     try:
-        with open(path, "rb") as fp, _pillow_limit(None), Image.open(fp) as im:
-            size = im.size
+        if is_raw_name(path.name):
+            size = raw_size(path.read_bytes(), path.name)
+        else:
+            with open(path, "rb") as fp, _pillow_limit(None), Image.open(fp) as im:
+                size = im.size
     except Exception:  # noqa: BLE001 - reported when the photo is loaded
         return
     _check_size(path.name, size, max_pixels)
@@ -301,6 +307,8 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
     if fp.seek(0, os.SEEK_END) == 0:
         raise UnsupportedImageError(f"'{name}' is empty and cannot be opened.")
     fp.seek(0)
+    if is_raw_name(name):
+        return _load_raw(fp.read(), name, max_pixels)
     _register_heif()
     try:
         try:
@@ -345,6 +353,24 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         format=fmt,
         grey=grey,
         frames=frames,
+    )
+
+
+def _load_raw(data: bytes, name: str, max_pixels: int) -> Photo:
+    """A camera RAW file, developed to 16-bit sRGB (``core.rawfiles``)."""
+    try:
+        samples, exif = develop(data, name, lambda size: _check_size(name, size, max_pixels))
+    except InstructIRError:
+        raise
+    except MemoryError as exc:
+        raise UnsupportedImageError(f"There is not enough memory to open '{name}'.") from exc
+    return Photo(
+        pixels=np.divide(samples, np.float32(65535.0), dtype=np.float32),
+        alpha=None,
+        bit_depth=16,
+        exif=exif,
+        icc_profile=None,  # developed to sRGB
+        format="RAW",
     )
 
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InstructIRError, UnsupportedImageError
-from .images import SUPPORTED_EXTENSIONS, format_for_path
+from .images import READABLE_EXTENSIONS, SUPPORTED_EXTENSIONS, format_for_path
+from .rawfiles import RAW_EXTENSIONS
 
 __all__ = ["OutputPathError", "collect_inputs", "names_folder", "plan_outputs"]
 
@@ -31,7 +32,7 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in SUPPORTED_EXTENSIONS))
+            found.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in READABLE_EXTENSIONS))
         elif p.exists():
             found.append(p)
         else:
@@ -52,6 +53,8 @@ def names_folder(raw: str) -> bool:
 def _extension(src: Path, fmt: str | None) -> str:
     if fmt:
         return ".jpg" if fmt.lower() == "jpeg" else f".{fmt.lower()}"
+    if src.suffix.lower() in RAW_EXTENSIONS:
+        return ".tif"  # a developed RAW file: 16-bit TIFF keeps what it holds
     if src.suffix.lower() not in SUPPORTED_EXTENSIONS:
         return ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
     return src.suffix

@@ -38,6 +38,7 @@ from instructir_desktop import __version__
 from instructir_desktop.app.project import PROJECT_SUFFIX
 from instructir_desktop.app.session import EditorSession
 from instructir_desktop.app.settings import Settings
+from instructir_desktop.core.rawfiles import RAW_EXTENSIONS
 
 from . import dialogs
 from .banner import Banner
@@ -57,9 +58,11 @@ __all__ = ["MainWindow", "hub_reachable"]
 DONE_SHOWN_MS = 4000  # how long "Done in 3.2 s" stays in the status bar
 ETA_AFTER_S = 1.5  # no estimate before this much of a job has run (the first tile is slow)
 
+_RAW_GLOBS = " ".join(f"*{e}" for e in RAW_EXTENSIONS)
 OPEN_FILTER = (
     "Photos and projects (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic *.heif *.avif "
-    f"*{PROJECT_SUFFIX});;InstructIR projects (*{PROJECT_SUFFIX});;All files (*)"
+    f"{_RAW_GLOBS} *{PROJECT_SUFFIX});;Camera RAW files ({_RAW_GLOBS});;"
+    f"InstructIR projects (*{PROJECT_SUFFIX});;All files (*)"
 )
 
 
@@ -435,9 +438,10 @@ class MainWindow(QMainWindow):
         if source is None:
             return
         folder = source.path.parent if source.path else Path(self.settings.last_folder or ".")
-        suggested = (
-            folder / f"{Path(source.name).stem}-restored{Path(source.name).suffix or '.png'}"
-        )
+        suffix = Path(source.name).suffix or ".png"
+        if suffix.lower() in RAW_EXTENSIONS:
+            suffix = ".tif"  # a RAW file is never written: 16-bit TIFF keeps what it held
+        suggested = folder / f"{Path(source.name).stem}-restored{suffix}"
         dialog = dialogs.ExportDialog(suggested, source.photo.bit_depth, self.settings, self)
         if dialog.exec():
             options = dialog.options()

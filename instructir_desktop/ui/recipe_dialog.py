@@ -32,7 +32,7 @@ from instructir_desktop.app.batch import (
     recipe_from_layers,
 )
 from instructir_desktop.core.errors import InstructIRError
-from instructir_desktop.core.images import SUPPORTED_EXTENSIONS
+from instructir_desktop.core.images import READABLE_EXTENSIONS
 from instructir_desktop.core.recipe import Recipe, load_recipe, save_recipe
 
 __all__ = ["RecipeDialog", "RecipeOffer", "save_recipe_dialog", "remember_recipe"]
@@ -284,7 +284,7 @@ class RecipeDialog(QDialog):
         for p in paths:
             p = Path(p)
             found = (
-                sorted(q for q in p.iterdir() if q.suffix.lower() in SUPPORTED_EXTENSIONS)
+                sorted(q for q in p.iterdir() if q.suffix.lower() in READABLE_EXTENSIONS)
                 if p.is_dir()
                 else [p]
             )
@@ -292,7 +292,7 @@ class RecipeDialog(QDialog):
         self._fill_list()
 
     def _choose_photos(self) -> None:
-        exts = " ".join(f"*{e}" for e in sorted(SUPPORTED_EXTENSIONS))
+        exts = " ".join(f"*{e}" for e in sorted(READABLE_EXTENSIONS))
         names, _ = QFileDialog.getOpenFileNames(self, "Add Photos", "", f"Photos ({exts})")
         self.add_paths([Path(n) for n in names])
 
