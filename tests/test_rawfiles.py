@@ -208,3 +208,15 @@ def test_the_app_opens_a_raw_file_and_exports_it_as_tiff(qtbot, make_window, tmp
     saved = load_image(target)
     assert saved.bit_depth == 16
     np.testing.assert_allclose(saved.pixels, photo.pixels, atol=1 / 65535 + 1e-6)
+
+
+def test_a_project_keeps_the_raw_file_and_develops_it_again(tmp_path):
+    from instructir_desktop.app.files import open_file
+    from instructir_desktop.app.project import ProjectData, save_project
+
+    raw = dngfiles.write_dng(tmp_path / "P1010042.RW2.dng", scene())
+    project = save_project(ProjectData(raw.read_bytes(), raw.name, [], ""), tmp_path / "trip")
+    reopened = open_file(project, preview_edge=64)
+    assert reopened.source.data == raw.read_bytes()  # the RAW file byte for byte
+    np.testing.assert_array_equal(reopened.source.photo.pixels, load_image(raw).pixels)
+    assert [level.name for level in reopened.levels] == ["preview", "full"]
