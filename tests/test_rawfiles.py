@@ -190,21 +190,17 @@ def test_the_app_opens_a_raw_file_and_exports_it_as_tiff(qtbot, make_window, tmp
     assert (photo.width, photo.height, photo.bit_depth) == (W, H, 16)
     assert window.canvas.before.size == (W, H)
 
-    suggested = []
+    shown = []
 
-    class Dialog:
-        def __init__(self, path, *args):
-            suggested.append(path)
+    def accept(dialog):  # the real dialog, as the user leaves it: Save
+        shown.append((dialog.path.text(), dialog.format.currentData(), dialog.depth.currentData()))
+        return True
 
-        def exec(self):
-            return False
-
-    monkeypatch.setattr(dialogs, "ExportDialog", Dialog)
-    window.export_dialog()
-    assert suggested == [tmp_path / "holiday-restored.tif"]
+    monkeypatch.setattr(dialogs.ExportDialog, "exec", accept)
     target = tmp_path / "holiday-restored.tif"
     with qtbot.waitSignal(window.session.exported, timeout=WAIT):
-        window.session.export(target, format="TIFF", bit_depth=16)
+        window.export_dialog()
+    assert shown == [(str(target), "TIFF", 16)]
     saved = load_image(target)
     assert saved.bit_depth == 16
     np.testing.assert_allclose(saved.pixels, photo.pixels, atol=1 / 65535 + 1e-6)
