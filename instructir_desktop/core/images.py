@@ -3,7 +3,8 @@
 Keeps what a photographer cares about: EXIF orientation is applied (and reset to 1 in the kept
 EXIF), EXIF and ICC bytes travel to every export that can hold them, alpha passes through as
 its own plane, and 16-bit PNG/TIFF keep 16 bits (``core.png16`` and ``core.tiff16``: Pillow
-only handles 8-bit RGB). ``core.imagewrite`` puts the encoded bytes on disk.
+only handles 8-bit RGB). Camera RAW files are developed by ``core.rawfiles`` and never
+written. ``core.imagewrite`` puts the encoded bytes on disk.
 """
 
 from __future__ import annotations
