@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from instructir_desktop.core import images
 from instructir_desktop.core.errors import (
     ImageTooLargeError,
     ImageWriteError,
@@ -514,14 +513,6 @@ def test_photo_properties_and_with_pixels() -> None:
     assert bigger.alpha is not None and bigger.alpha.shape == (96, 128)
     with pytest.raises(ValueError):
         photo.with_pixels(np.zeros((4, 4), np.float32))
-
-
-@pytest.mark.skipif(images._HEIF_AVAILABLE, reason="pillow-heif is installed")
-def test_heic_without_pillow_heif_explains(tmp_path: Path) -> None:
-    path = tmp_path / "IMG_0001.heic"
-    path.write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 40)
-    with pytest.raises(UnsupportedImageError, match="pillow-heif"):
-        load_image(path)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import io
+import logging
 import os
 import struct
 import threading
@@ -37,9 +38,14 @@ from instructir_desktop.core.png16 import PNG_SIGNATURE, encode_png16, read_png1
 from instructir_desktop.core.rawfiles import RAW_EXTENSIONS, develop, is_raw_name, raw_size
 from instructir_desktop.core.tiff16 import encode_tiff16, load_tiff_only, read_tiff16, tiff_exif
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_PIXELS = 200_000_000
 
+# pillow-heif reads and writes HEIC; pi-heif (a dependency: the same decoder without the
+# encoder, so without its GPL part) reads it.
 _HEIF_AVAILABLE = importlib.util.find_spec("pillow_heif") is not None
+_HEIF_READABLE = _HEIF_AVAILABLE or importlib.util.find_spec("pi_heif") is not None
 _AVIF_AVAILABLE = "avif" in features.get_supported_modules()  # Pillow >= 11.2
 _EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
@@ -49,7 +55,11 @@ _EXTENSION_FORMATS = {
 }  # fmt: skip
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_EXTENSION_FORMATS)  # read and written
 # Read only: camera RAW files are developed when opened (``core.rawfiles``).
-READABLE_EXTENSIONS: tuple[str, ...] = (*SUPPORTED_EXTENSIONS, *RAW_EXTENSIONS)
+READABLE_EXTENSIONS: tuple[str, ...] = (
+    *SUPPORTED_EXTENSIONS,
+    *((".heic", ".heif") if _HEIF_READABLE and not _HEIF_AVAILABLE else ()),
+    *RAW_EXTENSIONS,
+)
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _METADATA_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
@@ -221,7 +231,7 @@ def encode_image(
         options.update(quality=quality, lossless=quality >= 100, exact=True)
     elif fmt in ("HEIF", "AVIF"):
         options["quality"] = quality
-    if fmt == "HEIF" and not _register_heif():
+    if fmt == "HEIF" and not (_HEIF_AVAILABLE and _register_heif()):
         raise ImageWriteError("Saving HEIC photos needs the optional pillow-heif package.")
     out = io.BytesIO()
     try:
@@ -237,11 +247,18 @@ def _normalise_format(name: str) -> str:
 
 
 def _register_heif() -> bool:
+    """Teach Pillow HEIC: pillow-heif (reads and writes) where installed, else pi-heif."""
     global _heif_registered
-    if not _heif_registered and _HEIF_AVAILABLE:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
+    if not _heif_registered and _HEIF_READABLE:
+        try:
+            if _HEIF_AVAILABLE:
+                import pillow_heif as heif
+            else:
+                import pi_heif as heif
+            heif.register_heif_opener()
+        except (ImportError, OSError) as exc:  # e.g. its libheif cannot load
+            log.warning("HEIC support cannot load: %s", exc)
+            return False
         _heif_registered = True
     return _heif_registered
 
@@ -292,9 +309,9 @@ def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
 def _unidentified(fp: BinaryIO, name: str) -> UnsupportedImageError:
     fp.seek(0)
     head = fp.read(12)
-    if head[4:8] == b"ftyp" and not _HEIF_AVAILABLE:
+    if head[4:8] == b"ftyp" and not _heif_registered:
         return UnsupportedImageError(
-            f"'{name}' is a HEIC photo; opening it needs the optional pillow-heif package."
+            f"'{name}' is a HEIC photo; opening it needs the pi-heif package (pip install pi-heif)."
         )
     signatures = (b"\xff\xd8\xff", PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM", b"RIFF")
     if head.startswith(signatures):

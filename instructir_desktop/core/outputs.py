@@ -18,7 +18,7 @@ from .errors import InstructIRError, UnsupportedImageError
 from .images import READABLE_EXTENSIONS, SUPPORTED_EXTENSIONS, format_for_path
 from .rawfiles import RAW_EXTENSIONS
 
-__all__ = ["OutputPathError", "collect_inputs", "names_folder", "plan_outputs"]
+__all__ = ["OutputPathError", "collect_inputs", "default_suffix", "names_folder", "plan_outputs"]
 
 
 class OutputPathError(InstructIRError):
@@ -50,14 +50,23 @@ def names_folder(raw: str) -> bool:
     return raw.endswith(seps) or p.is_dir() or (not p.exists() and not p.suffix)
 
 
+def default_suffix(src: Path | str) -> str:
+    """The extension a result of ``src`` gets when no type is asked for: the input's own when
+    InstructIR writes that type, else the nearest one it writes."""
+    suffix = Path(src).suffix
+    if suffix.lower() in SUPPORTED_EXTENSIONS:
+        return suffix
+    if suffix.lower() in RAW_EXTENSIONS:
+        return ".tif"  # a developed RAW file: 16-bit TIFF keeps what it holds
+    if suffix.lower() in (".heic", ".heif"):
+        return ".jpg"  # a phone photo, without pillow-heif's encoder
+    return ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
+
+
 def _extension(src: Path, fmt: str | None) -> str:
     if fmt:
         return ".jpg" if fmt.lower() == "jpeg" else f".{fmt.lower()}"
-    if src.suffix.lower() in RAW_EXTENSIONS:
-        return ".tif"  # a developed RAW file: 16-bit TIFF keeps what it holds
-    if src.suffix.lower() not in SUPPORTED_EXTENSIONS:
-        return ".png"  # e.g. a GIF or TGA input: saved losslessly in a type we can write
-    return src.suffix
+    return default_suffix(src)
 
 
 def _key(path: Path) -> str:

@@ -38,6 +38,7 @@ from instructir_desktop import __version__
 from instructir_desktop.app.project import PROJECT_SUFFIX
 from instructir_desktop.app.session import EditorSession
 from instructir_desktop.app.settings import Settings
+from instructir_desktop.core.outputs import default_suffix
 from instructir_desktop.core.rawfiles import RAW_EXTENSIONS
 
 from . import dialogs
@@ -438,9 +439,7 @@ class MainWindow(QMainWindow):
         if source is None:
             return
         folder = source.path.parent if source.path else Path(self.settings.last_folder or ".")
-        suffix = Path(source.name).suffix or ".png"
-        if suffix.lower() in RAW_EXTENSIONS:
-            suffix = ".tif"  # a RAW file is never written: 16-bit TIFF keeps what it held
+        suffix = default_suffix(source.name)  # a RAW file's is .tif: RAW is never written
         suggested = folder / f"{Path(source.name).stem}-restored{suffix}"
         dialog = dialogs.ExportDialog(suggested, source.photo.bit_depth, self.settings, self)
         if dialog.exec():
