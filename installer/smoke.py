@@ -179,6 +179,7 @@ def smoke_test(bundle: Path, flavor: str, scratch: Path) -> list[dict]:
     _check_demo(s, cli, scratch / "demo", with_openvino=(internal / "openvino").is_dir())
     _check_restore(s, cli, sample, scratch / "restored.png")
     _check_raw(s, cli, scratch / "not-a-raw.nef")
+    _check_heic(s, cli, scratch / "IMG_0001.heic")
     _check_gimp_install(s, cli)
     s.run("instructir-desktop --self-test", [gui, "--self-test"], timeout=900, check=_self_test_ok)
     return s.steps
@@ -309,6 +310,33 @@ def _check_raw(s: Smoke, cli: str, fake: Path) -> None:
         [cli, "restore", str(fake), "-i", INSTRUCTION, "-o", str(fake.with_suffix(".tif"))],
         timeout=300,
         check=answered_by_libraw,
+    )
+
+
+def _check_heic(s: Smoke, cli: str, photo: Path) -> None:
+    """pi-heif loads inside the bundle: a phone's HEIC photo (written here with pillow-heif,
+    a test dependency of the build machine) is restored to a JPEG of the same size."""
+    try:
+        import pillow_heif
+        from PIL import Image
+    except ImportError as exc:
+        s.check("instructir restore (a HEIC photo)", False, f"cannot write the photo: {exc}")
+        return
+    pillow_heif.from_pillow(Image.new("RGB", (96, 64), (120, 90, 60))).save(photo, quality=90)
+    out = photo.parent / "heic-out"
+    restored = out / photo.with_suffix(".jpg").name  # a HEIC photo's result defaults to JPEG
+
+    def restored_as_jpeg(proc):
+        if proc.returncode != 0 or not restored.is_file():
+            return False, (proc.stderr.strip().splitlines() or [""])[-1]
+        with Image.open(restored) as im:
+            return im.size == (96, 64) and im.format == "JPEG", {"output": im.size}
+
+    s.run(
+        "instructir restore (a HEIC photo)",
+        [cli, "restore", str(photo), "-i", INSTRUCTION, "-o", str(out)],
+        timeout=900,
+        check=restored_as_jpeg,
     )
 
 

@@ -85,6 +85,7 @@ def test_build_succeeds(report):
         "instructir demo",
         "instructir restore",
         "instructir restore (a RAW file)",
+        "instructir restore (a HEIC photo)",
         "instructir gimp install",
         "instructir-desktop --self-test",
     ],

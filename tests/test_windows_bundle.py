@@ -5,10 +5,10 @@ and the Windows wheels of installer/windows/requirements.txt under Wine, and com
 installer/windows/instructir.iss around it with the real Inno Setup 6 (a build of the same
 inputs is reused). This test installs that setup silently for the current user into a fresh
 Wine prefix, runs the installed programs the way a Windows user would (the command line:
---version, intent, demo, restore of a JPEG with EXIF and an ICC profile and of a DNG; the GUI's
---self-test on Qt's offscreen platform; `gimp install` into a GIMP 3 profile in the Wine
-user's AppData), then uninstalls and checks that nothing is left: files, shortcuts, the
-file association, the Add/Remove Programs entry and the GIMP plug-in.
+--version, intent, demo, restore of a JPEG with EXIF and an ICC profile, of a DNG and of a
+HEIC photo; the GUI's --self-test on Qt's offscreen platform; `gimp install` into a GIMP 3
+profile in the Wine user's AppData), then uninstalls and checks that nothing is left: files,
+shortcuts, the file association, the Add/Remove Programs entry and the GIMP plug-in.
 
 Each step's time goes to <build folder>/smoke.json (docs/building.md has the table).
 INSTRUCTIR_WINDOWS_BUILD=<folder> tests that build folder (scripts/windows_bundle.sh prints
@@ -259,6 +259,26 @@ def test_restore_develops_a_raw_file(installed):
     result = load_image(out)
     assert (result.width, result.height, result.bit_depth) == (96, 64, 16)
     assert b"Windows Test" in (result.exif or b"")
+
+
+def test_restore_opens_a_heic_photo(installed):
+    """pi-heif (libheif's DLLs) works inside the Windows bundle: a phone's HEIC photo is
+    restored to a JPEG (the type its results default to)."""
+    pillow_heif = pytest.importorskip("pillow_heif")  # writes the photo on the host
+    from PIL import Image
+
+    work = installed.host / "work"
+    src, out = work / "IMG_4032.HEIC", work / "heic-out"
+    work.mkdir(parents=True, exist_ok=True)
+    pillow_heif.from_pillow(Image.new("RGB", (96, 64), (120, 90, 60))).save(src, quality=90)
+    proc = installed.sh(
+        f"wine {_exe(installed, 'instructir.exe')} restore '{installed.win(src)}'"
+        f" -i 'remove the noise' -o '{installed.win(out)}' --json",
+        "restore a HEIC photo",
+    )
+    assert proc.returncode == 0, f"{tail(proc.stdout)}\n{tail(proc.stderr, 20)}"
+    with Image.open(out / "IMG_4032.jpg") as result:
+        assert result.size == (96, 64) and result.format == "JPEG"
 
 
 def test_gui_self_test(installed):
