@@ -68,6 +68,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's 
 _ORIENTATION = 0x0112
 _OPEN_LOCK = threading.Lock()
 _heif_registered = False
+_heif_tried = False
 
 
 @dataclass(eq=False)
@@ -248,18 +249,18 @@ def _normalise_format(name: str) -> str:
 
 def _register_heif() -> bool:
     """Teach Pillow HEIC: pillow-heif (reads and writes) where installed, else pi-heif."""
-    global _heif_registered
-    if not _heif_registered and _HEIF_READABLE:
+    global _heif_registered, _heif_tried
+    if not _heif_tried and _HEIF_READABLE:
+        _heif_tried = True
         try:
             if _HEIF_AVAILABLE:
                 import pillow_heif as heif
             else:
                 import pi_heif as heif
             heif.register_heif_opener()
-        except (ImportError, OSError) as exc:  # e.g. its libheif cannot load
+            _heif_registered = True
+        except (ImportError, OSError) as exc:  # e.g. its libheif cannot load: said once
             log.warning("HEIC support cannot load: %s", exc)
-            return False
-        _heif_registered = True
     return _heif_registered
 
 
