@@ -301,9 +301,9 @@ def _check_raw(s: Smoke, cli: str, fake: Path) -> None:
     fake.write_bytes(b"MM\0*" + bytes(4096))
 
     def answered_by_libraw(proc):
-        err = proc.stderr.strip().splitlines()
-        last = err[-1] if err else ""
-        return proc.returncode == 2 and "version of LibRaw" in last, last
+        said = [line for line in proc.stderr.splitlines() if "instructir: error:" in line]
+        error = said[-1] if said else ""
+        return proc.returncode == 2 and "version of LibRaw" in error, error
 
     s.run(
         "instructir restore (a RAW file)",
@@ -328,7 +328,8 @@ def _check_heic(s: Smoke, cli: str, photo: Path) -> None:
 
     def restored_as_jpeg(proc):
         if proc.returncode != 0 or not restored.is_file():
-            return False, (proc.stderr.strip().splitlines() or [""])[-1]
+            said = [line for line in proc.stderr.splitlines() if "instructir: error:" in line]
+            return False, said[-1] if said else proc.stderr[-500:]
         with Image.open(restored) as im:
             return im.size == (96, 64) and im.format == "JPEG", {"output": im.size}
 
