@@ -66,9 +66,16 @@ class Smoke:
         return self.bundle / f"{name}{EXE}"
 
     def run(
-        self, name: str, argv: list[str], *, timeout: float, check: Check | None = None
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        timeout: float,
+        check: Check | None = None,
+        expect_rc: int = 0,
     ) -> dict:
-        """Run one step; check(result) returns (ok, detail) from the completed process."""
+        """Run one step; it passes when it exits with ``expect_rc`` and check(result), which
+        returns (ok, detail) from the completed process, agrees."""
         print(f"smoke: {name} ...", end=" ", flush=True)
         start = time.monotonic()
         step = {"name": name, "cmd": [Path(argv[0]).name, *argv[1:]]}
@@ -84,7 +91,7 @@ class Smoke:
                 timeout=timeout,
             )
             step["rc"] = proc.returncode
-            ok, detail = (proc.returncode == 0, None)
+            ok, detail = (proc.returncode == expect_rc, None)
             if ok and check is not None:
                 ok, detail = check(proc)
             step["ok"] = bool(ok)
@@ -303,13 +310,14 @@ def _check_raw(s: Smoke, cli: str, fake: Path) -> None:
     def answered_by_libraw(proc):
         said = [line for line in proc.stderr.splitlines() if "instructir: error:" in line]
         error = said[-1] if said else ""
-        return proc.returncode == 2 and "version of LibRaw" in error, error
+        return "version of LibRaw" in error, error
 
     s.run(
         "instructir restore (a RAW file)",
         [cli, "restore", str(fake), "-i", INSTRUCTION, "-o", str(fake.with_suffix(".tif"))],
         timeout=300,
         check=answered_by_libraw,
+        expect_rc=2,  # bad input: a one-line error
     )
 
 
