@@ -4,7 +4,9 @@
 
 Writes, in a temporary folder, one picture (a smooth gradient with fine noise, 3:2) as an sRGB
 JPEG, the same JPEG tagged Display P3 (the canvas shows it converted to sRGB), a DNG (LibRaw
-develops it) and, when pillow-heif is installed to write it, a HEIC; then times what the app's
+develops it) and, when pillow-heif is installed to write it, a HEIC of at most 11 MP (pillow-heif
+writes a picture as one HEVC image, which libde265 decodes only up to about 11 MP; phones write
+grids of 512 px tiles, which it decodes at any size); then times what the app's
 I/O thread does with each: ``app.files.open_bytes`` (decode, the preview levels, the display
 pyramid), best of ``--rounds``, with the peak resident memory of the process. One JSON line.
 """
@@ -24,6 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # dngfiles, iccprofiles: the tests' file writers
+
+
+HEIC_MAX_MP = 11.0
 
 
 def picture(megapixels: float) -> np.ndarray:
@@ -52,6 +57,8 @@ def files(rgb: np.ndarray, folder: Path) -> dict[str, Path]:
     except ImportError:
         return out
     out["heic"] = folder / "phone.heic"
+    if rgb.shape[0] * rgb.shape[1] > HEIC_MAX_MP * 1e6:
+        image = Image.fromarray((picture(HEIC_MAX_MP) * 255).astype(np.uint8))
     pillow_heif.from_pillow(image).save(out["heic"], quality=90)
     return out
 
@@ -75,8 +82,10 @@ def main() -> int:
                 opened = open_bytes(data, path.name, args.preview_edge)
                 best = min(best, time.perf_counter() - t0)
                 converted = opened.pyramid.to_screen is not None
+                opened_mp = opened.source.photo.width * opened.source.photo.height / 1e6
                 del opened
             report[kind] = {
+                "megapixels": round(opened_mp, 2),
                 "seconds": round(best, 2),
                 "file_mb": round(len(data) / 1e6, 1),
                 "shown_converted": converted,
