@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CancelledError, InstructIRError
-from .images import Photo, load_image
+from .images import Photo, header_size, load_image
 from .memory import memory_budget, photo_memory
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,7 @@ Save = Callable[[Photo, np.ndarray, Path], Path]
 
 def photo_size(path: Path) -> tuple[int, int] | None:
     """(w, h) from the file's header, without decoding; None when unreadable."""
-    from PIL import Image
-
-    from .rawfiles import is_raw_name, raw_size
-
-    try:
-        if is_raw_name(path.name):  # the header of a RAW file's preview is not the photo's
-            return raw_size(path.read_bytes(), path.name)
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # noqa: BLE001 - the decoder reports the problem properly
-        return None
+    return header_size(path)
 
 
 class _Gate:

@@ -157,15 +157,22 @@ def check_fits(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Non
     budget), so that a batch can say so before the model loads. A file that cannot be read
     is left to ``load_image``, which names what is wrong with it."""
     path = Path(path)
+    size = header_size(path)
+    if size is not None:  # a file that cannot be read is reported when the photo is loaded
+        _check_size(path.name, size, max_pixels)
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(w, h) of the photo a file holds, from its header, without decoding; None when the file
+    cannot be read. A RAW file's is the developed picture's, not its stored preview's."""
+    path = Path(path)
     try:
         if is_raw_name(path.name):
-            size = raw_size(path.read_bytes(), path.name)
-        else:
-            with open(path, "rb") as fp, _pillow_limit(None), Image.open(fp) as im:
-                size = im.size
-    except Exception:  # noqa: BLE001 - reported when the photo is loaded
-        return
-    _check_size(path.name, size, max_pixels)
+            return raw_size(path.read_bytes(), path.name)
+        with open(path, "rb") as fp, _pillow_limit(None), Image.open(fp) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - the decoder reports the problem properly
+        return None
 
 
 def load_image_bytes(data: bytes, *, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
