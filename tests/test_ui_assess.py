@@ -63,6 +63,15 @@ def test_opening_a_dark_grainy_photo_offers_its_fixes_in_order(
     assert session.document.layers[0].instruction == TASK_PROMPTS["lowlight"]
     assert not card.buttons["lowlight"].isEnabled() and card.buttons["denoise"].isEnabled()
 
+    # Undone, or deleted, the fix is offered again; redone, it is not.
+    idle(qtbot, window)
+    window.undo_action.trigger()
+    assert session.document.layers == [] and card.buttons["lowlight"].isEnabled()
+    window.redo_action.trigger()
+    assert not card.buttons["lowlight"].isEnabled()
+    session.remove_layer(session.document.layers[0].id)
+    assert card.buttons["lowlight"].isEnabled() and card.all_button.isEnabled()
+
 
 def test_apply_all_queues_every_fix_in_order(qtbot, make_window, tmp_path):
     window = make_window()

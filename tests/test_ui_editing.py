@@ -266,6 +266,57 @@ def test_double_click_edit_is_one_undo_step_and_keeps_the_chat_label(qtbot, make
     assert session.chat.get(message.id).chip == message.chip
 
 
+def test_an_edited_instruction_follows_the_chat_rules(qtbot, make_window, tmp_path):
+    from instructir_desktop.core.adjust import EXPOSURE_TASK
+
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png"))
+    session, doc = window.session, window.session.document
+    type_instruction(qtbot, window, "remove the grain")
+    qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=WAIT)
+    idle(qtbot, window)
+    layer = doc.layers[0]
+    steps = session.undo_stack.count()
+
+    # A request no fix carries out: the layer keeps its instruction and the banner says why.
+    session.edit_instruction(layer.id, "add film grain")
+    qtbot.waitUntil(lambda: "was not applied" in window.banner.text(), timeout=WAIT)
+    assert doc.layer(layer.id) == layer and session.undo_stack.count() == steps
+    apply = next(b for b in window.banner.buttons if b.text() == "Apply as Written")
+    apply.click()  # the user insists
+    qtbot.waitUntil(lambda: doc.layer(layer.id).instruction == "add film grain", timeout=WAIT)
+    assert session.undo_stack.count() == steps + 1 and doc.layer(layer.id).task != ""
+
+    # A request to darken becomes an exposure adjustment, as it does in the chat.
+    session.edit_instruction(layer.id, "make it darker")
+    qtbot.waitUntil(lambda: doc.layer(layer.id).instruction == "make it darker", timeout=WAIT)
+    edited = doc.layer(layer.id)
+    assert edited.task == EXPOSURE_TASK and edited.adjust is not None and edited.adjust < 0
+    assert "Adjustment: exposure −" in window.layers.list.item(0).text()
+    idle(qtbot, window)
+    window.undo_action.trigger()
+    assert doc.layer(layer.id).instruction == "add film grain"
+    assert doc.layer(layer.id).adjust is None
+
+
+def test_the_delete_key_deletes_the_selected_layer(qtbot, make_window, tmp_path):
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png"))
+    doc = window.session.document
+    type_instruction(qtbot, window, "remove the grain")
+    qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=WAIT)
+    idle(qtbot, window)
+    window.layers.list.setFocus()
+    window.layers.list.setCurrentRow(0)
+    qtbot.keyClick(window.layers.list, Qt.Key.Key_Delete)
+    assert doc.layers == []
+    window.undo_action.trigger()
+    assert len(doc.layers) == 1
+    window.layers.list.setCurrentRow(0)
+    qtbot.keyClick(window.layers.list, Qt.Key.Key_Backspace)
+    assert doc.layers == []
+
+
 def test_suggestions_when_empty_or_unclear(qtbot, make_window, tmp_path):
     window = make_window(min_confidence=0.99)  # the tiny pack's head is never this sure
     open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))

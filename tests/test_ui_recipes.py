@@ -194,9 +194,18 @@ def test_recent_recipe_offered_in_the_chat_adds_its_layers_in_one_undo_step(
         ("remove the noise", 1.0, False),
     ]
     assert not offer.isVisible()  # offered only while the photo has no layers
+    # Each layer's instruction is read for its label (the task), as a typed one is; the
+    # label outlives undo and redo, and reading it added no undo step.
+    doc = window.session.document
+    qtbot.waitUntil(lambda: all(la.task for la in doc.layers), timeout=WAIT)
+    tasks = [la.task for la in doc.layers]
+    assert window.session.task_title(tasks[0]) in window.layers.list.item(1).text()
     idle(qtbot, window)
     window.session.undo_stack.undo()
     assert window.session.document.layers == [] and offer.isVisible()
+    window.session.undo_stack.redo()
+    assert [la.task for la in doc.layers] == tasks
+    window.session.undo_stack.undo()
 
 
 def test_layers_with_masks_become_a_recipe_with_masks_beside_it(tmp_path):

@@ -252,3 +252,86 @@ def test_the_gimp_bridge_shares_the_app_model(qtbot, make_window):
     assert answer["results"][0]["task"] in session.catalog["tasks"]
     window.close()
     assert not session.bridge.running
+
+
+def test_a_failed_save_before_closing_keeps_the_window_and_forgets_the_close(
+    qtbot, make_window, answers, tmp_path
+):
+    replies, _given = answers
+    window = make_window()
+    open_photo(qtbot, window, photo_file(tmp_path / "a.png"))
+    add_layer(qtbot, window)
+    replies[0] = "save"
+    window.session.document.set_path(tmp_path / "gone" / "a.instructir")  # no such folder
+    with qtbot.waitSignal(window.session.saveFailed, timeout=WAIT):
+        window.close()
+    assert window.isVisible() and window.session.dirty
+    assert "could not be saved" in window.banner.text()  # the reason is on screen
+    # A later save is only a save: it does not carry out the abandoned close.
+    with qtbot.waitSignal(window.session.projectSaved, timeout=WAIT):
+        window.session.save_project(tmp_path / "kept.instructir")
+    qtbot.wait(200)
+    assert window.isVisible() and (tmp_path / "kept.instructir").is_file()
+
+
+def test_save_when_opening_another_photo_saves_then_opens_it(qtbot, make_window, answers, tmp_path):
+    replies, given = answers
+    window = make_window()
+    open_photo(qtbot, window, photo_file(tmp_path / "a.png"))
+    add_layer(qtbot, window)
+    replies[0] = "save"
+    window.session.document.set_path(tmp_path / "a.instructir")
+    with qtbot.waitSignal(window.session.documentOpened, timeout=WAIT):
+        window.open_path(photo_file(tmp_path / "b.png"))
+    assert given == ["asked"] and (tmp_path / "a.instructir").is_file()
+    assert window.session.document.source.name == "b.png"
+    assert window.session.document.layers == [] and not window.session.dirty
+
+
+def test_closing_with_an_export_unwritten_asks_and_can_wait_for_it(
+    qtbot, make_window, monkeypatch, tmp_path
+):
+    asked = []
+    reply = ["cancel"]
+    monkeypatch.setattr(dialogs, "ask_export_running", lambda *_: (asked.append(1), reply[0])[1])
+    window = make_window()
+    open_photo(qtbot, window, photo_file(tmp_path / "a.png", size=(96, 64)))
+    qtbot.waitUntil(lambda: window.session.scheduler.idle, timeout=WAIT)
+    out = tmp_path / "out.png"
+    window.session.export(out)
+    assert window.session.exporting
+    window.close()  # Cancel: the window stays, the export goes on
+    assert asked == [1] and window.isVisible()
+    qtbot.waitUntil(out.is_file, timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.session.exporting, timeout=WAIT)
+    window.close()  # nothing unwritten: no question
+    assert asked == [1] and not window.isVisible()
+
+    window = make_window()
+    open_photo(qtbot, window, photo_file(tmp_path / "a.png", size=(96, 64)))
+    add_layer(qtbot, window)
+    # A change the full resolution does not show yet: the export waits for its render.
+    window.session.set_strength(window.session.document.layers[0].id, 0.5)
+    assert window.session.scheduler.frame("full") is None
+    later = tmp_path / "later.png"
+    window.session.export(later)
+    reply[0] = "wait"
+    window.close()
+    assert asked == [1, 1] and window.isVisible()  # "Close When Written"
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT)
+    assert later.is_file()
+
+
+def test_stop_and_close_drops_an_export_waiting_for_its_render(
+    qtbot, make_window, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(dialogs, "ask_export_running", lambda *_: "stop")
+    window = make_window()
+    open_photo(qtbot, window, photo_file(tmp_path / "a.png", size=(96, 64)))
+    add_layer(qtbot, window)
+    window.session.set_strength(window.session.document.layers[0].id, 0.5)
+    window.session.export(tmp_path / "dropped.png")
+    window.close()
+    assert not window.isVisible()
+    qtbot.wait(300)
+    assert not (tmp_path / "dropped.png").exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from instructir_desktop.core.adjust import EXPOSURE_TASK
 from instructir_desktop.core.errors import CancelledError
 from instructir_desktop.core.images import Photo, save_image
 from instructir_desktop.core.outputs import plan_outputs
@@ -94,8 +95,15 @@ def add_recipe_layers(session, recipe: Recipe) -> int:
     takes_mask = "mask" in {f.name for f in dataclasses.fields(Layer)}
     layers = []
     for step in recipe.steps:
+        task, confidence = (EXPOSURE_TASK, 1.0) if step.adjust is not None else ("", 0.0)
         layer = Layer(
-            new_layer_id(), step.instruction, step.strength, step.enabled, "", 0.0, step.adjust
+            new_layer_id(),
+            step.instruction,
+            step.strength,
+            step.enabled,
+            task=task,
+            confidence=confidence,
+            adjust=step.adjust,
         )
         if step.mask is not None and takes_mask:
             size = (source.photo.width, source.photo.height)
@@ -105,10 +113,13 @@ def add_recipe_layers(session, recipe: Recipe) -> int:
                 session.warning.emit(warning)
         layers.append(layer)
     stack = session.undo_stack
+    added = []
     stack.beginMacro(f"Apply recipe “{recipe.name}”")
-    for layer in layers:
-        stack.push(commands.AddLayer(session.document, layer))
+    for layer in layers:  # each command takes its index from the stack as it is
+        added.append(commands.AddLayer(session.document, layer))
+        stack.push(added[-1])
     stack.endMacro()
+    session.read_tasks([c for c in added if not c.layer.task])  # for the layers' labels
     return len(layers)
 
 

@@ -4,6 +4,8 @@ follows from the document's change signals (and is instant when the cache holds 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
@@ -33,6 +35,14 @@ class AddLayer(QUndoCommand):
         super().__init__(f"Add “{_short(layer.instruction)}”")
         self.doc, self.layer = doc, layer
         self.index = len(doc.layers) if index is None else index
+
+    def set_reading(self, task: str, confidence: float) -> None:
+        """What the layer's instruction was read as, once known (a recipe's layers are added
+        before): kept for redo, and shown now unless the layer has changed since."""
+        self.layer = dataclasses.replace(self.layer, task=task, confidence=confidence)
+        doc, layer_id = self.doc, self.layer.id
+        if doc.has_layer(layer_id) and doc.layer(layer_id).instruction == self.layer.instruction:
+            doc.update_layer(layer_id, task=task, confidence=confidence)
 
     def redo(self) -> None:
         self.doc.insert_layer(self.index, self.layer)
@@ -108,7 +118,7 @@ class SetStrength(QUndoCommand):
 
 
 class EditInstruction(QUndoCommand):
-    """Replace a layer's instruction (the layer re-renders)."""
+    """Replace a layer's instruction and what it was read as (the layer re-renders)."""
 
     def __init__(
         self,
@@ -117,25 +127,18 @@ class EditInstruction(QUndoCommand):
         instruction: str,
         task: str = "",
         confidence: float = 0.0,
+        adjust: float | None = None,
     ) -> None:
         old = doc.layer(layer_id)
         super().__init__(f"Edit “{_short(old.instruction)}” → “{_short(instruction)}”")
         self.doc, self.layer_id = doc, layer_id
-        self.old = (old.instruction, old.task, old.confidence)
-        self.new = (instruction, task, confidence)
+        self.old = (old.instruction, old.task, old.confidence, old.adjust)
+        self.new = (instruction, task, confidence, adjust)
 
-    def set_intent(self, task: str, confidence: float) -> None:
-        """What the new instruction asks for, once read (after the push: no extra step)."""
-        instruction = self.new[0]
-        self.new = (instruction, task, confidence)
-        layer = self.doc.layer(self.layer_id) if self.doc.has_layer(self.layer_id) else None
-        if layer is not None and layer.instruction == instruction:
-            self._apply(self.new)
-
-    def _apply(self, values: tuple[str, str, float]) -> None:
-        instruction, task, confidence = values
+    def _apply(self, values: tuple[str, str, float, float | None]) -> None:
+        instruction, task, confidence, adjust = values
         self.doc.update_layer(
-            self.layer_id, instruction=instruction, task=task, confidence=confidence
+            self.layer_id, instruction=instruction, task=task, confidence=confidence, adjust=adjust
         )
 
     def redo(self) -> None:

@@ -65,9 +65,11 @@ class EditorSession(OpeningMixin, QObject):
     selectionChanged = Signal(str)
     dirtyChanged = Signal(bool)
     projectSaved = Signal(str)
+    saveFailed = Signal(str)
     exported = Signal(str)
     exportFailed = Signal(str)
     thumbnailChanged = Signal(str)  # layer id
+    editRefused = Signal(str, str, str)  # layer id, the new instruction, why it was not applied
     recoveryAvailable = Signal(object)  # list[Recoverable]
     suggestionsRequested = Signal()
 
@@ -105,7 +107,8 @@ class EditorSession(OpeningMixin, QObject):
         # the mask a layer made from the chat starts with (the UI's mask tools set it)
         self.new_layer_mask: Callable[[], np.ndarray | None] | None = None
         self._intent_jobs: dict[str, tuple[int, bool]] = {}
-        self._edit_jobs: dict[str, commands.EditInstruction] = {}  # intent job → its edit
+        self._edit_jobs: dict[str, tuple[str, str, bool]] = {}  # job → (layer, text, force)
+        self._label_jobs: dict[str, commands.AddLayer] = {}  # job → a layer added unread
         self._load_job = ""
         self._queue: deque[tuple[int, Layer]] = deque()
         self._pending_message = 0
@@ -117,9 +120,9 @@ class EditorSession(OpeningMixin, QObject):
         self.scheduler.pendingCancelled.connect(self._on_pending_cancelled)
         self.scheduler.thumbnailReady.connect(self._on_thumbnail)
         self.scheduler.failed.connect(self.error)
-        self.scheduler.waitersDropped.connect(
-            lambda reason: self.exportFailed.emit(f"The export was stopped: {reason}")
-        )
+        self._exports_waiting = 0  # exports waiting for the full-resolution render
+        self._exports_writing = 0  # exports on the I/O thread
+        self.scheduler.waitersDropped.connect(self._on_exports_dropped)
         self.document.layersChanged.connect(self._on_layers_changed)
         self.undo_stack.cleanChanged.connect(lambda _clean: self._emit_dirty())
         self.undo_stack.indexChanged.connect(lambda _i: self.autosaver.mark_dirty())
@@ -246,9 +249,13 @@ class EditorSession(OpeningMixin, QObject):
 
     def _on_intent(self, ev) -> None:
         edit = self._edit_jobs.pop(ev.job_id, None)
-        if edit is not None:  # an edited layer's instruction, read again for its chip
+        if edit is not None:
+            self._on_edit_read(ev, *edit)
+            return
+        added = self._label_jobs.pop(ev.job_id, None)
+        if added is not None:
             if isinstance(ev, Finished) and ev.result:
-                edit.set_intent(ev.result[0].task, float(ev.result[0].confidence))
+                added.set_reading(ev.result[0].task, float(ev.result[0].confidence))
             return
         message_id, force = self._intent_jobs.pop(ev.job_id, (0, False))
         if not message_id:
@@ -320,12 +327,13 @@ class EditorSession(OpeningMixin, QObject):
         """A request to darken: an exposure adjustment layer (no model), in the queue like any
         fix so that the order of a split message holds. The amount brings the photo's mean
         to middle grey, within 0.5..2 stops; the layer's strength weakens it."""
-        levels = self.scheduler.levels
-        image = levels[0].base if levels else self.document.source.photo.pixels
-        stops = darken_stops(image)
         title = self.task_title(EXPOSURE_TASK)
         self.chat.update(message_id, task=EXPOSURE_TASK, title=title, confidence=1.0)
-        self._enqueue(message_id, text, EXPOSURE_TASK, 1.0, adjust=stops)
+        self._enqueue(message_id, text, EXPOSURE_TASK, 1.0, adjust=self._darken_stops())
+
+    def _darken_stops(self) -> float:
+        levels = self.scheduler.levels
+        return darken_stops(levels[0].base if levels else self.document.source.photo.pixels)
 
     def _enqueue(
         self, message_id: int, text: str, task: str, confidence: float, adjust: float | None = None
@@ -429,16 +437,44 @@ class EditorSession(OpeningMixin, QObject):
         if abs(self.document.layer(layer_id).strength - strength) > 1e-6:
             self.undo_stack.push(commands.SetStrength(self.document, layer_id, strength, gesture))
 
-    def edit_instruction(self, layer_id: str, text: str) -> None:
-        """Replace a layer's instruction (one undo step); its task is read again for the chip."""
+    def edit_instruction(self, layer_id: str, text: str, *, force: bool = False) -> None:
+        """Replace a layer's instruction (one undo step) once the new text is read, with the
+        chat's rules: a request to darken becomes an exposure adjustment; one no fix carries
+        out, or one the model is unsure of, is not applied (``editRefused``) unless forced."""
         cleaned = " ".join(text.split())
+        if not self.document.has_layer(layer_id):
+            return
         if not cleaned or cleaned == self.document.layer(layer_id).instruction:
             return
-        # The layer re-renders at once; its task is unknown until the new text is read, and
-        # the read result completes this same undo step instead of adding one.
-        command = commands.EditInstruction(self.document, layer_id, cleaned)
-        self.undo_stack.push(command)
-        self._edit_jobs[self.worker.intent(cleaned, split=False)] = command
+        self._edit_jobs[self.worker.intent(cleaned, split=False)] = (layer_id, cleaned, force)
+
+    def _on_edit_read(self, ev, layer_id: str, text: str, force: bool) -> None:
+        if not self.document.has_layer(layer_id) or self.document.source is None:
+            return  # the layer went (undo, delete, another photo) while the text was read
+        if isinstance(ev, Failed):
+            self.error.emit(f"“{text}” could not be read: {ev.error}")
+            return
+        if not isinstance(ev, Finished) or not ev.result:
+            return
+        intent = ev.result[0]
+        if darkens(intent):
+            task, confidence, adjust = EXPOSURE_TASK, 1.0, self._darken_stops()
+        elif force or (not intent.note and intent.confidence >= self.settings.min_confidence):
+            task, confidence, adjust = intent.task, float(intent.confidence), None
+        else:
+            why = intent.note or "I am not sure what to fix."
+            self.editRefused.emit(layer_id, text, why)
+            return
+        self.undo_stack.push(
+            commands.EditInstruction(self.document, layer_id, text, task, confidence, adjust)
+        )
+
+    def read_tasks(self, added: list[commands.AddLayer]) -> None:
+        """Read the instructions of layers added without a reading (a recipe's), for their
+        labels; the rendering does not wait for it."""
+        for command in added:
+            job = self.worker.intent(command.layer.instruction, split=False)
+            self._label_jobs[job] = command
 
     def remove_layer(self, layer_id: str) -> None:
         self.undo_stack.push(commands.RemoveLayer(self.document, layer_id))
@@ -484,12 +520,16 @@ class EditorSession(OpeningMixin, QObject):
             self.projectSaved.emit(str(target))
             self.info.emit(f"Saved {Path(str(target)).name}.")
 
-        self.background.run(
-            self.background.io,
-            lambda: save_project(data, path),
-            saved,
-            lambda exc: self.error.emit(str(exc)),
-        )
+        def failed(exc: BaseException) -> None:
+            self.saveFailed.emit(str(exc))
+            self.error.emit(str(exc))
+
+        self.background.run(self.background.io, lambda: save_project(data, path), saved, failed)
+
+    @property
+    def exporting(self) -> bool:
+        """An export is waiting for its render or being written."""
+        return bool(self._exports_waiting or self._exports_writing)
 
     def export(
         self,
@@ -508,19 +548,33 @@ class EditorSession(OpeningMixin, QObject):
             self.info.emit("Rendering at full resolution before exporting…")
 
         def write(frame) -> None:
+            self._exports_waiting -= 1
+            self._exports_writing += 1
             self.background.run(
                 self.background.io,
                 lambda: export_photo(
                     source, frame.image, path, format=format, quality=quality, bit_depth=bit_depth
                 ),
-                lambda target: (
-                    self.exported.emit(str(target)),
-                    self.info.emit(f"Exported {Path(str(target)).name}."),
-                ),
-                lambda exc: (self.exportFailed.emit(str(exc)), self.error.emit(str(exc))),
+                written,
+                failed,
             )
 
+        def written(target: object) -> None:
+            self._exports_writing -= 1
+            self.exported.emit(str(target))
+            self.info.emit(f"Exported {Path(str(target)).name}.")
+
+        def failed(exc: BaseException) -> None:
+            self._exports_writing -= 1
+            self.exportFailed.emit(str(exc))
+            self.error.emit(str(exc))
+
+        self._exports_waiting += 1
         self.scheduler.when_full(write)
+
+    def _on_exports_dropped(self, reason: str) -> None:
+        self._exports_waiting = 0
+        self.exportFailed.emit(f"The export was stopped: {reason}")
 
     # Worker events
 

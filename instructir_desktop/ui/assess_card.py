@@ -68,6 +68,13 @@ class AssessmentCard(QFrame):
         self.all_button.setEnabled(True)
         self.all_button.setVisible(len(advice.suggested) > 1)
 
+    def sync(self, taken: set[str]) -> None:
+        """A fix is offered again once no layer (and no instruction on its way) does it: an
+        undone or deleted fix can be picked again."""
+        for task, button in self.buttons.items():
+            button.setEnabled(task not in taken)
+        self.all_button.setEnabled(any(b.isEnabled() for b in self.buttons.values()))
+
     def _pick(self, task: str) -> None:
         self.buttons[task].setEnabled(False)  # asked for: it becomes a layer
         self.picked.emit(task)

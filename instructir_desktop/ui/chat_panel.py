@@ -264,9 +264,7 @@ class ChatPanel(QWidget):
         self.assessment = AssessmentCard(self)  # what the photo suggests, before any typing
         self.assessment.picked.connect(self._pick)
         self.assessment.pickedAll.connect(lambda tasks: [self._pick(t) for t in tasks])
-        session.assessor.advice.connect(
-            lambda a: self.assessment.show_advice(a, self.session.catalog.get("titles"))
-        )
+        session.assessor.advice.connect(self._advice)
         layout.addWidget(self.assessment)
         self.suggestion_label = QLabel("Or pick what to fix:", self)
         self.suggestion_label.setObjectName("suggestionLabel")
@@ -288,6 +286,8 @@ class ChatPanel(QWidget):
         session.chat.added.connect(self._added)
         session.chat.changed.connect(self._changed)
         session.chat.cleared.connect(self._cleared)
+        session.chat.changed.connect(lambda _m: self._sync_assessment())
+        session.document.layersChanged.connect(self._sync_assessment)
         session.catalogReady.connect(self._catalog)
         session.selectionChanged.connect(self._selected)
         session.documentOpened.connect(self._refresh)
@@ -304,6 +304,16 @@ class ChatPanel(QWidget):
 
     def _pick(self, task: str) -> None:
         self.session.apply_task(task)
+
+    def _advice(self, advice) -> None:
+        self.assessment.show_advice(advice, self.session.catalog.get("titles"))
+        self._sync_assessment()
+
+    def _sync_assessment(self) -> None:
+        busy = ("thinking", "queued", "rendering")
+        taken = {layer.task for layer in self.session.document.layers}
+        taken |= {m.task for m in self.session.chat.messages if m.state in busy and m.task}
+        self.assessment.sync(taken)
 
     def _refresh(self) -> None:
         has_photo = self.session.has_photo

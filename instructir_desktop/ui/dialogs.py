@@ -26,7 +26,13 @@ from PySide6.QtWidgets import (
 
 from instructir_desktop.app.settings import SETTINGS, Settings
 
-__all__ = ["ExportDialog", "PreferencesDialog", "ask_unsaved_changes", "EXPORT_FORMATS"]
+__all__ = [
+    "ExportDialog",
+    "PreferencesDialog",
+    "ask_unsaved_changes",
+    "ask_export_running",
+    "EXPORT_FORMATS",
+]
 
 # format → (label, extension, bit depths it can hold, has quality)
 EXPORT_FORMATS = {
@@ -45,12 +51,13 @@ _EXTENSIONS = {
 }
 
 
-def ask_unsaved_changes(parent: QWidget, title: str) -> str:
-    """Ask what to do with unsaved changes: returns "save", "discard" or "cancel"."""
+def ask_unsaved_changes(parent: QWidget, title: str, doing: str = "closing") -> str:
+    """Ask what to do with unsaved changes before ``doing`` ("closing", "opening another
+    photo"): returns "save", "discard" or "cancel"."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Unsaved changes")
-    box.setText(f"Save the changes to “{title}” before closing?")
+    box.setText(f"Save the changes to “{title}” before {doing}?")
     box.setInformativeText("Your layers are lost if you don't save them as a project.")
     box.setStandardButtons(
         QMessageBox.StandardButton.Save
@@ -63,6 +70,28 @@ def ask_unsaved_changes(parent: QWidget, title: str) -> str:
         return "save"
     if answer == QMessageBox.StandardButton.Discard:
         return "discard"
+    return "cancel"
+
+
+def ask_export_running(parent: QWidget) -> str:
+    """Closing while an export is unwritten: returns "wait", "stop" or "cancel"."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Export not written yet")
+    box.setText("An export is still being rendered or written.")
+    box.setInformativeText(
+        "Close when it is written, or stop it and close now (no file is written)?"
+    )
+    wait = box.addButton("Close When Written", QMessageBox.ButtonRole.AcceptRole)
+    stop = box.addButton("Stop and Close", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(wait)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is wait:
+        return "wait"
+    if clicked is stop:
+        return "stop"
     return "cancel"
 
 

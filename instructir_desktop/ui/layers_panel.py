@@ -62,6 +62,7 @@ class LayerList(QListWidget):
     """A list whose rows can be dragged; reports the new order once a drop is done."""
 
     reordered = Signal(list)  # layer ids, top row first
+    deleteRequested = Signal()  # Delete or Backspace on a row
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,10 +73,22 @@ class LayerList(QListWidget):
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setIconSize(QSize(84, 40))  # the result, and the mask beside it when there is one
+        self.setMinimumHeight(112)  # two whole rows however small the window
         self.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
             | QAbstractItemView.EditTrigger.EditKeyPressed
         )
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if (
+            event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+            and self.state() != QAbstractItemView.State.EditingState
+            and self.currentItem() is not None
+        ):
+            self.deleteRequested.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().dropEvent(event)
@@ -104,6 +117,7 @@ class LayersPanel(QWidget):
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.reordered.connect(self._reordered)
         self.list.delegate.edited.connect(self._edited)
+        self.list.deleteRequested.connect(self.delete_current)
         layout.addWidget(self.list, 1)
         self.empty = QLabel("No layers yet. Each instruction you send becomes a layer.", self)
         self.empty.setWordWrap(True)
@@ -133,6 +147,7 @@ class LayersPanel(QWidget):
         self.edit_button.clicked.connect(self.edit_current)
         self.delete_button = QPushButton("Delete", self)
         self.delete_button.setObjectName("deleteLayer")
+        self.delete_button.setToolTip("Delete the layer (or press Delete on its row).")
         self.delete_button.clicked.connect(self.delete_current)
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.delete_button)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,10 @@ class MainWindow(QMainWindow):
         self.torch_at_show: bool | None = None
         self.ask_before_close = True  # the self-test closes without asking
         self._startup_probe = startup_probe
-        self._closing = False
+        self._closing = False  # the user has answered for the unsaved changes
         self._shut_down = False
-        self._close_after_save = False
+        self._after_save: Callable[[], None] | None = None  # what a save was asked before
+        self._close_when_exported = False
         self._offered_official = False
         self._icons: list[tuple[object, str]] = []
         self.setWindowIcon(icon("app"))
@@ -261,6 +263,10 @@ class MainWindow(QMainWindow):
         s.document.pathChanged.connect(self._update_title)
         s.recoveryAvailable.connect(self._offer_recovery)
         s.projectSaved.connect(self._saved)
+        s.saveFailed.connect(lambda _e: setattr(self, "_after_save", None))
+        s.editRefused.connect(self._edit_refused)
+        s.exported.connect(lambda _p: self._export_settled(False))
+        s.exportFailed.connect(lambda _e: self._export_settled(True))
         s.scheduler.frameReady.connect(self._frame_ready)
         s.scheduler.activityChanged.connect(lambda _a: self._update_notice())
         self.chat.modelsRequested.connect(self.show_models)
@@ -312,16 +318,24 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             event.accept()
             return
-        if self.session.dirty and not self._closing and self.ask_before_close:
+        if self.ask_before_close and self.session.dirty and not self._closing:
             answer = dialogs.ask_unsaved_changes(self, self.session.document.title)
             if answer == "cancel":
                 event.ignore()
                 return
             if answer == "save":
                 event.ignore()
-                self._close_after_save = True
-                if not self.save():
-                    self._close_after_save = False
+                self._save_then(self._close_confirmed)
+                return
+            self._closing = True
+        if self.ask_before_close and self.session.exporting:
+            answer = dialogs.ask_export_running(self)
+            if answer != "stop":
+                event.ignore()
+                self._closing = False
+                if answer == "wait":
+                    self._close_when_exported = True
+                    self.statusBar().showMessage("Closing once the export is written…")
                 return
         self.settings.set("window_geometry", bytes(self.saveGeometry().data()))
         self.settings.set("window_state", bytes(self.saveState().data()))
@@ -329,6 +343,20 @@ class MainWindow(QMainWindow):
         QApplication.instance().removeEventFilter(self)
         self.session.shutdown()
         event.accept()
+
+    def _close_confirmed(self) -> None:
+        self._closing = True
+        self.close()
+
+    def _export_settled(self, failed: bool) -> None:
+        """An export ended: close now if the user asked to once it is written."""
+        if not self._close_when_exported:
+            return
+        if failed:  # the error is on screen: stay open
+            self._close_when_exported = False
+        elif not self.session.exporting:
+            self._close_when_exported = False
+            self._close_confirmed()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         """Hold \\ for the original wherever the focus is, unless it is typed into text."""
@@ -364,18 +392,27 @@ class MainWindow(QMainWindow):
 
     # File actions
 
-    def _may_replace(self) -> bool:
-        """Ask before replacing a document with unsaved changes."""
+    def _may_replace(self, again: Callable[[], None]) -> bool:
+        """Ask before replacing a document with unsaved changes; ``again`` runs once a
+        save the user chose here has succeeded."""
         if not self.session.dirty:
             return True
-        answer = dialogs.ask_unsaved_changes(self, self.session.document.title)
+        answer = dialogs.ask_unsaved_changes(
+            self, self.session.document.title, "opening another photo"
+        )
         if answer == "save":
-            self.save()
-            return False  # open again once saved
+            self._save_then(again)
+            return False
         return answer == "discard"
 
+    def _save_then(self, then: Callable[[], None]) -> None:
+        """Save the project, then ``then()``; nothing follows a failed or abandoned save."""
+        self._after_save = then
+        if not self.save():
+            self._after_save = None
+
     def open_path(self, path: Path) -> None:
-        if self._may_replace():
+        if self._may_replace(lambda: self.open_path(path)):
             self.settings.set("last_folder", str(Path(path).parent))
             self.session.open_path(path)
 
@@ -395,7 +432,7 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.banner.show_message("The clipboard holds no photo.", "info", timeout_ms=5000)
             return
-        if self._may_replace():
+        if self._may_replace(self.paste):
             rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)
             array = (
                 np.frombuffer(rgba.constBits(), np.uint8)
@@ -429,10 +466,9 @@ class MainWindow(QMainWindow):
         return True
 
     def _saved(self, _path: str) -> None:
-        if self._close_after_save:
-            self._close_after_save = False
-            self._closing = True
-            self.close()
+        then, self._after_save = self._after_save, None
+        if then is not None:
+            then()
 
     def export_dialog(self) -> None:
         source = self.session.document.source
@@ -550,11 +586,28 @@ class MainWindow(QMainWindow):
             f"(autosaved at {when})?",
             "warning",
             [
-                ("Recover", lambda: self.session.recover(item)),
+                ("Recover", lambda: self._recover(item)),
                 ("Discard", lambda: [i.discard() for i in items]),
             ],
             tag="recovery",
         )
+
+    def _edit_refused(self, layer_id: str, text: str, why: str) -> None:
+        """An edited instruction that the chat would not apply either: say so, offer it."""
+
+        def apply() -> None:
+            self.session.edit_instruction(layer_id, text, force=True)
+
+        self.banner.show_message(
+            f"The layer keeps its instruction: “{text}” was not applied. {why}",
+            "warning",
+            [("Apply as Written", apply)],
+            tag="edit",
+        )
+
+    def _recover(self, item) -> None:
+        if self._may_replace(lambda: self._recover(item)):
+            self.session.recover(item)
 
     def _setting_changed(self, name: str, value) -> None:
         if name == "theme":
