@@ -58,30 +58,36 @@ def _line(path: Path, result) -> str:
     return f"{path}: {result.summary()} Fix: {', then '.join(result.suggested)}."
 
 
+_NO_MEMORY = "not enough memory to open this photo; close other programs and try again"
+
+
 def cmd_assess(args) -> int:
     """Assess each photo; one JSON object or one readable line per photo on stdout."""
     from .core.assess import default_assessor
-    from .core.images import load_image
+    from .core.images import check_fits, load_image
     from .core.outputs import collect_inputs
 
     inputs = collect_inputs(args.inputs)
     assessor = default_assessor()
-    status = 0
+    status = assessed = 0
     for src in inputs:
         try:
+            check_fits(src)  # the memory budget, from the header, before decoding
             result = assessor.assess(load_image(src).pixels)
-        except InstructIRError as exc:
+        except (InstructIRError, MemoryError) as exc:
             # A file we cannot read is bad input (2), as for restore; anything else failed (1).
             status = max(status, 2 if isinstance(exc, UnsupportedImageError) else 1)
+            error = str(exc) if isinstance(exc, InstructIRError) else _NO_MEMORY
             if args.json:
-                print(json.dumps({"path": str(src), "error": str(exc)}), flush=True)
-            print(f"instructir: error: {src}: {exc}", file=sys.stderr)
+                print(json.dumps({"path": str(src), "error": error}), flush=True)
+            print(f"instructir: error: {src}: {error}", file=sys.stderr)
             continue
+        assessed += 1
         if args.json:
             print(json.dumps(result.to_dict(str(src)), ensure_ascii=False), flush=True)
         else:
             print(_line(src, result), flush=True)
-    return status
+    return 1 if status == 2 and assessed else status  # some were assessed: a partial failure
 
 
 def add_parser(sub) -> None:

@@ -30,12 +30,14 @@ def _note(text: str) -> None:
 def run_photos(plans: list, out: Any, process: PhotoFn, *, quality: int, pack: str) -> int:
     """Restore each (input, output) pair with ``process`` on this thread while the next photo
     is decoded and the previous one written; events and lines as `restore` prints them.
-    Returns the exit status: 0, 1 (a photo failed) or 2 (a photo could not be read)."""
+    Returns the exit status: 0; 1 when a photo failed (or could not be read while others
+    were restored); 2 when no photo was restored because none could be read."""
     from .core.batch import run_batch
     from .core.images import save_image
     from .core.jobs import Progress
 
     status = [0]
+    restored = [0]
 
     def work(_i: int, src: Path, photo: Photo) -> np.ndarray | None:
         if photo.frames > 1:
@@ -59,7 +61,8 @@ def run_photos(plans: list, out: Any, process: PhotoFn, *, quality: int, pack: s
         return save_image(photo.with_pixels(pixels), dst, quality=quality)
 
     def report(result) -> None:
-        if result.skipped:
+        if result.skipped:  # nothing to apply (-i auto on a clean photo): no file written
+            out.event(event="result", input=str(result.source), ok=True, skipped=True)
             return
         if not result.ok:
             cls = getattr(errors, result.error_type, None)
@@ -77,9 +80,12 @@ def run_photos(plans: list, out: Any, process: PhotoFn, *, quality: int, pack: s
             seconds=round(result.seconds, 3),
             pack=pack,
         )
+        restored[0] += 1
         out.info(f"{result.source} -> {result.output} ({result.seconds:.1f} s)")
 
     run_batch(plans, work, save, report)
+    if status[0] == EXIT_USAGE and restored[0]:
+        return 1  # some photos were restored: a partial failure, not a refused command
     return status[0]
 
 
@@ -170,7 +176,9 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         print(json.dumps({"name": recipe.name, **recipe.to_dict()}))
         return 0
     pack = f" (model {recipe.pack})" if recipe.pack else ""
-    print(f"Recipe '{recipe.name}'{pack}: {len(recipe.steps)} steps, applied in this order")
+    n = len(recipe.steps)
+    steps = f"{n} steps, applied in this order" if n != 1 else "1 step"
+    print(f"Recipe '{recipe.name}'{pack}: {steps}")
     for line in describe_recipe(recipe):
         print(f"  {line}")
     return 0

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .core.errors import InstructIRError, UnclearInstructionError
+from .core.errors import EmptyInstructionError, InstructIRError, UnclearInstructionError
 from .core.packs import DEFAULT_MIN_CONFIDENCE
 
 __all__ = ["main"]
@@ -163,11 +163,13 @@ def cmd_restore(args) -> int:
     for text in [] if auto else args.instruction:
         whole = queue.run(JobKind.INTENT, IntentRequest(text, split=False))[0]
         plan = [whole] if args.no_split else queue.run(JobKind.INTENT, IntentRequest(text))
+        out.event(event="plan", instruction=text, steps=[i.to_dict() for i in plan])
         if plan != [whole]:
-            out.event(event="plan", instruction=text, steps=[i.to_dict() for i in plan])
             listed = ", then ".join(f"{i.task} ({i.text!r})" for i in plan)
             fixes = f"{len(plan)} fixes, applied in this order" if len(plan) > 1 else "applied as"
             out.info(f"{text!r}: {fixes}: {listed}")
+        elif not asks_to_darken(whole.text):
+            out.info(f"{text!r}: {whole.task} ({whole.confidence * 100:.0f}% sure)")
         # A request to darken is answered with an exposure adjustment (no task darkens).
         darken = [i for i in plan if asks_to_darken(i.text)]
         for intent in darken:
@@ -257,18 +259,29 @@ def cmd_intent(args) -> int:
     manifest = PackManifest.load(folder / MANIFEST_NAME)
     verify_pack_files(manifest, folder)  # a damaged head would read instructions wrongly
     encoder = InstructionEncoder(manifest, folder)
+    refused = 0
     for text in args.text:
-        row = encoder.intent_row(text)
+        try:
+            row = encoder.intent_row(text)
+        except EmptyInstructionError as exc:  # one bad text does not hide the others' readings
+            print(f"instructir: error: {exc}", file=sys.stderr, flush=True)
+            refused += 1
+            continue
         if args.json:
             print(json.dumps(row), flush=True)
             continue
-        print(f"{row['task']:<9} {row['confidence'] * 100:5.1f}%  {row['text']}")
-        for step in row.get("steps", ()):  # what restore applies, when not the whole
+        steps = row.get("steps", ())  # what restore applies, when not the whole as one
+        if steps:
+            count = f"{len(steps)} step{'s' if len(steps) > 1 else ''}:"
+            print(f"{count:<16}  {row['text']}")
+        else:
+            print(f"{row['task']:<9} {row['confidence'] * 100:5.1f}%  {row['text']}")
+        for step in steps:
             print(f"  step: {step['task']:<9} {step['confidence'] * 100:5.1f}%  {step['text']}")
-        notes = [r["note"] for r in (row, *row.get("steps", ())) if r.get("note")]
+        notes = [r["note"] for r in (row, *steps) if r.get("note")]
         if notes:
             print(f"  note: {notes[0]}")
-    return 0
+    return 2 if refused else 0
 
 
 def cmd_models(args) -> int:

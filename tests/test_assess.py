@@ -222,8 +222,10 @@ def test_assess_bad_files_are_one_line_errors(capsys, photos, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     code, out, err = run(capsys, "assess", str(broken), str(photos / "clean.png"))
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "broken.jpg" in err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "broken.jpg" in err
     assert out.startswith(str(photos / "clean.png"))  # the good photo is still assessed
+    code, out, err = run(capsys, "assess", str(broken))  # alone: bad input, nothing done
+    assert code == 2 and out == ""
     code, out, err = run(capsys, "assess", str(tmp_path / "nope.png"))
     assert code == 2 and "not found" in err and len(err.strip().splitlines()) == 1
 
@@ -250,8 +252,10 @@ def test_restore_auto_applies_the_suggested_fixes_in_order(capsys, installed, ph
     assert [s["task"] for s in night["steps"]][:2] == ["lowlight", "denoise"]
     assert all(s["text"] == TASK_PROMPTS[s["task"]] for s in night["steps"])
     assert plans[str(photos / "clean.png")]["steps"] == []
-    results = [e for e in events if e["event"] == "result"]
-    assert [r["input"] for r in results] == [str(photos / "night.png")]
+    results = {e["input"]: e for e in events if e["event"] == "result"}
+    assert set(results) == {str(photos / "night.png"), str(photos / "clean.png")}
+    assert results[str(photos / "clean.png")]["skipped"]  # one result per input, always
+    assert "skipped" not in results[str(photos / "night.png")]
     assert (out_dir / "night.png").exists() and not (out_dir / "clean.png").exists()
 
 
@@ -323,3 +327,15 @@ def test_bridge_assess_needs_the_token_and_an_image(bridge, photos):
     status, answer = post(bridge, "/assess", {"image": image})
     assert status == 200 and answer["suggested"] == [] and answer["steps"] == []
     assert answer["summary"] == "Nothing obvious to fix."
+
+
+def test_assess_goes_on_past_a_photo_beyond_the_memory_budget(capsys, photos, monkeypatch):
+    from PIL import Image
+
+    big = photos / "big.png"
+    Image.new("RGB", (1600, 1200)).save(big)  # about 108 MB to edit; the budget is 64 MB
+    monkeypatch.setenv("INSTRUCTIR_MEMORY_BUDGET_MB", "64")
+    code, out, err = run(capsys, "assess", str(big), str(photos / "night.png"), "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and "big.png" in err and "memory budget" in rows[0]["error"]
+    assert rows[1]["path"] == str(photos / "night.png") and "error" not in rows[1]

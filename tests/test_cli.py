@@ -314,7 +314,8 @@ def test_a_message_asking_for_several_fixes_becomes_steps(capsys, photos, tmp_pa
 
     code, out, err = run(capsys, *args, "--no-split", "-o", str(tmp_path / "whole.png"))
     assert code == 0, err
-    assert not any(json.loads(line)["event"] == "plan" for line in out.splitlines())
+    plan = [e for e in map(json.loads, out.splitlines()) if e["event"] == "plan"]
+    assert [s["text"] for s in plan[0]["steps"]] == ["it's too dark and grainy"]
 
     from instructir_desktop.core.packs import LITE_ID
     from instructir_desktop.core.resources import resource_path
@@ -330,3 +331,74 @@ def test_a_message_asking_for_several_fixes_becomes_steps(capsys, photos, tmp_pa
     assert out.count("step:") == 2 and "step: lowlight" in out and "step: denoise" in out
     code, out, err = run(capsys, "intent", "--json", "brighten it, but do not sharpen")
     assert [s["task"] for s in json.loads(out)["steps"]] == ["lowlight"]
+
+
+@pytest.mark.parametrize(
+    "text, tasks",
+    [
+        ("too dark but don't denoise", ["lowlight"]),
+        ("too dark, and don’t denoise", ["lowlight"]),  # a curly apostrophe
+        ("dark but not noisy", ["lowlight"]),
+        ("the noise is fine but it's too dark", ["lowlight"]),
+        ("too dark but keep the grain", ["lowlight"]),
+        ("too dark, and no denoising", ["lowlight"]),
+        ("brighten it while keeping the grain", ["lowlight"]),
+        ("remove the noise - it's too dark", ["denoise", "lowlight"]),
+    ],
+)
+def test_what_not_to_do_is_never_applied(capsys, text, tasks):
+    """On the bundled pack: the part that says what to leave alone is set aside, whether it
+    follows a comma, "but", "while" or a dash (the model alone reads "don't denoise" as
+    denoising)."""
+    code, out, err = run(capsys, "intent", "--json", "--model", "instructir-lite", text)
+    assert code == 0, err
+    assert [s["task"] for s in json.loads(out)["steps"]] == tasks
+
+
+def test_a_message_that_only_says_what_not_to_do_is_refused(capsys, photos, tmp_path):
+    out_file = tmp_path / "out.png"
+    for text in ("don't denoise", "it is not noisy", "do not sharpen it"):
+        code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", text,
+                           "-o", str(out_file), "--model", "instructir-lite",
+                           "--min-confidence", "0.5")  # fmt: skip
+        assert code == 2 and "says what to leave alone" in err, (text, err)
+        assert not out_file.exists()
+    # "it's grainy but I like it" has nothing to set aside: one request, as the model reads it
+    code, out, _ = run(capsys, "intent", "--json", "--model", "instructir-lite",
+                       "it's grainy but I like it")  # fmt: skip
+    assert code == 0 and "steps" not in json.loads(out) and "note" not in json.loads(out)
+
+
+def test_every_instruction_gets_a_plan_event_and_a_line_saying_what_it_applies(
+    capsys, installed, photos, tmp_path
+):
+    args = ["restore", str(photos / "a.png"), "-i", "too dark", "--model", installed]
+    code, out, err = run(capsys, *args, "-o", str(tmp_path / "a.png"), "--json")
+    assert code == 0, err
+    plans = [e for e in map(json.loads, out.splitlines()) if e["event"] == "plan"]
+    assert len(plans) == 1 and [s["text"] for s in plans[0]["steps"]] == ["too dark"]
+    code, out, err = run(capsys, *args, "-o", str(tmp_path / "b.png"))
+    task = plans[0]["steps"][0]["task"]
+    assert code == 0 and out.startswith(f"'too dark': {task} (")
+
+
+def test_intent_reads_every_text_even_after_a_bad_one(capsys):
+    code, out, err = run(capsys, "intent", "--model", "instructir-lite", "too dark", "🙂",
+                         "remove the noise")  # fmt: skip
+    assert code == 2 and "has no words" in err
+    assert [line.split()[0] for line in out.splitlines()] == ["lowlight", "denoise"]
+
+
+def test_control_characters_in_an_instruction_are_not_passed_on(capsys):
+    code, out, _ = run(capsys, "intent", "--json", "--model", "instructir-lite",
+                       "too dark\x1b]0;title\x07\u200b")  # fmt: skip
+    assert code == 0 and json.loads(out)["text"] == "too dark ]0;title"
+    assert "\x1b" not in out and "\\u001b" not in out
+
+
+def test_an_output_name_that_contradicts_format_is_refused(capsys, installed, photos, tmp_path):
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "x.tif"), "--format", "png",
+                       "--model", installed)  # fmt: skip
+    assert code == 2 and "'x.tif' is a TIFF file name but --format asks for PNG" in err
+    assert not (tmp_path / "x.tif").exists()

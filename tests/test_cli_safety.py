@@ -155,15 +155,23 @@ def test_an_unknown_model_is_not_offered_for_download(capsys, tmp_path):
     assert code == 2 and "no model pack 'nosuch'" in line and "download nosuch" not in line
 
 
-def test_a_corrupt_input_exits_2_and_the_good_one_is_written(capsys, tmp_path, installed):
+def test_a_corrupt_input_among_good_ones_exits_1_and_the_good_one_is_written(
+    capsys, tmp_path, installed
+):
     folder = tmp_path / "in"
     save(folder / "good.png")
     (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "._good.png").write_bytes(b"\0\5\26\7 AppleDouble")  # macOS leaves these
+    (folder / "sub.png").mkdir()  # a folder with an image's name is not an input
     code, _, err = run(capsys, "restore", folder, "-i", "denoise", "-o", tmp_path / "out",
                        "--model", installed, "--device", "cpu")  # fmt: skip
+    assert code == 1 and "bad.jpg" in err  # a partial failure: one photo was restored
+    assert "._good" not in err and "sub.png" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+    # Alone, the unreadable file is bad input: nothing was done.
+    code, _, err = run(capsys, "restore", folder / "bad.jpg", "-i", "denoise",
+                       "-o", tmp_path / "out2", "--model", installed)  # fmt: skip
     assert code == 2 and "bad.jpg" in err
-    assert (tmp_path / "out" / "good.png").is_file()
-    assert not (tmp_path / "out" / "bad.jpg").exists()
 
 
 def test_anything_unexpected_is_one_line_and_a_log(capsys, tmp_path, monkeypatch):

@@ -352,7 +352,7 @@ def test_cli_corrupt_photo_among_good_ones(capsys, installed, photos, tmp_path):
         capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(tmp_path / "r"),
         "--device", "cpu", "--json",
     )  # fmt: skip
-    assert code == 2
+    assert code == 1  # the others were restored: a partial failure
     results = {
         json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line)["ok"]
         for line in out.splitlines()

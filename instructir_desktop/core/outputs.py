@@ -27,12 +27,21 @@ class OutputPathError(InstructIRError):
 
 
 def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
-    """The image files named, with folders expanded to the images directly inside them."""
+    """The image files named, with folders expanded to the images directly inside them (not
+    hidden files such as the "._photo.jpg" that macOS leaves on memory cards)."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in READABLE_EXTENSIONS))
+            found.extend(
+                sorted(
+                    q
+                    for q in p.iterdir()
+                    if q.suffix.lower() in READABLE_EXTENSIONS
+                    and not q.name.startswith(".")
+                    and q.is_file()
+                )
+            )
         elif p.exists():
             found.append(p)
         else:
@@ -108,10 +117,18 @@ def plan_outputs(
             ) from None
     elif not target.parent.exists():
         raise OutputPathError(f"the output folder '{target.parent}' does not exist")
+    folder = target if into_folder else target.parent
+    if not os.access(folder, os.W_OK | os.X_OK):  # found now, not after the first restore
+        raise OutputPathError(f"cannot write into the folder '{folder}': permission denied")
     plans = []
     for src in inputs:
         dst = target / f"{src.stem}{_extension(src, fmt)}" if into_folder else target
-        format_for_path(dst)  # an output type we cannot write is refused now
+        kind = format_for_path(dst)  # an output type we cannot write is refused now
+        if fmt and not into_folder and kind != format_for_path(f"x{_extension(src, fmt)}"):
+            raise OutputPathError(
+                f"'{dst.name}' is a {kind} file name but --format asks for {fmt.upper()}; "
+                "change the extension or leave --format out"
+            )
         plans.append((src, dst))
     _refuse_clashes(plans)
     return plans

@@ -6,6 +6,7 @@ import importlib
 import json
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,11 +43,17 @@ MAX_INSTRUCTION_CHARS = 1000
 COMPOUND_CONFIDENCE = 0.9
 """How sure the head must be of each part of "it's dark and grainy" to split it into steps."""
 
-# Where one request ends and the next begins: punctuation, "and", "then", "also", "plus"...
+# Where one request ends and the next begins: punctuation, a dash, "and", "then", "also",
+# "plus"...
 _CLAUSE_BREAK = re.compile(
-    r"\s*(?:[,;!?]+|\.(?:\s|$)|\s+(?:and\s+then|and\s+also|and|then|also|plus|&|as\s+well\s+as)\s+)"
-    r"\s*",
+    r"\s*(?:[,;!?]+|\.(?:\s|$)|\s+-+\s+|\s+(?:and\s+then|and\s+also|and|then|also|plus|&|"
+    r"as\s+well\s+as)\s+)\s*",
     re.IGNORECASE,
+)
+# A turn inside a part: "too dark but don't denoise", "the noise is fine but it's too dark".
+# Only a side that asks for nothing is split off ("it's grainy but I like it" stays whole).
+_CONTRAST = re.compile(
+    r"(\s+(?:but|while|though|although|however|yet|except|just)\s+)", re.IGNORECASE
 )
 # Set phrases whose "and" joins one thing, not two requests.
 _BOUND_PAIRS = ("black white", "salt pepper", "before after", "back forth", "up down", "pros cons",
@@ -58,26 +65,47 @@ _BOUND_PHRASES = re.compile(
 )
 _LEADING_CONNECTOR = re.compile(r"^(?:(?:and|then|also|plus|please|pls|but|so)\s+)+", re.IGNORECASE)
 # A part that asks for nothing to be done: what to leave alone ("but do not sharpen", "keep
-# the colours") or how the photo was taken ("shot at night, remove the grain").
+# the colours", "no denoising", "not too much") or how the photo was taken ("shot at night,
+# remove the grain"). Apostrophes may be typed straight or curly.
 _NOT_A_REQUEST = re.compile(
-    r"^(?:just\s+)?(?:don'?t|do\s+not|never|no\s+need|without|avoid|keep|leave|preserve)\b"
+    r"^(?:just\s+|please\s+)?(?:don['’]?t|do\s+not|never|no\s+need|without|avoid(?:ing)?|"
+    r"keep(?:ing)?|leav(?:e|ing)|preserv(?:e|ing)|retain(?:ing)?)\b"
+    r"|^no\s+\w+ing\b|^not\s+(?:too|so|that)\s+(?:much|strong(?:ly)?|heavy|heavily|hard|"
+    r"aggressive(?:ly)?)\b"
     r"|^(?:(?:this|it)\s+(?:was|is|got)\s+)?(?:taken|shot|captured|photographed|snapped)\b",
     re.IGNORECASE,
 )
 # A part that says a flaw is *not* there: "it's not too dark, just noisy", "not blurry, only
 # grainy", "the colours are fine". ("not sharp", "not bright enough" do ask for something.)
 _NEGATED_FLAW = re.compile(
-    r"\b(?:not|isn'?t|aren'?t|wasn'?t|no\s+longer)\s+(?:(?:too|very|that|so|really|overly|"
-    r"particularly|at\s+all)\s+)*(?:dark|dim|blurr?y|blurred|noisy|grainy|hazy|foggy|misty|"
-    r"rainy|wet|small|tiny|pixelated|dull|flat|washed[\s-]out|(?:under|over)[\s-]?exposed|"
+    r"\b(?:not|isn['’]?t|aren['’]?t|wasn['’]?t|no\s+longer)\s+(?:(?:too|very|that|so|really|"
+    r"overly|particularly|at\s+all)\s+)*(?:dark|dim|blurr?y|blurred|noisy|grainy|hazy|foggy|"
+    r"misty|rainy|wet|small|tiny|pixelated|dull|flat|washed[\s-]out|(?:under|over)[\s-]?exposed|"
     r"soft)\b"
-    r"|\b(?:not|isn'?t|aren'?t)\s+(?:too|overly)\s+bright\b"
+    r"|\b(?:not|isn['’]?t|aren['’]?t)\s+(?:too|overly)\s+bright\b"
     r"|\b(?:brightness|exposure|sharpness|focus|colou?rs?|noise|grain|size|resolution|"
     r"white\s+balance|contrast|tones?)\s+(?:is|are|looks?|seems?)\s+(?:fine|ok(?:ay)?|good|"
     r"great|perfect|alright|right)\b"
     r"|^no\s+(?:blur|noise|grain|haze|fog|rain)\b",
     re.IGNORECASE,
 )
+NOTHING_ASKED_NOTE = (
+    "This says what to leave alone (or that a flaw is not there), not what to fix, so nothing "
+    "is applied. Say what is wrong with the photo, e.g. 'too dark' or 'remove the noise'."
+)
+
+
+def _asks_nothing(clause: str) -> bool:
+    return bool(_NOT_A_REQUEST.match(clause) or _NEGATED_FLAW.search(clause))
+
+
+def asks_for_nothing(text: str) -> bool:
+    """Every part of the text says what not to do or which flaw is absent ("don't denoise",
+    "it is not noisy", "keep the grain")."""
+    clauses = split_clauses(text)
+    return bool(clauses) and all(_asks_nothing(c) for c in clauses)
+
+
 # "Too bright": none of the seven tasks darkens a photo (low light brightens; colour and tone
 # correction was measured to brighten an overexposed photo further too), and sentence
 # embeddings read "too bright" and "too dark" as one topic, so the model would confidently
@@ -146,6 +174,8 @@ def clean_instruction(text: str, *, words: bool = False) -> str:
         raise EmptyInstructionError(
             "The instruction contains bytes that are not valid text (UTF-8); type it again."
         )
+    # Control characters (terminal escapes, zero-width marks) are not words: spaces.
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
     cleaned = " ".join(text.split())
     if not cleaned:
         raise EmptyInstructionError(
@@ -167,7 +197,25 @@ def split_clauses(text: str) -> list[str]:
     glued = _BOUND_PHRASES.sub(lambda m: m.group(0).replace(" ", "\0"), text)
     parts = (p.replace("\0", " ").strip(" .,;:-") for p in _CLAUSE_BREAK.split(glued))
     parts = (_LEADING_CONNECTOR.sub("", p) for p in parts)
-    return [p for p in parts if any(ch.isalpha() for ch in p)]
+    clauses = []
+    for part in parts:
+        clauses.extend(_split_contrast(part))
+    return [p for p in clauses if any(ch.isalpha() for ch in p)]
+
+
+def _split_contrast(part: str) -> list[str]:
+    """The part with each side of a turn that asks for nothing split off after it."""
+    pieces = _CONTRAST.split(part)
+    sides, turns = pieces[0::2], pieces[1::2]
+    idle = [_asks_nothing(_LEADING_CONNECTOR.sub("", side.strip())) for side in sides]
+    if len(sides) < 2 or not any(idle):
+        return [part]
+    kept = ""
+    for n, side in enumerate(sides):
+        if not idle[n]:
+            kept += (turns[n - 1] if kept and n else "") + side
+    dropped = [_LEADING_CONNECTOR.sub("", s.strip()) for s, i in zip(sides, idle) if i]
+    return ([kept.strip()] if kept.strip() else []) + dropped
 
 
 class SentenceEncoder:
@@ -475,6 +523,8 @@ class InstructionEncoder:
         note = TOO_BRIGHT_NOTE if asks_to_darken(cleaned) else scope_note(cleaned)
         if not note and language:
             note = language_note(cleaned)
+        if not note and asks_for_nothing(cleaned):
+            note = NOTHING_ASKED_NOTE
         return Intent(cleaned, task, values[task], values, note)
 
     def plan(self, text: str) -> list[Intent]:
@@ -496,7 +546,7 @@ class InstructionEncoder:
         clauses = split_clauses(whole.text)
         if len(clauses) < 2 or whole.note == NOT_ENGLISH_NOTE:
             return [whole]
-        wanted = [c for c in clauses if not (_NOT_A_REQUEST.match(c) or _NEGATED_FLAW.search(c))]
+        wanted = [c for c in clauses if not _asks_nothing(c)]
         for clause in wanted:
             intent = self.intent(clause, language=False)  # the whole message was checked
             if intent.note:  # "blur the background": a step of its own, held with its note
