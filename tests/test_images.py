@@ -9,6 +9,7 @@ import io
 import os
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -407,6 +408,49 @@ def test_bad_files_are_refused(tmp_path: Path, name: str, data: bytes, message: 
     assert f"'{name}'" in str(info.value)
     with pytest.raises(UnsupportedImageError, match=name):
         load_image_bytes(data, name=name)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "what"),
+    [
+        ("float32", (6, 5, 3), "32-bit floating point"),
+        ("float32", (6, 5, 4), "32-bit floating point"),
+        ("float16", (6, 5), "16-bit floating point"),
+        ("float16", (6, 5, 3), "16-bit floating point"),
+        ("float64", (6, 5), "64-bit floating point"),
+        ("uint32", (6, 5, 3), "unsigned 32-bit integer"),
+        ("int16", (6, 5, 3), "signed 16-bit integer"),
+    ],
+)
+def test_valid_tiffs_of_unsupported_sample_formats(
+    tmp_path: Path, dtype: str, shape: tuple[int, ...], what: str
+) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "scan.tif"
+    value = 0.5 if dtype.startswith("float") else 7
+    photometric = "rgb" if len(shape) == 3 else "minisblack"
+    extra = {"extrasamples": ["unassalpha"]} if shape[-1] == 4 else {}
+    tifffile.imwrite(path, np.full(shape, value, dtype), photometric=photometric, **extra)
+    data = path.read_bytes()
+    for load in (lambda: load_image(path), lambda: load_image_bytes(data, name="scan.tif")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(UnsupportedImageError) as info:
+                load()
+        message = str(info.value)
+        assert type(info.value) is UnsupportedImageError  # the CLI exits as for any bad input
+        assert message.startswith("'scan.tif' is a valid TIFF file, but its sample format")
+        assert f"({what}) is not supported" in message and "damaged" not in message
+        assert "Convert it to an 8- or 16-bit TIFF or PNG" in message
+    assert path.read_bytes() == data  # the user's file is untouched
+    # The same file with its last pixels cut off (the tags intact) is damaged, not "valid".
+    with tifffile.TiffFile(path) as tif:  # tifffile writes the pixels last
+        page = tif.pages.first
+        assert page.dataoffsets[-1] + page.databytecounts[-1] == len(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UnsupportedImageError, match="'cut.tif' is damaged or truncated"):
+            load_image_bytes(data[:-8], name="cut.tif")
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:

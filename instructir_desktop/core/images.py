@@ -1,10 +1,12 @@
 """Photo loading and saving with Pillow.
 
 Keeps what a photographer cares about: EXIF orientation is applied (and reset to 1 in the kept
-EXIF), EXIF and ICC bytes travel to every export that can hold them, alpha passes through as
-its own plane, and 16-bit PNG/TIFF keep 16 bits (``core.png16`` and ``core.tiff16``: Pillow
-only handles 8-bit RGB). Camera RAW files are developed by ``core.rawfiles`` and never
-written. ``core.imagewrite`` puts the encoded bytes on disk.
+EXIF and XMP), EXIF and ICC bytes, the XMP packet (ratings, keywords), the print resolution
+(dpi) and a JPEG's comment travel to every export that can hold them (and are dropped where it
+cannot), a lossless WebP stays lossless as WebP, alpha passes through as its own plane, and
+16-bit PNG/TIFF keep 16 bits (``core.png16`` and ``core.tiff16``: Pillow only handles 8-bit
+RGB). Camera RAW files are developed by ``core.rawfiles`` and never written.
+``core.imagewrite`` puts the encoded bytes on disk.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import dataclasses
 import importlib.util
 import io
 import logging
+import math
 import os
+import re
 import struct
 import threading
 import warnings
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError, features
 
 from instructir_desktop.core.errors import (
     ImageTooLargeError,
@@ -34,9 +38,25 @@ from instructir_desktop.core.errors import (
 )
 from instructir_desktop.core.imagewrite import same_file, write_image_file
 from instructir_desktop.core.memory import check_photo_memory
-from instructir_desktop.core.png16 import PNG_SIGNATURE, encode_png16, read_png16
+from instructir_desktop.core.png16 import (
+    PNG_SIGNATURE,
+    encode_png16,
+    png_metadata,
+    read_png16,
+    xmp_itxt_body,
+)
 from instructir_desktop.core.rawfiles import RAW_EXTENSIONS, develop, is_raw_name, raw_size
-from instructir_desktop.core.tiff16 import encode_tiff16, load_tiff_only, read_tiff16, tiff_exif
+from instructir_desktop.core.tiff16 import (
+    XMP_TAG,
+    encode_tiff16,
+    first_ifd,
+    load_tiff_only,
+    read_tiff16,
+    tiff_dpi,
+    tiff_exif,
+    tiff_xmp,
+    unreadable_samples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +84,16 @@ _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "MPO": "JPEG"}
 _METADATA_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _GREY_FORMATS = {"PNG", "TIFF", "JPEG", "BMP"}
+_DPI_FORMATS = {"JPEG", "PNG", "TIFF", "BMP"}  # WebP, HEIF and AVIF state no resolution
+_XMP_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
+_JPEG_XMP_LIMIT = 65504  # one APP1 segment less its namespace (longer packets are "extended")
+_JPEG_COMMENT_LIMIT = 65533  # one COM segment
+_MAX_DPI = 65535.0  # JFIF's density field; more is nonsense anyway
+# tiff:Orientation as an attribute or an element of an XMP packet: the digit is group 2
+_XMP_ORIENTATION = (
+    re.compile(rb"""(\btiff:Orientation\s*=\s*["'])\s*(\d+)\s*(["'])"""),
+    re.compile(rb"(<tiff:Orientation>)\s*(\d+)\s*(</tiff:Orientation>)"),
+)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
 _ORIENTATION = 0x0112
 _OPEN_LOCK = threading.Lock()
@@ -84,6 +114,10 @@ class Photo:
     path: Path | None = None
     grey: bool = False  # a greyscale source: exported as greyscale (luma of the RGB pixels)
     frames: int = 1  # an animation or multi-page file: only the first frame is edited
+    dpi: tuple[float, float] | None = None  # print resolution (x, y) of the upright pixels
+    xmp: bytes | None = None  # the XMP packet (ratings, keywords...), tiff:Orientation reset to 1
+    comment: bytes | None = None  # a JPEG's comment (COM segment): written to JPEG exports
+    lossless_webp: bool = False  # a lossless (VP8L) WebP source: WebP exports stay lossless
 
     @property
     def width(self) -> int:
@@ -204,7 +238,8 @@ def save_image(
 def encode_image(
     photo: Photo, format: str = "PNG", *, bit_depth: int | None = None, quality: int = 95
 ) -> bytes:
-    """Encode to bytes; 16 bits only for PNG and TIFF, alpha only where the format has it."""
+    """Encode to bytes; 16 bits only for PNG and TIFF, alpha only where the format has it, and
+    each piece of metadata where the format holds it (a lossless WebP source stays lossless)."""
     fmt = _normalise_format(format)
     depth = bit_depth or photo.bit_depth
     if depth not in (8, 16):
@@ -212,6 +247,8 @@ def encode_image(
     alpha = photo.alpha if fmt in _ALPHA_FORMATS else None
     meta = fmt in _METADATA_FORMATS
     exif, icc = (photo.exif, photo.icc_profile) if meta else (None, None)
+    dpi = photo.dpi if fmt in _DPI_FORMATS else None
+    xmp = _upright_xmp(photo.xmp) if fmt in _XMP_FORMATS else None
     grey = photo.grey and fmt in _GREY_FORMATS
     pixels = photo.pixels
     if grey:
@@ -219,9 +256,9 @@ def encode_image(
     elif icc is not None and _icc_space(icc) != b"RGB ":
         icc = None  # a grey source's profile does not describe RGB pixels
     if depth == 16 and fmt == "PNG":
-        return encode_png16(_samples16(pixels, alpha), icc, exif)
+        return encode_png16(_samples16(pixels, alpha), icc, exif, dpi=dpi, xmp=xmp)
     if depth == 16 and fmt == "TIFF":
-        return encode_tiff16(_samples16(pixels, alpha), icc, exif)
+        return encode_tiff16(_samples16(pixels, alpha), icc, exif, dpi=dpi, xmp=xmp)
     rgb = to_uint8(pixels)
     if alpha is not None:
         rgb = np.dstack([rgb, to_uint8(alpha)])
@@ -233,10 +270,16 @@ def encode_image(
         options["exif"] = exif
     if icc:
         options["icc_profile"] = icc
+    if dpi:
+        options["dpi"] = dpi
+    options.update(_xmp_options(fmt, xmp, exif))
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        if photo.comment and len(photo.comment) <= _JPEG_COMMENT_LIMIT:
+            options["comment"] = photo.comment
     elif fmt == "WEBP":
-        options.update(quality=quality, lossless=quality >= 100, exact=True)
+        lossless = quality >= 100 or photo.lossless_webp
+        options.update(quality=quality, lossless=lossless, exact=True)
     elif fmt in ("HEIF", "AVIF"):
         options["quality"] = quality
     if fmt == "HEIF" and not (_HEIF_AVAILABLE and _register_heif()):
@@ -247,6 +290,25 @@ def encode_image(
     except (OSError, ValueError, KeyError) as exc:
         raise ImageWriteError(f"The photo could not be encoded as {fmt}: {exc}") from exc
     return out.getvalue()
+
+
+def _xmp_options(fmt: str, xmp: bytes | None, exif: bytes | None) -> dict[str, object]:
+    """Pillow's save options that write an XMP packet in ``fmt`` (none where it cannot)."""
+    if not xmp:
+        return {}
+    if fmt == "PNG":  # an iTXt chunk, as the XMP specification asks
+        info = PngImagePlugin.PngInfo()
+        info.add(b"iTXt", xmp_itxt_body(xmp))
+        return {"pnginfo": info}
+    if fmt == "TIFF":  # tag 700 in IFD0, written with the EXIF's tags
+        tags = Image.Exif()
+        if exif:
+            tags.load(exif)
+        tags[XMP_TAG] = xmp
+        return {"exif": tags}
+    if fmt == "JPEG" and len(xmp) > _JPEG_XMP_LIMIT:
+        return {}  # only an "extended XMP" could hold it: not written
+    return {"xmp": xmp}
 
 
 def _normalise_format(name: str) -> str:
@@ -323,10 +385,26 @@ def _unidentified(fp: BinaryIO, name: str) -> UnsupportedImageError:
         )
     signatures = (b"\xff\xd8\xff", PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM", b"RIFF")
     if head.startswith(signatures):
-        return UnsupportedImageError(f"'{name}' is damaged or truncated and cannot be opened.")
+        return _damaged(fp, name)
     return UnsupportedImageError(
         f"'{name}' is not a photo InstructIR can open (unknown or unsupported format)."
     )
+
+
+def _damaged(fp: BinaryIO, name: str) -> UnsupportedImageError:
+    """The error for a file of a known format that cannot be decoded: damaged, unless it is a
+    whole TIFF whose samples are of a kind InstructIR does not read (e.g. floating point)."""
+    try:
+        samples = unreadable_samples(fp)
+    except Exception:  # noqa: BLE001 - then it is damaged after all
+        samples = None
+    if samples:
+        return UnsupportedImageError(
+            f"'{name}' is a valid TIFF file, but its sample format ({samples}) is not "
+            "supported; InstructIR opens 8- and 16-bit photos. Convert it to an 8- or 16-bit "
+            "TIFF or PNG and open that."
+        )
+    return UnsupportedImageError(f"'{name}' is damaged or truncated and cannot be opened.")
 
 
 def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
@@ -345,24 +423,27 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
                 decoded := load_tiff_only(fp, lambda w, h: _check_size(name, (w, h), max_pixels))
             ) is None:
                 raise _unidentified(fp, name) from exc
+            extras = _tiff_only_extras(fp)
         else:
             with im:
                 _check_size(name, im.size, max_pixels)
                 fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
                 frames = max(1, int(getattr(im, "n_frames", 1) or 1))
                 decoded = (*_decode(im, fp), fmt)
+                extras = _extras(im, fp, fmt)
     except InstructIRError:
         raise
     except MemoryError as exc:
         raise UnsupportedImageError(f"There is not enough memory to open '{name}'.") from exc
     except Exception as exc:  # noqa: BLE001
         # Decoders raise OSError, SyntaxError, ValueError, struct.error, zlib.error... on bad
-        # data; the user only needs to know the file cannot be read.
-        msg = f"'{name}' is damaged or truncated and cannot be opened."
-        raise UnsupportedImageError(msg) from exc
+        # data; the user only needs to know the file cannot be read (or why it cannot).
+        raise _damaged(fp, name) from exc
     samples, depth, icc, exif, fmt = decoded
     exif, orientation = _reset_orientation(exif)
     samples = _orient(samples, orientation)
+    if extras.dpi and orientation in (5, 6, 7, 8):  # turned a quarter: x and y swap
+        extras = dataclasses.replace(extras, dpi=extras.dpi[::-1])
     scale = np.float32(65535.0 if depth == 16 else 255.0)
     channels = samples.shape[2]
     rgb = samples[..., :3] if channels >= 3 else np.repeat(samples[..., :1], 3, axis=2)
@@ -379,6 +460,10 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         format=fmt,
         grey=grey,
         frames=frames,
+        dpi=extras.dpi,
+        xmp=_upright_xmp(extras.xmp),
+        comment=extras.comment,
+        lossless_webp=extras.lossless_webp,
     )
 
 
@@ -446,6 +531,103 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
         im = im.convert("RGBA" if has_alpha else "RGB")
     samples = np.asarray(im, dtype=np.uint8)
     return (samples[..., None] if samples.ndim == 2 else samples), 8, icc, exif
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What a file says besides its pixels, EXIF and ICC profile (see ``Photo``)."""
+
+    dpi: tuple[float, float] | None = None  # as stored, before the orientation is applied
+    xmp: bytes | None = None
+    comment: bytes | None = None
+    lossless_webp: bool = False
+
+
+def _extras(im: Image.Image, fp: BinaryIO, fmt: str) -> _Extras:
+    """Resolution, XMP packet, JPEG comment and WebP losslessness of a file Pillow opened.
+    Metadata never stops a photo from opening: what cannot be read is left out."""
+    info = im.info
+    try:
+        comment = None
+        if fmt == "JPEG":  # JFIF's density, else the EXIF's resolution (not Pillow's 72 guess)
+            dpi = _jfif_dpi(info) or tiff_dpi(im.getexif())
+            xmp, comment = info.get("xmp"), info.get("comment")
+        elif fmt == "PNG":  # also the chunks after the pixels, which Pillow may not have met
+            dpi, xmp = png_metadata(fp)
+        elif fmt == "TIFF":  # Pillow says 1 dpi for a TIFF without resolution tags
+            dpi, xmp = tiff_dpi(im.tag_v2), tiff_xmp(im.tag_v2)
+        else:
+            dpi, xmp = info.get("dpi") if fmt == "BMP" else None, info.get("xmp")
+        lossless = fmt == "WEBP" and _webp_lossless(fp)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("metadata of a %s photo left out: %s", fmt, exc)
+        return _Extras()
+    return _Extras(_clean_dpi(dpi), _as_bytes(xmp), _as_bytes(comment), lossless)
+
+
+def _tiff_only_extras(fp: BinaryIO) -> _Extras:
+    """Resolution and XMP of a TIFF only tifffile decodes, from its first IFD."""
+    ifd = first_ifd(fp)
+    if ifd is None:
+        return _Extras()
+    return _Extras(_clean_dpi(tiff_dpi(ifd)), tiff_xmp(ifd))
+
+
+def _jfif_dpi(info: dict) -> tuple[float, float] | None:
+    unit, density = info.get("jfif_unit"), info.get("jfif_density")
+    if unit not in (1, 2) or not density:
+        return None  # unit 0: an aspect ratio, no resolution
+    return (density[0] * 2.54, density[1] * 2.54) if unit == 2 else density
+
+
+def _clean_dpi(dpi: object) -> tuple[float, float] | None:
+    """Two finite, positive dpi values, within a hair of a whole number snapped to it (PNG
+    stores whole pixels per metre, 0.0127 dpi apart: 300 dpi reads back as 299.9994 and 350 as
+    350.012); None for anything else."""
+    try:
+        x, y = (float(d) for d in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not all(math.isfinite(d) and 0 < d <= _MAX_DPI for d in (x, y)):
+        return None
+    x, y = (float(round(d)) if abs(d - round(d)) < 0.02 else d for d in (x, y))
+    return x, y
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
+
+
+def _upright_xmp(xmp: bytes | None) -> bytes | None:
+    """An XMP packet whose tiff:Orientation (if any) says 1, as the pixels are written
+    upright; its length is kept when the old value was one digit (packets carry padding)."""
+    if not xmp:
+        return None
+    for pattern in _XMP_ORIENTATION:
+        xmp = pattern.sub(rb"\g<1>1\g<3>", xmp)
+    return xmp
+
+
+def _webp_lossless(fp: BinaryIO) -> bool:
+    """Whether a WebP's (first frame's) bitstream is lossless: a VP8L chunk, not "VP8 "."""
+    fp.seek(0)
+    head = fp.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    for _ in range(64):  # VP8X, ICCP, ANIM, ANMF (whose frame chunks follow its header)...
+        chunk = fp.read(8)
+        if len(chunk) < 8:
+            return False
+        kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        if kind == b"ANMF":
+            fp.seek(16, os.SEEK_CUR)  # the frame's position, size, duration and flags
+        else:
+            fp.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+    return False
 
 
 def _with_exif_header(exif: bytes | None) -> bytes | None:

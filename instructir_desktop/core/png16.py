@@ -3,7 +3,8 @@
 Reading parses the chunks, inflates the data and undoes Adam7 interlacing; Pillow's C code
 reverses the row filters on 8-bit slices of the 16-bit rows. Writing filters every row "Up"
 and deflates on all cores. ``png_file`` and ``png_chunk`` also build plain 8/16-bit PNGs for
-the GIMP bridge.
+the GIMP bridge. ``png_metadata`` reads the resolution (pHYs) and XMP packet of any PNG, and
+``phys_chunk``/``xmp_chunk`` write them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,26 @@ from typing import BinaryIO
 import numpy as np
 from PIL import PngImagePlugin
 
-__all__ = ["PNG_SIGNATURE", "encode_png16", "png_chunk", "png_file", "read_png16"]
+__all__ = [
+    "PNG_SIGNATURE",
+    "XMP_KEYWORD",
+    "encode_png16",
+    "phys_chunk",
+    "png_chunk",
+    "png_file",
+    "png_metadata",
+    "read_png16",
+    "xmp_chunk",
+    "xmp_itxt_body",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))  # fmt: skip
+XMP_KEYWORD = b"XML:com.adobe.xmp"  # the text chunk keyword of an XMP packet (XMP spec, part 3)
+_INCH = 0.0254  # metres
+_TEXT_LIMIT = 16 << 20  # a text chunk larger than this is not read (nor its XMP kept)
 
 
 def read_png16(fp: BinaryIO) -> tuple[np.ndarray, bytes | None, bytes | None]:
@@ -68,6 +83,77 @@ def read_png16(fp: BinaryIO) -> tuple[np.ndarray, bytes | None, bytes | None]:
     return out, icc, exif
 
 
+def png_metadata(fp: BinaryIO) -> tuple[tuple[float, float] | None, bytes | None]:
+    """The resolution in dpi (a pHYs chunk in pixels per metre) and the XMP packet (an iTXt
+    chunk, or the tEXt/zTXt some older writers use) of a PNG; None for what it lacks.
+
+    Walks the chunk headers only (the pixel data is skipped), so it costs little on any PNG;
+    a damaged tail just ends the walk with what was found before it."""
+    dpi, xmp = None, None
+    fp.seek(0)
+    if fp.read(8) != PNG_SIGNATURE:
+        return None, None
+    while len(head := fp.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IEND":
+            break
+        wanted = kind == b"pHYs" or (kind in (b"iTXt", b"tEXt", b"zTXt") and xmp is None)
+        if not wanted or length > _TEXT_LIMIT:
+            fp.seek(length + 4, os.SEEK_CUR)
+            continue
+        body = fp.read(length)
+        fp.seek(4, os.SEEK_CUR)  # the CRC
+        if len(body) != length:
+            break
+        if kind == b"pHYs" and length == 9 and body[8] == 1:  # unit 1: the metre
+            x, y = struct.unpack(">II", body[:8])
+            dpi = (x * _INCH, y * _INCH) if x and y else None
+        elif kind != b"pHYs" and body.startswith(XMP_KEYWORD + b"\0"):
+            xmp = _text_value(kind, body[len(XMP_KEYWORD) + 1 :])
+    return dpi, xmp
+
+
+def _text_value(kind: bytes, rest: bytes) -> bytes | None:
+    """The text of a tEXt, zTXt or iTXt chunk, given what follows its keyword's NUL."""
+    try:
+        if kind == b"tEXt":
+            return rest
+        if kind == b"zTXt":
+            return _inflate(rest[1:]) if rest[0] == 0 else None
+        compressed, method = rest[0], rest[1]
+        rest = rest[2:]
+        rest = rest[rest.index(b"\0") + 1 :]  # the language tag
+        rest = rest[rest.index(b"\0") + 1 :]  # the translated keyword
+        if not compressed:
+            return rest
+        return _inflate(rest) if method == 0 else None
+    except (IndexError, ValueError, zlib.error):
+        return None
+
+
+def _inflate(data: bytes) -> bytes | None:
+    """zlib data inflated, or None when it would exceed the text limit (a zip bomb)."""
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, _TEXT_LIMIT)
+    return None if inflater.unconsumed_tail else text
+
+
+def phys_chunk(dpi: tuple[float, float]) -> bytes:
+    """A pHYs chunk stating ``dpi`` (x, y) in pixels per metre."""
+    x, y = (min(max(1, round(d / _INCH)), 0x7FFFFFFF) for d in dpi)
+    return png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1))
+
+
+def xmp_chunk(xmp: bytes) -> bytes:
+    """An uncompressed iTXt chunk holding an XMP packet, as the XMP specification asks."""
+    return png_chunk(b"iTXt", xmp_itxt_body(xmp))
+
+
+def xmp_itxt_body(xmp: bytes) -> bytes:
+    """The body of ``xmp_chunk``: keyword, no compression, no language, no translation."""
+    return XMP_KEYWORD + b"\0\0\0\0\0" + xmp
+
+
 def _unfilter(kinds: np.ndarray, rows: np.ndarray, bpp: int) -> np.ndarray:
     """Reverse the PNG filters (None, Sub, Up, Average, Paeth) of (H, row bytes) uint8 rows.
 
@@ -107,8 +193,16 @@ def png_file(width: int, height: int, depth: int, colour: int, idat: bytes, *ext
     return b"".join([PNG_SIGNATURE, ihdr, *extra, *idats, png_chunk(b"IEND", b"")])
 
 
-def encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """A 16-bit PNG of H x W x 1..4 uint16 samples, with the ICC profile and EXIF."""
+def encode_png16(
+    samples: np.ndarray,
+    icc: bytes | None,
+    exif: bytes | None,
+    *,
+    dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
+) -> bytes:
+    """A 16-bit PNG of H x W x 1..4 uint16 samples, with the ICC profile, EXIF, resolution
+    (dpi) and XMP packet."""
     height, width, channels = samples.shape
     rows = np.ascontiguousarray(samples, ">u2").view(np.uint8).reshape(height, -1)
     up = rows.copy()
@@ -119,6 +213,10 @@ def encode_png16(samples: np.ndarray, icc: bytes | None, exif: bytes | None) -> 
         extra.append(png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
     if exif:
         extra.append(png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    if dpi:
+        extra.append(phys_chunk(dpi))
+    if xmp:
+        extra.append(xmp_chunk(xmp))
     idat = _deflate(memoryview(filtered).cast("B"))
     colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     return png_file(width, height, 16, colour, idat, *extra)
