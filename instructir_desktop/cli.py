@@ -53,6 +53,21 @@ def _int_in(low: int, high: int, what: str):
     return parse
 
 
+def _say(line: str) -> None:
+    """Print a line of output; once the reader has gone (`instructir … | head -1`), the rest
+    is discarded and the work goes on (its files are still written)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _discard_stdout()
+
+
+def _discard_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python would report the pipe again at exit
+    os.close(devnull)
+
+
 class _Output:
     """Progress on a terminal (a one-line bar on stderr) or JSON lines on stdout."""
 
@@ -63,7 +78,7 @@ class _Output:
 
     def event(self, **fields) -> None:
         if self.as_json:
-            print(json.dumps(fields), flush=True)
+            _say(json.dumps(fields))
 
     def progress(self, label: str, fraction: float, **fields) -> None:
         if self.as_json:
@@ -83,7 +98,7 @@ class _Output:
 
     def info(self, text: str) -> None:
         if not self.as_json:
-            print(text, flush=True)
+            _say(text)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -570,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("instructir: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:  # the reader of our output has gone: nothing to say to anyone
+        _discard_stdout()
+        return 0
     except UsageError as exc:
         return _fail(str(exc))
     except InstructIRError as exc:

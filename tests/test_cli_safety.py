@@ -238,3 +238,20 @@ def test_a_photo_beyond_the_memory_budget_is_refused_before_the_model(
     code, _, err = run(capsys, "restore", tmp_path / "big.png", "-i", "denoise", "-o",
                        tmp_path / "o.png")  # fmt: skip
     assert code == 2 and "big.png" in one_line(err)
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    """`instructir intent … | head -1`: the rest of the output is dropped, quietly, exit 0."""
+    import subprocess
+    import sys
+
+    texts = ["too dark", "remove the noise"] * 150
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "instructir_desktop.cli", "intent", "--model", "instructir-lite",
+         *texts],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout.readline().startswith(b"lowlight")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0 and err == b"", err[-2000:]
