@@ -33,7 +33,7 @@ def run_photos(plans: list, out: Any, process: PhotoFn, *, quality: int, pack: s
     Returns the exit status: 0; 1 when a photo failed (or could not be read while others
     were restored); 2 when no photo was restored because none could be read."""
     from .core.batch import run_batch
-    from .core.images import save_image
+    from .core.images import format_for_path, save_image
     from .core.jobs import Progress
 
     status = [0]
@@ -58,6 +58,10 @@ def run_photos(plans: list, out: Any, process: PhotoFn, *, quality: int, pack: s
         return process(src, photo, progress)
 
     def save(photo: Photo, pixels: np.ndarray, dst: Path) -> Path:
+        kind = format_for_path(dst)
+        if photo.alpha is not None and kind in ("JPEG", "BMP"):
+            _note(f"{dst.name}: {kind} has no transparency; the photo's is dropped "
+                  "(--format png, tiff or webp keeps it)")  # fmt: skip
         return save_image(photo.with_pixels(pixels), dst, quality=quality)
 
     def report(result) -> None:

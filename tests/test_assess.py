@@ -339,3 +339,11 @@ def test_assess_goes_on_past_a_photo_beyond_the_memory_budget(capsys, photos, mo
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and "big.png" in err and "memory budget" in rows[0]["error"]
     assert rows[1]["path"] == str(photos / "night.png") and "error" not in rows[1]
+
+
+def test_a_photo_of_one_tone_is_described_as_such():
+    from instructir_desktop.core.assess import default_assessor
+
+    result = default_assessor().assess(np.zeros((300, 400, 3), np.float32))
+    enhance = next(f for f in result.findings if f.task == "enhance")
+    assert enhance.evidence.startswith("all tones at under 1 % brightness")

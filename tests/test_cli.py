@@ -402,3 +402,17 @@ def test_an_output_name_that_contradicts_format_is_refused(capsys, installed, ph
                        "--model", installed)  # fmt: skip
     assert code == 2 and "'x.tif' is a TIFF file name but --format asks for PNG" in err
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_a_jpeg_result_of_a_transparent_photo_says_the_transparency_is_dropped(
+    capsys, installed, tmp_path
+):
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[..., 3] = 128
+    Image.fromarray(rgba).save(tmp_path / "t.png")
+    code, _, err = run(capsys, "restore", str(tmp_path / "t.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "t.jpg"), "--model", installed)  # fmt: skip
+    assert code == 0 and "t.jpg: JPEG has no transparency" in err
+    code, _, err = run(capsys, "restore", str(tmp_path / "t.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "t2.png"), "--model", installed)  # fmt: skip
+    assert code == 0 and "transparency" not in err

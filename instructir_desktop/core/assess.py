@@ -247,7 +247,8 @@ def evidence(task: str, m: Measures) -> str:
         share = 10 ** (m["spec_s6"] - _SHARP_FINEST_BAND)
         return f"detail at the 2-pixel scale is {_pct(min(share, 1.0))} of a sharp photo's"
     if task == "enhance":
-        text = f"tones span {_pct(m['l_p1'])}–{_pct(m['l_p1'] + m['l_range'])}"
+        low, high = _pct(m["l_p1"]), _pct(m["l_p1"] + m["l_range"])
+        text = f"tones span {low}–{high}" if low != high else f"all tones at {low} brightness"
         text += f", colours at {_pct(m['sat_mean'])} saturation"
         if m["cast"] > 0.08:
             text += f", a {_cast_name(m['cast_rgb'])} cast"  # type: ignore[arg-type]
