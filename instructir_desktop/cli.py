@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,10 +135,28 @@ def _open_queue(args):
 
     pack_id = _pack_id(args)
     queue = JobQueue(ModelHost(device=args.device, backend=args.backend, default_pack=pack_id))
-    queue.run(
-        JobKind.LOAD, LoadRequest(ModelStore().locate(pack_id), pack_id, args.device, args.backend)
-    )
+    request = LoadRequest(ModelStore().locate(pack_id), pack_id, args.device, args.backend)
+    # A first run on this computer converts the model and times the backends: say so.
+    note = threading.Timer(SLOW_LOAD_NOTE_S, _say_preparing)
+    note.daemon = True
+    note.start()
+    try:
+        queue.run(JobKind.LOAD, request)
+    finally:
+        note.cancel()
     return queue
+
+
+SLOW_LOAD_NOTE_S = 4.0  # a warm load takes a second or two
+
+
+def _say_preparing() -> None:
+    print(
+        "instructir: note: preparing the model for this computer (the first run converts it "
+        "and picks the fastest backend, up to a minute; later runs start in seconds)…",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def cmd_restore(args) -> int:

@@ -416,3 +416,16 @@ def test_a_jpeg_result_of_a_transparent_photo_says_the_transparency_is_dropped(
     code, _, err = run(capsys, "restore", str(tmp_path / "t.png"), "-i", "too dark",
                        "-o", str(tmp_path / "t2.png"), "--model", installed)  # fmt: skip
     assert code == 0 and "transparency" not in err
+
+
+def test_a_slow_model_load_says_what_is_happening(capsys, installed, photos, tmp_path, monkeypatch):
+    from instructir_desktop import cli
+
+    monkeypatch.setattr(cli, "SLOW_LOAD_NOTE_S", 0.0)  # every load counts as slow
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "a.png"), "--model", installed)  # fmt: skip
+    assert code == 0 and "preparing the model for this computer" in err
+    monkeypatch.setattr(cli, "SLOW_LOAD_NOTE_S", 60.0)
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "b.png"), "--model", installed)  # fmt: skip
+    assert code == 0 and "preparing" not in err
