@@ -190,6 +190,12 @@ def cmd_restore(args) -> int:
     for src in inputs:
         check_fits(src)  # a photo beyond the memory budget is refused before the model loads
     mask = read_mask(args.mask) if args.mask else None  # a bad mask fails before the model
+    if mask is not None and not mask.any():
+        print(
+            f"instructir: warning: the mask '{args.mask}' is black everywhere: the results "
+            "will equal the originals (white is where the fix applies)",
+            file=sys.stderr,
+        )
     _check_tile(args)
     queue = _open_queue(args)
     restorer = queue.host.restorer

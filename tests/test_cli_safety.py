@@ -255,3 +255,16 @@ def test_a_reader_that_goes_away_is_not_an_error():
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 0 and err == b"", err[-2000:]
+
+
+def test_a_photo_named_twice_is_restored_once_and_a_black_mask_is_warned_about(
+    capsys, tmp_path, installed
+):
+    save(tmp_path / "in" / "p.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "black.png")
+    twice = [tmp_path / "in" / "p.png", tmp_path / "in" / ".." / "in" / "p.png", tmp_path / "in"]
+    code, out, err = run(capsys, "restore", *twice, "-i", "denoise", "-o", tmp_path / "out",
+                         "--mask", tmp_path / "black.png", "--model", installed)  # fmt: skip
+    assert code == 0, err
+    assert out.count("-> ") == 1 and "black everywhere" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["p.png"]

@@ -27,8 +27,8 @@ class OutputPathError(InstructIRError):
 
 
 def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
-    """The image files named, with folders expanded to the images directly inside them (not
-    hidden files such as the "._photo.jpg" that macOS leaves on memory cards)."""
+    """The image files named, each once, with folders expanded to the images directly inside
+    them (not hidden files such as the "._photo.jpg" that macOS leaves on memory cards)."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -48,7 +48,10 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[Path]:
             raise UnsupportedImageError(f"'{raw}' not found.")
     if not found:
         raise UnsupportedImageError("No images found in the given inputs.")
-    return found
+    unique: dict[str, Path] = {}
+    for p in found:  # a file named twice (or in a folder also named) is restored once
+        unique.setdefault(os.path.normcase(os.path.realpath(p)), p)
+    return list(unique.values())
 
 
 def names_folder(raw: str) -> bool:
