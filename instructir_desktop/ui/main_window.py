@@ -356,7 +356,7 @@ class MainWindow(QMainWindow):
             self._close_when_exported = False
         elif not self.session.exporting:
             self._close_when_exported = False
-            self._close_confirmed()
+            self.close()  # asks again if the photo was changed while waiting
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         """Hold \\ for the original wherever the focus is, unless it is typed into text."""
