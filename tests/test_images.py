@@ -363,11 +363,11 @@ def test_small_limit_refuses_real_image(tmp_path: Path, max_pixels: int) -> None
 
 
 def test_limit_above_pillows_default_is_allowed(tmp_path: Path) -> None:
-    # 90 MP is under our 200 MP limit but over Pillow's default (which would warn): it is
-    # decoded (1 byte per pixel) and then fails as truncated, since no pixel data follows.
+    # 90 MP is under our 200 MP limit but over Pillow's default (which would warn): it is not
+    # refused as too large, but as damaged, since no pixel data follows.
     path = tmp_path / "claims.png"
     path.write_bytes(_png_claiming(9_500, 9_500, depth=1, colour=0))
-    with pytest.raises(UnsupportedImageError, match="damaged or truncated") as info:
+    with pytest.raises(UnsupportedImageError, match="damaged") as info:
         load_image(path)
     assert not isinstance(info.value, ImageTooLargeError)
 
@@ -574,3 +574,23 @@ def test_animations_and_multi_page_files_count_their_frames(
     assert photo.frames == frames and photo.pixels.shape == (16, 24, 3)
     if suffix in (".tif", ".png"):  # lossless; GIF quantises, WebP is lossy
         np.testing.assert_array_equal(to_uint8(photo.pixels), np.asarray(first))
+
+
+def test_a_png_whose_header_claims_more_pixels_than_it_can_hold_is_damaged(tmp_path):
+    """A whole zlib stream that is far too short: Pillow fills the missing rows with black
+    without a word (a 69-byte file would become a 1 x 100,000 photo to restore)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 100_000, 8, 2, 0, 0, 0)  # 1 x 100000, 8-bit RGB
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+    data += chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b"")
+    (tmp_path / "thin.png").write_bytes(data)
+    with pytest.raises(UnsupportedImageError, match="far more than its size can contain"):
+        load_image(tmp_path / "thin.png")
+    # A real photo of one flat colour compresses about 1000:1 and opens.
+    for mode in ("RGB", "P", "1"):
+        Image.new(mode, (3000, 2000)).save(tmp_path / f"flat-{mode}.png", optimize=True)
+        assert load_image(tmp_path / f"flat-{mode}.png").width == 3000

@@ -391,6 +391,23 @@ def _unidentified(fp: BinaryIO, name: str) -> UnsupportedImageError:
     )
 
 
+# Deflate packs at most 1032 bytes into one; a PNG far smaller than its pixels' least size
+# over that cannot hold them (Pillow fills the missing rows with black without a word).
+_DEFLATE_MAX_RATIO = 1100
+_PNG_LEAST_BITS = {"RGB": 24, "RGBA": 32, "LA": 16, "PA": 16, "I": 16, "I;16": 16}
+
+
+def _check_png_size(im: Image.Image, fp: BinaryIO, name: str) -> None:
+    width, height = im.size
+    bits = _PNG_LEAST_BITS.get(im.mode, 1)  # "1", "P" and "L" may be 1 bit deep
+    least = height * (1 + (width * bits + 7) // 8)  # a filter byte starts every row
+    if least > _DEFLATE_MAX_RATIO * max(1, fp.seek(0, os.SEEK_END)):
+        raise UnsupportedImageError(
+            f"'{name}' is damaged: it says it holds {width} x {height} pixels, far more than "
+            "its size can contain."
+        )
+
+
 def _damaged(fp: BinaryIO, name: str) -> UnsupportedImageError:
     """The error for a file of a known format that cannot be decoded: damaged, unless it is a
     whole TIFF whose samples are of a kind InstructIR does not read (e.g. floating point)."""
@@ -429,6 +446,8 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
                 _check_size(name, im.size, max_pixels)
                 fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
                 frames = max(1, int(getattr(im, "n_frames", 1) or 1))
+                if fmt == "PNG":
+                    _check_png_size(im, fp, name)
                 decoded = (*_decode(im, fp), fmt)
                 extras = _extras(im, fp, fmt)
     except InstructIRError:
