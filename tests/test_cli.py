@@ -429,3 +429,11 @@ def test_a_slow_model_load_says_what_is_happening(capsys, installed, photos, tmp
     code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
                        "-o", str(tmp_path / "b.png"), "--model", installed)  # fmt: skip
     assert code == 0 and "preparing" not in err
+
+
+def test_an_instruction_too_long_to_read_whole_is_refused_not_cut(capsys):
+    story = "We went to the lake on a cloudy day with the whole family. " * 20
+    code, _, err = run(capsys, "intent", "--model", "instructir-lite", story + "too dark")
+    assert code == 2 and "characters long; say what is wrong" in err
+    code, out, _ = run(capsys, "intent", "--model", "instructir-lite", story[:900] + "too dark")
+    assert code == 0 and out

@@ -165,8 +165,9 @@ class Intent:
 def clean_instruction(text: str, *, words: bool = False) -> str:
     """Collapse whitespace; refuse empty instructions with a clear error.
 
-    words=True also refuses text without a single letter (".", "🙂"): done for new
-    instructions (intent, the command line), not when re-rendering a saved layer.
+    words=True also refuses text without a single letter (".", "🙂") and text longer than
+    MAX_INSTRUCTION_CHARS: done for new instructions (intent, the command line), not when
+    re-rendering a saved layer.
     """
     if not isinstance(text, str):
         raise EmptyInstructionError("The instruction must be text.")
@@ -186,6 +187,11 @@ def clean_instruction(text: str, *, words: bool = False) -> str:
         raise EmptyInstructionError(
             f"The instruction {cleaned[:40]!r} has no words. Describe what is wrong with the "
             "photo, for example 'it is too dark' or 'remove the noise'."
+        )
+    if words and len(cleaned) > MAX_INSTRUCTION_CHARS:  # cut, its last requests would be lost
+        raise EmptyInstructionError(
+            f"The instruction is {len(cleaned)} characters long; say what is wrong with the "
+            f"photo in a sentence or two (at most {MAX_INSTRUCTION_CHARS} characters)."
         )
     return cleaned[:MAX_INSTRUCTION_CHARS]
 
