@@ -136,10 +136,12 @@ def _open_queue(args):
     pack_id = _pack_id(args)
     queue = JobQueue(ModelHost(device=args.device, backend=args.backend, default_pack=pack_id))
     request = LoadRequest(ModelStore().locate(pack_id), pack_id, args.device, args.backend)
-    # A first run on this computer converts the model and times the backends: say so.
+    # A first run on this computer converts the model and times the backends: tell the person
+    # at the terminal (scripts read the one-line errors and the JSON, not notes).
     note = threading.Timer(SLOW_LOAD_NOTE_S, _say_preparing)
     note.daemon = True
-    note.start()
+    if sys.stderr.isatty():
+        note.start()
     try:
         queue.run(JobKind.LOAD, request)
     finally:

@@ -419,8 +419,11 @@ def test_a_jpeg_result_of_a_transparent_photo_says_the_transparency_is_dropped(
 
 
 def test_a_slow_model_load_says_what_is_happening(capsys, installed, photos, tmp_path, monkeypatch):
+    import sys
+
     from instructir_desktop import cli
 
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a person at a terminal
     monkeypatch.setattr(cli, "SLOW_LOAD_NOTE_S", 0.0)  # every load counts as slow
     code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
                        "-o", str(tmp_path / "a.png"), "--model", installed)  # fmt: skip
@@ -428,6 +431,11 @@ def test_a_slow_model_load_says_what_is_happening(capsys, installed, photos, tmp
     monkeypatch.setattr(cli, "SLOW_LOAD_NOTE_S", 60.0)
     code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
                        "-o", str(tmp_path / "b.png"), "--model", installed)  # fmt: skip
+    assert code == 0 and "preparing" not in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a script: no notes
+    monkeypatch.setattr(cli, "SLOW_LOAD_NOTE_S", 0.0)
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "too dark",
+                       "-o", str(tmp_path / "c.png"), "--model", installed)  # fmt: skip
     assert code == 0 and "preparing" not in err
 
 
