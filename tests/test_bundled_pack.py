@@ -69,6 +69,8 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         # nor is how the photo was taken
         ("Shot at night, remove the grain", [("denoise", "remove the grain")]),
         ("it was taken indoors and it's far too dark", [("lowlight", "it's far too dark")]),
+        # ... unless it is all there is to fix
+        ("shot at night, don't denoise", [("lowlight", "shot at night")]),
         # nor is a flaw the user says is not there
         ("it's not too dark, just noisy", [("denoise", "just noisy")]),
         ("not blurry, only grainy", [("denoise", "only grainy")]),
@@ -97,6 +99,18 @@ def test_a_single_request_stays_one_step(lite, message):
     plan = lite.plan(message)
     assert len(plan) == 1 and plan[0].text == " ".join(message.split())
     assert plan[0] == lite.intent(message)
+
+
+@pytest.mark.parametrize(
+    ("message", "task"),
+    [("it was taken through a dirty window", "dehaze"), ("shot at night", "lowlight"),
+     ("the photo was taken in fog", "dehaze")],  # fmt: skip
+)
+def test_how_the_photo_was_taken_alone_is_the_request(lite, message, task):
+    """Beside a request it is set aside; alone it describes the flaw, as the model reads it."""
+    intent = lite.intent(message)
+    assert intent.task == task and not intent.note
+    assert lite.plan(message) == [intent]
 
 
 @pytest.mark.parametrize(

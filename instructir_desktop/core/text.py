@@ -71,8 +71,15 @@ _NOT_A_REQUEST = re.compile(
     r"^(?:just\s+|please\s+)?(?:don['’]?t|do\s+not|never|no\s+need|without|avoid(?:ing)?|"
     r"keep(?:ing)?|leav(?:e|ing)|preserv(?:e|ing)|retain(?:ing)?)\b"
     r"|^no\s+\w+ing\b|^not\s+(?:too|so|that)\s+(?:much|strong(?:ly)?|heavy|heavily|hard|"
-    r"aggressive(?:ly)?)\b"
-    r"|^(?:(?:this|it)\s+(?:was|is|got)\s+)?(?:taken|shot|captured|photographed|snapped)\b",
+    r"aggressive(?:ly)?)\b",
+    re.IGNORECASE,
+)
+# A part that says how the photo was taken: set aside beside a request ("shot at night, remove
+# the grain"), but on its own it describes the flaw ("taken through a dirty window", "shot at
+# night") and is read as the request.
+_HOW_TAKEN = re.compile(
+    r"^(?:(?:this|it|the\s+(?:photo|picture|pic|image|shot))\s+(?:was|is|got|were)\s+)?"
+    r"(?:taken|shot|captured|photographed|snapped)\b",
     re.IGNORECASE,
 )
 # A part that says a flaw is *not* there: "it's not too dark, just noisy", "not blurry, only
@@ -95,15 +102,21 @@ NOTHING_ASKED_NOTE = (
 )
 
 
-def _asks_nothing(clause: str) -> bool:
+def _declines(clause: str) -> bool:
+    """The part says what not to do or which flaw is absent."""
     return bool(_NOT_A_REQUEST.match(clause) or _NEGATED_FLAW.search(clause))
+
+
+def _asks_nothing(clause: str) -> bool:
+    return _declines(clause) or bool(_HOW_TAKEN.match(clause))
 
 
 def asks_for_nothing(text: str) -> bool:
     """Every part of the text says what not to do or which flaw is absent ("don't denoise",
-    "it is not noisy", "keep the grain")."""
+    "it is not noisy", "keep the grain"). How the photo was taken describes its flaw ("shot
+    at night, keep the colours" asks for something)."""
     clauses = split_clauses(text)
-    return bool(clauses) and all(_asks_nothing(c) for c in clauses)
+    return bool(clauses) and all(_declines(c) for c in clauses)
 
 
 # "Too bright": none of the seven tasks darkens a photo (low light brightens; colour and tone
@@ -553,6 +566,9 @@ class InstructionEncoder:
         if len(clauses) < 2 or whole.note == NOT_ENGLISH_NOTE:
             return [whole]
         wanted = [c for c in clauses if not _asks_nothing(c)]
+        taken = ", ".join(c for c in clauses if _HOW_TAKEN.match(c))
+        if not wanted and taken:  # "shot at night, don't denoise": how it was taken is asked
+            return [self.intent(taken, language=False)]
         for clause in wanted:
             intent = self.intent(clause, language=False)  # the whole message was checked
             if intent.note:  # "blur the background": a step of its own, held with its note
