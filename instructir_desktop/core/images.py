@@ -6,7 +6,8 @@ EXIF and XMP), EXIF and ICC bytes, the XMP packet (ratings, keywords), the print
 cannot), a lossless WebP stays lossless as WebP, alpha passes through as its own plane, and
 16-bit PNG/TIFF keep 16 bits (``core.png16`` and ``core.tiff16``: Pillow only handles 8-bit
 RGB). Camera RAW files are developed by ``core.rawfiles`` and never written.
-``core.imagewrite`` puts the encoded bytes on disk.
+``core.photometa`` reads and writes the metadata; ``core.imagewrite`` puts the encoded bytes
+on disk.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ import dataclasses
 import importlib.util
 import io
 import logging
-import math
 import os
-import re
-import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from instructir_desktop.core.errors import (
     ImageTooLargeError,
@@ -38,23 +36,26 @@ from instructir_desktop.core.errors import (
 )
 from instructir_desktop.core.imagewrite import same_file, write_image_file
 from instructir_desktop.core.memory import check_photo_memory
+from instructir_desktop.core.photometa import (
+    ORIENTATION_TAG,
+    read_extras,
+    reset_orientation,
+    tiff_only_extras,
+    upright_xmp,
+    with_exif_header,
+    xmp_save_options,
+)
 from instructir_desktop.core.png16 import (
     PNG_SIGNATURE,
     encode_png16,
-    png_metadata,
     read_png16,
-    xmp_itxt_body,
 )
 from instructir_desktop.core.rawfiles import RAW_EXTENSIONS, develop, is_raw_name, raw_size
 from instructir_desktop.core.tiff16 import (
-    XMP_TAG,
     encode_tiff16,
-    first_ifd,
     load_tiff_only,
     read_tiff16,
-    tiff_dpi,
     tiff_exif,
-    tiff_xmp,
     unreadable_samples,
 )
 
@@ -86,16 +87,8 @@ _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _GREY_FORMATS = {"PNG", "TIFF", "JPEG", "BMP"}
 _DPI_FORMATS = {"JPEG", "PNG", "TIFF", "BMP"}  # WebP, HEIF and AVIF state no resolution
 _XMP_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
-_JPEG_XMP_LIMIT = 65504  # one APP1 segment less its namespace (longer packets are "extended")
 _JPEG_COMMENT_LIMIT = 65533  # one COM segment
-_MAX_DPI = 65535.0  # JFIF's density field; more is nonsense anyway
-# tiff:Orientation as an attribute or an element of an XMP packet: the digit is group 2
-_XMP_ORIENTATION = (
-    re.compile(rb"""(\btiff:Orientation\s*=\s*["'])\s*(\d+)\s*(["'])"""),
-    re.compile(rb"(<tiff:Orientation>)\s*(\d+)\s*(</tiff:Orientation>)"),
-)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's "L"
-_ORIENTATION = 0x0112
 _OPEN_LOCK = threading.Lock()
 _heif_registered = False
 _heif_tried = False
@@ -248,7 +241,7 @@ def encode_image(
     meta = fmt in _METADATA_FORMATS
     exif, icc = (photo.exif, photo.icc_profile) if meta else (None, None)
     dpi = photo.dpi if fmt in _DPI_FORMATS else None
-    xmp = _upright_xmp(photo.xmp) if fmt in _XMP_FORMATS else None
+    xmp = upright_xmp(photo.xmp) if fmt in _XMP_FORMATS else None
     grey = photo.grey and fmt in _GREY_FORMATS
     pixels = photo.pixels
     if grey:
@@ -272,7 +265,7 @@ def encode_image(
         options["icc_profile"] = icc
     if dpi:
         options["dpi"] = dpi
-    options.update(_xmp_options(fmt, xmp, exif))
+    options.update(xmp_save_options(fmt, xmp, exif))
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
         if photo.comment and len(photo.comment) <= _JPEG_COMMENT_LIMIT:
@@ -290,25 +283,6 @@ def encode_image(
     except (OSError, ValueError, KeyError) as exc:
         raise ImageWriteError(f"The photo could not be encoded as {fmt}: {exc}") from exc
     return out.getvalue()
-
-
-def _xmp_options(fmt: str, xmp: bytes | None, exif: bytes | None) -> dict[str, object]:
-    """Pillow's save options that write an XMP packet in ``fmt`` (none where it cannot)."""
-    if not xmp:
-        return {}
-    if fmt == "PNG":  # an iTXt chunk, as the XMP specification asks
-        info = PngImagePlugin.PngInfo()
-        info.add(b"iTXt", xmp_itxt_body(xmp))
-        return {"pnginfo": info}
-    if fmt == "TIFF":  # tag 700 in IFD0, written with the EXIF's tags
-        tags = Image.Exif()
-        if exif:
-            tags.load(exif)
-        tags[XMP_TAG] = xmp
-        return {"exif": tags}
-    if fmt == "JPEG" and len(xmp) > _JPEG_XMP_LIMIT:
-        return {}  # only an "extended XMP" could hold it: not written
-    return {"xmp": xmp}
 
 
 def _normalise_format(name: str) -> str:
@@ -440,7 +414,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
                 decoded := load_tiff_only(fp, lambda w, h: _check_size(name, (w, h), max_pixels))
             ) is None:
                 raise _unidentified(fp, name) from exc
-            extras = _tiff_only_extras(fp)
+            extras = tiff_only_extras(fp)
         else:
             with im:
                 _check_size(name, im.size, max_pixels)
@@ -449,7 +423,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
                 if fmt == "PNG":
                     _check_png_size(im, fp, name)
                 decoded = (*_decode(im, fp), fmt)
-                extras = _extras(im, fp, fmt)
+                extras = read_extras(im, fp, fmt)
     except InstructIRError:
         raise
     except MemoryError as exc:
@@ -459,7 +433,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         # data; the user only needs to know the file cannot be read (or why it cannot).
         raise _damaged(fp, name) from exc
     samples, depth, icc, exif, fmt = decoded
-    exif, orientation = _reset_orientation(exif)
+    exif, orientation = reset_orientation(exif)
     samples = _orient(samples, orientation)
     if extras.dpi and orientation in (5, 6, 7, 8):  # turned a quarter: x and y swap
         extras = dataclasses.replace(extras, dpi=extras.dpi[::-1])
@@ -480,7 +454,7 @@ def _load(fp: BinaryIO, name: str, max_pixels: int) -> Photo:
         grey=grey,
         frames=frames,
         dpi=extras.dpi,
-        xmp=_upright_xmp(extras.xmp),
+        xmp=upright_xmp(extras.xmp),
         comment=extras.comment,
         lossless_webp=extras.lossless_webp,
     )
@@ -517,7 +491,7 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
         if fp.read(1) == b"\x10":
             samples, png_icc, png_exif = read_png16(fp)
             exif = png_exif or im.info.get("exif")
-            return samples, 16, icc or png_icc, _with_exif_header(exif)
+            return samples, 16, icc or png_icc, with_exif_header(exif)
     if im.format == "TIFF":
         exif = tiff_exif(im)
         if 16 in (im.tag_v2.get(258) or ()):
@@ -525,11 +499,11 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
             if samples is not None:
                 return samples, 16, icc, exif
         im.load()
-        if _ORIENTATION not in im.tag_v2:  # recent Pillow rotates TIFFs itself while loading
-            exif = _reset_orientation(exif)[0]
+        if ORIENTATION_TAG not in im.tag_v2:  # recent Pillow rotates TIFFs itself while loading
+            exif = reset_orientation(exif)[0]
     else:
         im.load()  # some formats (PNG) only meet their EXIF chunk while decoding
-        exif = _with_exif_header(im.info.get("exif"))
+        exif = with_exif_header(im.info.get("exif"))
     if im.mode.startswith("I;16"):
         return np.asarray(im).astype(np.uint16)[..., None], 16, icc, exif
     if im.mode in ("I", "F"):
@@ -550,130 +524,6 @@ def _decode(im: Image.Image, fp: BinaryIO) -> tuple[np.ndarray, int, bytes | Non
         im = im.convert("RGBA" if has_alpha else "RGB")
     samples = np.asarray(im, dtype=np.uint8)
     return (samples[..., None] if samples.ndim == 2 else samples), 8, icc, exif
-
-
-@dataclass(frozen=True)
-class _Extras:
-    """What a file says besides its pixels, EXIF and ICC profile (see ``Photo``)."""
-
-    dpi: tuple[float, float] | None = None  # as stored, before the orientation is applied
-    xmp: bytes | None = None
-    comment: bytes | None = None
-    lossless_webp: bool = False
-
-
-def _extras(im: Image.Image, fp: BinaryIO, fmt: str) -> _Extras:
-    """Resolution, XMP packet, JPEG comment and WebP losslessness of a file Pillow opened.
-    Metadata never stops a photo from opening: what cannot be read is left out."""
-    info = im.info
-    try:
-        comment = None
-        if fmt == "JPEG":  # JFIF's density, else the EXIF's resolution (not Pillow's 72 guess)
-            dpi = _jfif_dpi(info) or tiff_dpi(im.getexif())
-            xmp, comment = info.get("xmp"), info.get("comment")
-        elif fmt == "PNG":  # also the chunks after the pixels, which Pillow may not have met
-            dpi, xmp = png_metadata(fp)
-        elif fmt == "TIFF":  # Pillow says 1 dpi for a TIFF without resolution tags
-            dpi, xmp = tiff_dpi(im.tag_v2), tiff_xmp(im.tag_v2)
-        else:
-            dpi, xmp = info.get("dpi") if fmt == "BMP" else None, info.get("xmp")
-        lossless = fmt == "WEBP" and _webp_lossless(fp)
-    except Exception as exc:  # noqa: BLE001
-        log.debug("metadata of a %s photo left out: %s", fmt, exc)
-        return _Extras()
-    return _Extras(_clean_dpi(dpi), _as_bytes(xmp), _as_bytes(comment), lossless)
-
-
-def _tiff_only_extras(fp: BinaryIO) -> _Extras:
-    """Resolution and XMP of a TIFF only tifffile decodes, from its first IFD."""
-    ifd = first_ifd(fp)
-    if ifd is None:
-        return _Extras()
-    return _Extras(_clean_dpi(tiff_dpi(ifd)), tiff_xmp(ifd))
-
-
-def _jfif_dpi(info: dict) -> tuple[float, float] | None:
-    unit, density = info.get("jfif_unit"), info.get("jfif_density")
-    if unit not in (1, 2) or not density:
-        return None  # unit 0: an aspect ratio, no resolution
-    return (density[0] * 2.54, density[1] * 2.54) if unit == 2 else density
-
-
-def _clean_dpi(dpi: object) -> tuple[float, float] | None:
-    """Two finite, positive dpi values, within a hair of a whole number snapped to it (PNG
-    stores whole pixels per metre, 0.0127 dpi apart: 300 dpi reads back as 299.9994 and 350 as
-    350.012); None for anything else."""
-    try:
-        x, y = (float(d) for d in dpi)  # type: ignore[union-attr]
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    if not all(math.isfinite(d) and 0 < d <= _MAX_DPI for d in (x, y)):
-        return None
-    x, y = (float(round(d)) if abs(d - round(d)) < 0.02 else d for d in (x, y))
-    return x, y
-
-
-def _as_bytes(value: object) -> bytes | None:
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
-
-
-def _upright_xmp(xmp: bytes | None) -> bytes | None:
-    """An XMP packet whose tiff:Orientation (if any) says 1, as the pixels are written
-    upright; its length is kept when the old value was one digit (packets carry padding)."""
-    if not xmp:
-        return None
-    for pattern in _XMP_ORIENTATION:
-        xmp = pattern.sub(rb"\g<1>1\g<3>", xmp)
-    return xmp
-
-
-def _webp_lossless(fp: BinaryIO) -> bool:
-    """Whether a WebP's (first frame's) bitstream is lossless: a VP8L chunk, not "VP8 "."""
-    fp.seek(0)
-    head = fp.read(12)
-    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
-        return False
-    for _ in range(64):  # VP8X, ICCP, ANIM, ANMF (whose frame chunks follow its header)...
-        chunk = fp.read(8)
-        if len(chunk) < 8:
-            return False
-        kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-        if kind in (b"VP8L", b"VP8 "):
-            return kind == b"VP8L"
-        if kind == b"ANMF":
-            fp.seek(16, os.SEEK_CUR)  # the frame's position, size, duration and flags
-        else:
-            fp.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to even sizes
-    return False
-
-
-def _with_exif_header(exif: bytes | None) -> bytes | None:
-    if not exif:
-        return None
-    return exif if exif.startswith(b"Exif\0\0") else b"Exif\0\0" + exif
-
-
-def _reset_orientation(exif: bytes | None) -> tuple[bytes | None, int]:
-    """Read IFD0's Orientation and patch it to 1 in place, leaving every other byte alone."""
-    if not exif:
-        return exif, 1
-    try:
-        tiff = 6
-        order = {b"II": "<", b"MM": ">"}[exif[tiff : tiff + 2]]
-        ifd = tiff + struct.unpack_from(order + "I", exif, tiff + 4)[0]
-        for i in range(struct.unpack_from(order + "H", exif, ifd)[0]):
-            entry = ifd + 2 + 12 * i
-            tag, kind = struct.unpack_from(order + "HH", exif, entry)
-            if tag == _ORIENTATION and kind == 3:
-                value = struct.unpack_from(order + "H", exif, entry + 8)[0]
-                patched = bytearray(exif)
-                struct.pack_into(order + "H", patched, entry + 8, 1)
-                return bytes(patched), value if 1 <= value <= 8 else 1
-    except (KeyError, struct.error):
-        pass  # malformed EXIF: keep it as it is, unrotated
-    return exif, 1
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
