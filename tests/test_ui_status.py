@@ -57,6 +57,23 @@ def test_progress_has_an_estimate_a_steady_bar_and_a_done_moment(
     assert window.progress_label.text() == ""
 
 
+def test_the_strip_and_a_passing_message_never_share_the_status_bar(qtbot, make_window, tmp_path):
+    """The status bar hides its strips under a message ("Opened p.png"); a strip that shows
+    itself meanwhile takes the place, or the two are drawn over each other."""
+    window = make_window()
+    open_photo(qtbot, window, make_photo(tmp_path / "p.png", size=(96, 96), seed=4))
+    qtbot.waitUntil(lambda: window.session.scheduler.idle, timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.job_status.isVisible(), timeout=10_000)
+    window.statusBar().showMessage("Opened p.png.", 60_000)
+    assert window.statusBar().currentMessage()
+    type_instruction(qtbot, window, "remove the noise")
+    qtbot.waitUntil(lambda: window.job_status.isVisible(), timeout=WAIT)
+    assert window.statusBar().currentMessage() == ""
+    qtbot.waitUntil(lambda: "Done in" in window.progress_label.text(), timeout=WAIT)
+    window.statusBar().showMessage("Exported p.jpg.", 60_000)  # a message over the strip
+    assert not window.job_status.isVisible()
+
+
 def test_eta_wording():
     assert eta_text(0.5, 0.5) == ""  # too early to tell
     assert eta_text(10, 0.25) == "about 30 s left"

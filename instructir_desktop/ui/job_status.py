@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 from instructir_desktop.app.session import EditorSession
 
@@ -98,7 +98,7 @@ class JobStatus(QWidget):
             self._done_timer.stop()
             if self._busy_since is None:
                 self._busy_since = time.perf_counter()
-        self.setVisible(busy or activity == "paused")
+        self._show(busy or activity == "paused")
         self.progress.setVisible(busy)
         self.cancel_button.setVisible((busy and activity != "waiting") or activity == "paused")
         self.cancel_button.setText("Resume" if activity == "paused" else "Cancel")
@@ -123,11 +123,20 @@ class JobStatus(QWidget):
             return
         seconds = time.perf_counter() - self._busy_since
         self._busy_since = None
-        self.setVisible(True)
+        self._show(True)
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self.label.setText(f"✓ Done in {seconds:.1f} s")
         self._done_timer.start(DONE_SHOWN_MS)
+
+    def _show(self, visible: bool) -> None:
+        """Show or hide the strip. A status bar hides its strips under a passing message
+        ("Opened photo.jpg") but does not know when one shows itself: the message goes, or
+        the bar would draw both on top of each other."""
+        bar = self.parentWidget()
+        if visible and not self.isVisible() and isinstance(bar, QStatusBar):
+            bar.clearMessage()
+        self.setVisible(visible)
 
     def _hide_done(self) -> None:
         if self.session.scheduler.activity == "idle":
