@@ -182,3 +182,103 @@ def test_bridge_file_says_not_running_after_a_crash(tiny_pack, tmp_path):
         assert json.loads(path.read_text())["pid"] == os.getpid()
     finally:
         srv.stop()
+
+
+def _post_raw(server, path: str, body: bytes, ctype: str = "application/json"):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", path, body, {"X-InstructIR-Token": server.token, "Content-Type": ctype})
+    resp = conn.getresponse()
+    answer = resp.status, json.loads(resp.read())
+    conn.close()
+    return answer
+
+
+def test_hostile_json_is_a_bad_request_not_an_internal_error(server):
+    nested = b"[" * 100_000 + b"]" * 100_000
+    status, answer = _post_raw(server, "/jobs", nested)
+    assert status == 400 and answer["error"] == "The request body is JSON nested too deeply."
+    long_number = b'{"text": "x", "pack": ' + b"9" * 5000 + b"}"
+    status, answer = _post_raw(server, "/intent", long_number)
+    assert status == 400 and "too many digits" in answer["error"]
+    assert "sys." not in answer["error"]
+    assert call(server, "GET", "/health")[0] == 200
+
+
+def test_an_instruction_without_words_or_too_long_is_refused_before_it_queues(server):
+    image = base64.b64encode(png_bytes(make_photo())).decode()
+    for text, words in (("🙂🙂", "has no words"), ("x " * 600, "at most 1000 characters")):
+        body = {"image": image, "instruction": text, "as_written": True}
+        status, _, data = call(server, "POST", "/jobs", body)
+        assert status == 400 and words in json.loads(data)["error"], data
+    assert server.list_jobs()["jobs"] == []
+
+
+def _job_head(server, length: int) -> bytes:
+    return (
+        f"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"X-InstructIR-Token: {server.token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_cut_off_or_stalled_upload_is_answered(server, monkeypatch):
+    from instructir_desktop.bridge.handler import BridgeRequestHandler
+
+    body = json.dumps({"image": "A" * 40_000, "instruction": INSTRUCTION}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_job_head(server, len(body)) + body[:10_000])
+        sock.shutdown(socket.SHUT_WR)  # the client gave up half-way but still listens
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 400") and b"10,000 of 40," in answer
+    assert b"cut off" in answer
+
+    monkeypatch.setattr(BridgeRequestHandler, "timeout", 1)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_job_head(server, len(body)) + body[:500])  # then silence
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 408") and b"stalled for 1 s" in answer
+    assert server.list_jobs()["jobs"] == [] and call(server, "GET", "/health")[0] == 200
+
+
+def test_protocol_errors_and_other_methods_name_the_problem(server):
+    status, _, data = call(server, "GET", "/jobs/" + "a" * 70_000)
+    assert status == 414 and json.loads(data)["error"] == "Request-URI Too Long"
+    status, headers, data = call(server, "HEAD", "/health")
+    assert status == 200 and data == b"" and int(headers["Content-Length"]) > 0
+    for method, path in (("PATCH", "/jobs"), ("OPTIONS", "/health")):
+        status, _, data = call(server, method, path)
+        assert status == 405 and json.loads(data)["error"] == f"{method} is not allowed on {path}."
+
+
+def test_the_public_health_states_the_upload_limit(server):
+    status, _, data = call(server, "GET", "/health", token=False)
+    health = json.loads(data)
+    assert status == 200 and not health["authorized"]
+    assert health["max_body_bytes"] == server.max_body_bytes
+
+
+def test_a_cancelled_jobs_result_says_it_was_cancelled(tiny_restorer):
+    slow = test_bridge.SlowRestorer(tiny_restorer)
+    srv = BridgeServer(lambda pack: slow)
+    srv.start()
+    try:
+        running = test_bridge.submit(srv, make_photo())
+        queued = test_bridge.submit(srv, make_photo(seed=1))
+        assert slow.started.wait(30)
+        status, _, data = call(srv, "GET", f"/jobs/{running}/result")
+        assert status == 409 and "running; its result is not ready yet" in json.loads(data)["error"]
+        call(srv, "POST", f"/jobs/{queued}/cancel", b"{}")
+        status, _, data = call(srv, "GET", f"/jobs/{queued}/result")
+        assert status == 409 and json.loads(data)["error"] == (
+            "The job was cancelled, so it has no result."
+        )
+        call(srv, "POST", f"/jobs/{running}/cancel", b"{}")
+    finally:
+        srv.stop()

@@ -328,3 +328,147 @@ def test_a_busy_bridge_is_reported_as_busy(client, server):
         assert not isinstance(caught.value, client.NotTheBridge) and not bridge.verified
     finally:
         idle.close()
+
+
+# ---------------------------------------------------------------- when the bridge lets go
+
+
+def test_a_layer_over_the_bridges_limit_is_refused_before_it_is_sent(plugin, reader):
+    srv = BridgeServer(lambda pack: reader, max_body_bytes=64 << 10)
+    srv.start()
+    try:
+        bridge = plugin.client.BridgeClient(srv.url, srv.token)
+        noise = os.urandom(8 << 20)  # would reset the connection part-way if it were sent
+        with pytest.raises(plugin.client.BridgeError, match="too large") as caught:
+            bridge.submit(noise, "remove the noise", 1.0)
+        assert caught.value.status == 413 and "is not running" not in str(caught.value)
+        message = str(caught.value)
+        assert "its pixels take 8 MiB and the bridge accepts up to 65,536 bytes" in message
+        image = FakeImage()
+        layer = make_layer(image, w=200, h=160)  # 125 KiB of pixels, noise: larger than 64 KiB
+        status, error = run(plugin, image, layer)
+        assert status == "execution-error" and "too large for the InstructIR bridge" in error
+        assert "Select a smaller area" in error and len(image.layers) == 1
+        assert srv.list_jobs()["jobs"] == []
+    finally:
+        srv.stop()
+
+
+def _slow_bridge(reader, port: int = 0) -> tuple[BridgeServer, threading.Event]:
+    started = threading.Event()
+
+    class Slow:
+        pack_id = "tiny-test"
+
+        def describe(self):
+            return reader.describe()
+
+        def plan(self, text):
+            return reader.plan(text)
+
+        def intent(self, text):
+            return reader.intent(text)
+
+        def restore(self, image, instruction, *, strength=1.0, progress=None, cancel=None):
+            started.set()
+            deadline = time.monotonic() + 20
+            while not cancel() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raise CancelledError("Cancelled.")
+
+    srv = BridgeServer(lambda pack: Slow(), port=port)
+    srv.start()
+    return srv, started
+
+
+def _run_in_thread(plugin, image, layer) -> dict:
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=run(plugin, image, layer)))
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def test_a_bridge_that_restarts_mid_job_is_reported_and_the_image_is_untouched(plugin, reader):
+    srv, started = _slow_bridge(reader)
+    port = srv.port
+    image = FakeImage()
+    layer = make_layer(image)
+    outcome = _run_in_thread(plugin, image, layer)
+    again = None
+    try:
+        assert started.wait(30)
+        srv.stop()
+        again, _ = _slow_bridge(reader, port)  # same port, same token, none of the old jobs
+        outcome["thread"].join(30)
+    finally:
+        for s in (srv, again):
+            if s is not None:
+                s.stop()
+    status, error = outcome["result"]
+    assert status == "execution-error", error
+    assert "nothing was changed" in error and "run the filter again" in error.lower()
+    assert "There is no job" not in error
+    assert image.layers == [layer] and image.undo_depth == 0 and image.undo_groups == 0
+
+
+def test_a_job_the_bridge_no_longer_knows_is_reported(plugin, reader):
+    srv, started = _slow_bridge(reader)
+    image = FakeImage()
+    layer = make_layer(image)
+    outcome = _run_in_thread(plugin, image, layer)
+    try:
+        assert started.wait(30)
+        with srv._lock:  # as after a restart between two polls: the job is unknown (404)
+            srv._jobs.clear()
+        outcome["thread"].join(30)
+    finally:
+        srv.stop()
+    status, error = outcome["result"]
+    assert status == "execution-error"
+    assert error == (
+        "The InstructIR bridge restarted and no longer knows this job, so nothing was changed. "
+        "Run the filter again."
+    )
+    assert image.layers == [layer] and image.undo_groups == 0
+
+
+def test_a_bridge_that_goes_away_mid_job_is_reported(plugin, reader):
+    srv, started = _slow_bridge(reader)
+    port = srv.port
+    image = FakeImage()
+    layer = make_layer(image)
+    outcome = _run_in_thread(plugin, image, layer)
+    try:
+        assert started.wait(30)
+        srv._httpd.shutdown()  # the bridge vanishes: nothing answers on its port any more
+        srv._httpd.server_close()
+        outcome["thread"].join(60)
+    finally:
+        srv.stop()
+    status, error = outcome["result"]
+    assert status == "execution-error"
+    assert "stopped answering while it was restoring the layer, so nothing was changed" in error
+    assert f"`instructir serve --port {port}`" in error and "Errno" not in error
+    assert image.layers == [layer] and image.undo_groups == 0
+
+
+@pytest.mark.parametrize("abandoned", [False, True])
+def test_a_job_the_bridge_cancels_is_an_error_not_a_silent_cancel(plugin, reader, abandoned):
+    srv, started = _slow_bridge(reader)
+    image = FakeImage()
+    layer = make_layer(image)
+    outcome = _run_in_thread(plugin, image, layer)
+    try:
+        assert started.wait(30)
+        (job,) = srv.list_jobs()["jobs"]
+        if abandoned:  # as the lease watcher does when GIMP stops polling
+            srv._jobs[job["id"]].abandoned_by_client = True
+        srv.cancel_job(job["id"])  # InstructIR Desktop closing cancels jobs this way
+        outcome["thread"].join(30)
+    finally:
+        srv.stop()
+    status, error = outcome["result"]
+    assert status == "execution-error" and "nothing was changed" in error
+    assert ("heard nothing from GIMP" in error) == abandoned
+    assert image.layers == [layer] and image.undo_groups == 0

@@ -417,3 +417,62 @@ def test_reshow_after_a_failed_run_brings_back_what_was_typed(plugin, client):
     FakeDialog.answer = False
     run(plugin, image, source, "old success", mode="interactive")  # GIMP's last good values
     assert seen == ["new words"]
+
+
+class ChecksWords(ReadsInstructions):
+    """Refuses text without words, as the real model does (EmptyInstructionError → 400)."""
+
+    def intent(self, text):
+        from instructir_desktop.core.text import clean_instruction
+
+        return super().intent(clean_instruction(text, words=True))
+
+
+def test_dialog_shows_why_the_bridge_refuses_the_text(plugin, tiny_restorer):
+    glib = sys.modules["gi.repository.GLib"]
+    server = BridgeServer(lambda pack: ChecksWords(tiny_restorer))
+    server.start()
+    image = FakeImage()
+    source = make_layer(image)
+    runs = []
+
+    def user(dialog):
+        runs.append(list(labels()))
+        if len(runs) == 1:
+            dialog.config.set_property("instruction", "🙂🙂🙂")
+            run_timeouts(glib)
+            return True  # OK on text the bridge cannot read: the dialog stays open
+        return False
+
+    FakeDialog.on_run = user
+    try:
+        assert run(plugin, image, source, "", mode="interactive")[0] == "cancel"
+    finally:
+        server.stop()
+    assert len(runs) == 2 and any("has no words" in t for t in runs[1])
+    assert "InstructIR bridge ready." in runs[1] or any(
+        t.startswith("InstructIR bridge ready") for t in runs[1]
+    )
+    assert image.layers == [source]
+
+
+def test_a_result_that_cannot_be_inserted_leaves_the_image_as_it_was(plugin, server, monkeypatch):
+    removed = []
+
+    def remove_layer(image, layer):
+        removed.append(layer)
+        image.layers.remove(layer)
+
+    def broken_parasite(layer, parasite):
+        raise RuntimeError("parasite too large")
+
+    monkeypatch.setattr(FakeImage, "remove_layer", remove_layer, raising=False)
+    monkeypatch.setattr(FakeLayer, "attach_parasite", broken_parasite)
+    image = FakeImage()
+    source = make_layer(image)
+    before = source.pixels.copy()
+    status, error = run(plugin, image, source)
+    assert status == "execution-error" and "parasite too large" in error
+    assert image.layers == [source] and len(removed) == 1
+    assert image.undo_depth == 0  # the undo group is closed
+    assert np.array_equal(source.pixels, before)

@@ -162,8 +162,9 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol errors (bad request line, bad headers) also answer JSON."""
         self.close_connection = True
+        phrase = self.responses.get(code, ("Bad request.",))[0]
         try:
-            self._send_json(code, {"error": message or explain or "Bad request."})
+            self._send_json(code, {"error": message or phrase})
         except OSError:
             pass
 
@@ -179,12 +180,21 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._dispatch("PUT")
 
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
     def _dispatch(self, method: str) -> None:
         bridge = self.server.bridge
         try:
             self._check_host()
             parts = [p for p in urlsplit(self.path).path.split("/") if p]
-            route = _route(method, parts)
+            route = _route("GET" if method == "HEAD" else method, parts)
             authorized = bridge.check_token(self._token())
             if route != "health" and not authorized:
                 self._reject(401, "Missing or wrong bridge token (see bridge.json).")
@@ -288,14 +298,31 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
         view, got = memoryview(body), 0
         try:
             while got < length:
-                n = self.rfile.readinto(view[got : got + (1 << 20)])
+                try:
+                    n = self.rfile.readinto(view[got : got + (1 << 20)])
+                except TimeoutError:
+                    n = None
                 if not n:
-                    self.close_connection = True
+                    # The client stopped sending (gone, half-closed or silent): it may still
+                    # read why nothing was done.
+                    why = "was cut off" if n == 0 else f"stalled for {self.timeout} s"
+                    self._answer_cut_off(
+                        408 if n is None else 400,
+                        f"The request body {why}: {got:,} of {length:,} bytes arrived, so "
+                        "nothing was done. Send the request again.",
+                    )
                     return None
                 got += n
         finally:
             view.release()
         return body
+
+    def _answer_cut_off(self, status: int, message: str) -> None:
+        self.close_connection = True
+        try:
+            self._send_json(status, {"error": message})
+        except OSError:
+            pass
 
     def _reject(self, status: int, message: str, **extra: Any) -> None:
         """Answer without reading the body, then close gracefully so the client sees it."""
@@ -387,6 +414,10 @@ def _json_body(body: bytes | bytearray) -> dict:
         obj = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPError(400, f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPError(400, "The request body is JSON nested too deeply.") from None
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        raise HTTPError(400, "The request body has a number with too many digits.") from None
     if not isinstance(obj, dict):
         raise HTTPError(400, "The request body must be a JSON object.")
     return obj
@@ -530,6 +561,8 @@ def _steps(fields: dict) -> list[tuple[str, float]]:
         raise HTTPError(400, 'Give at least one instruction, e.g. "remove the noise".')
     if len(raw) > MAX_STEPS:
         raise HTTPError(400, f"Give at most {MAX_STEPS} instructions per job.")
+    from instructir_desktop.core.text import clean_instruction  # imports torch: lazily
+
     default = _strength(fields.get("strength", 1.0), "'strength'")
     steps = []
     for item in raw:
@@ -539,7 +572,8 @@ def _steps(fields: dict) -> list[tuple[str, float]]:
             strength = _strength(item.get("strength", default), "Each step's 'strength'")
         if not isinstance(text, str) or not text.strip():
             raise HTTPError(400, "Every instruction must be non-empty text.")
-        steps.append((" ".join(text.split()), strength))
+        # Refused here (400), not after the photo waited in the queue: no words, too long.
+        steps.append((clean_instruction(text, words=True), strength))
     return steps
 
 

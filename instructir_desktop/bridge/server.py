@@ -11,7 +11,8 @@ reads.
 Endpoints (token in ``X-InstructIR-Token`` or ``Authorization: Bearer``; every answer is JSON
 except a result, which is PNG):
 
-- ``GET /health``: no token needed; adds pack, device and queue when the token is right.
+- ``GET /health``: no token needed (states the upload limit, ``max_body_bytes``); adds pack,
+  device and queue when the token is right.
 - ``POST /jobs``: JSON ``{"image": base64, "instructions": [...], "strength", "pack",
   "lease_s", "as_written"}`` or multipart (an ``image`` file part plus the same fields) → 202
   ``{"id"}``. An unclear instruction fails the job (``UnclearInstructionError``) unless
@@ -100,6 +101,12 @@ MAX_QUEUED = 8
 KEEP_FINISHED = 16
 FINISHED_TTL_S = 30 * 60
 FINAL_STATES = ("done", "failed", "cancelled")
+_NO_RESULT = {
+    "queued": "The job is waiting its turn; its result is not ready yet.",
+    "running": "The job is running; its result is not ready yet.",
+    "cancelled": "The job was cancelled, so it has no result.",
+    "failed": "The job failed, so it has no result.",
+}
 # How long POST /intent waits for the model (it runs between the tiles of a restore).
 INTENT_WAIT_S = 20.0
 
@@ -262,6 +269,8 @@ class BridgeServer:
             "version": __version__,
             "api": API_VERSION,
             "authorized": authorized,
+            # Public so a client can refuse an upload that is too large before sending it.
+            "max_body_bytes": self.max_body_bytes,
         }
         if authorized:
             with self._lock:
@@ -271,7 +280,6 @@ class BridgeServer:
             d.update(
                 queued=queued,
                 running=running[0] if running else None,
-                max_body_bytes=self.max_body_bytes,
             )
         return d
 
@@ -338,7 +346,7 @@ class BridgeServer:
             job = self._job(job_id)
             job.last_seen = time.monotonic()
             if job.state != "done" or job.result is None:
-                msg = job.error or f"The job is {job.state}; its result is not ready."
+                msg = job.error or _NO_RESULT.get(job.state, "The job has no result.")
                 raise HTTPError(409, msg, state=job.state)
             samples, (icc, exif) = job.result, job.metadata
         if plain:

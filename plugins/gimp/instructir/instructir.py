@@ -90,6 +90,7 @@ def insert_result(image, drawable, rect, instruction, png, on_top=False):
         )
     pixels = client.png_samples_to_gegl(samples, depth, channels, w * h)
     image.undo_group_start()
+    layer, inserted = None, False
     try:
         layer = Gimp.Layer.new(
             image,
@@ -104,6 +105,7 @@ def insert_result(image, drawable, rect, instruction, png, on_top=False):
             image.insert_layer(layer, None, 0)
         else:
             image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+        inserted = True
         flags = Gimp.PARASITE_PERSISTENT | Gimp.PARASITE_UNDOABLE
         layer.attach_parasite(Gimp.Parasite.new(client.PARASITE, flags, instruction.encode()))
         offsets = tuple(drawable.get_offsets())
@@ -119,9 +121,21 @@ def insert_result(image, drawable, rect, instruction, png, on_top=False):
             layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
             layer.set_edit_mask(False)
         image.set_selected_layers([layer])
+    except Exception:
+        if inserted:
+            _remove_half_made(image, layer)
+        raise
     finally:
         image.undo_group_end()
     return layer
+
+
+def _remove_half_made(image, layer):
+    """Take out a result layer that could not be finished, so the image is as it was."""
+    try:
+        image.remove_layer(layer)
+    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        print(f"InstructIR: could not remove the unfinished layer ({exc})", file=sys.stderr)
 
 
 def covering_layers(image, layer):

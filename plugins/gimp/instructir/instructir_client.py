@@ -59,6 +59,7 @@ __all__ = [
     "NotTheBridge",
     "UnclearInstruction",
     "JobCancelled",
+    "JobStopped",
     "BridgeInfo",
     "BridgeClient",
     "Reading",
@@ -97,7 +98,12 @@ INSTALL_HINT = (
 
 
 class BridgeError(Exception):
-    """A problem the photographer must read: the message says what happened and what to do."""
+    """A problem the photographer must read: the message says what happened and what to do.
+    ``status`` is the bridge's HTTP status when it answered with an error, else None."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class BridgeNotRunning(BridgeError):
@@ -113,7 +119,12 @@ class UnclearInstruction(BridgeError):
 
 
 class JobCancelled(BridgeError):
-    """The job was cancelled (by the user, or the bridge shut down)."""
+    """The user cancelled the job."""
+
+
+class JobStopped(BridgeError):
+    """The bridge stopped the job without being asked by this plug-in: it shut down, lost the
+    job, or cancelled it. Nothing was changed in the image."""
 
 
 class BridgeInfo:
@@ -199,6 +210,7 @@ class BridgeClient:
         self.token = token
         self.timeout = timeout
         self.verified = False
+        self.max_body_bytes: int | None = None  # the bridge's upload limit, from /health
 
     @property
     def port(self) -> int:
@@ -240,7 +252,7 @@ class BridgeClient:
             raise BridgeError("The InstructIR bridge is busy; try again in a moment.")
         self._check_proof(nonce, status, data, answer_headers)
         if status >= 400:
-            raise BridgeError(_error_message(status, data))
+            raise BridgeError(_error_message(status, data), status)
         return status, data, answer_headers.get("Content-Type", "")
 
     def _check_proof(self, nonce: str, status: int, data: bytes, headers: Any) -> None:
@@ -270,11 +282,19 @@ class BridgeClient:
         """Ask, without the token, for proof that the server holds it; the public health."""
         health = self._json("GET", "/health", timeout=timeout, send_token=False)
         self.verified = True
+        self._note_limit(health)
         return health
+
+    def _note_limit(self, health: dict) -> None:
+        limit = health.get("max_body_bytes")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            self.max_body_bytes = limit
 
     def health(self, timeout: float | None = None) -> dict:
         """The bridge's state with pack and device (after it proved itself)."""
-        return self._json("GET", "/health", timeout=timeout)
+        health = self._json("GET", "/health", timeout=timeout)
+        self._note_limit(health)
+        return health
 
     def submit(
         self,
@@ -291,7 +311,22 @@ class BridgeClient:
         if as_written:
             fields["as_written"] = "true"
         body, ctype = _multipart(fields, ("image", "layer.png", "image/png", png))
+        self._check_size(len(body))
         return self._json("POST", "/jobs", body, content_type=ctype, timeout=max(self.timeout, 120))
+
+    def _check_size(self, size: int) -> None:
+        """Refuse, before sending, a layer larger than the bridge takes: the bridge answers 413
+        without reading it, and the upload would end in a reset connection."""
+        if not self.verified:
+            self.verify()
+        limit = self.max_body_bytes
+        if limit is not None and size > limit:
+            raise BridgeError(
+                f"The layer is too large for the InstructIR bridge: its pixels take "
+                f"{_mib(size)} and the bridge accepts up to {_mib(limit)}. Select a smaller area, "
+                "or scale the image down (Image → Scale Image), and run the filter again.",
+                413,
+            )
 
     def status(self, job_id: str) -> dict:
         return self._json("GET", f"/jobs/{job_id}")
@@ -305,7 +340,7 @@ class BridgeClient:
 
     def delete(self, job_id: str) -> None:
         try:
-            self._request("DELETE", f"/jobs/{job_id}")
+            self._request("DELETE", f"/jobs/{job_id}", timeout=5.0)
         except BridgeError:
             pass  # it expires on its own
 
@@ -316,6 +351,7 @@ class BridgeClient:
     def assess(self, png: bytes, timeout: float = 30.0) -> dict:
         """What the layer's pixels suggest fixing (POST /assess): summary and steps in order."""
         body, ctype = _multipart({}, ("image", "layer.png", "image/png", png))
+        self._check_size(len(body))
         return self._json("POST", "/assess", body, content_type=ctype, timeout=timeout)
 
 
@@ -356,6 +392,10 @@ def _error_message(status: int, data: bytes) -> str:
     if status == 503:
         return message or "The InstructIR bridge is busy; try again in a moment."
     return message or f"The InstructIR bridge could not do this (error {status})."
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
 
 
 def _multipart(fields: dict, file: tuple[str, str, str, bytes]) -> tuple[bytes, str]:
@@ -470,7 +510,9 @@ def run_job(
     """Submit, poll until done (reporting progress), fetch the PNG and delete the job.
     ``as_written`` only when the user confirmed an instruction the bridge is unsure of."""
     job = client.submit(png, instruction, strength, as_written=as_written)
-    job_id = job["id"]
+    job_id = job.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        raise BridgeError("The InstructIR bridge accepted the layer but sent no job id.")
     try:
         while True:
             if should_cancel is not None and should_cancel():
@@ -480,17 +522,50 @@ def run_job(
             if on_progress is not None:
                 on_progress(float(job.get("progress") or 0.0), _describe(job))
             if state == "done":
-                return client.result(job_id)
+                return _while_running(client.result, job_id, client.port)
             if state == "failed":
                 if job.get("error_type") == "UnclearInstructionError":
                     raise UnclearInstruction(unclear_message(instruction, job.get("error")))
                 raise BridgeError(job.get("error") or "InstructIR could not restore the layer.")
             if state == "cancelled":
-                raise JobCancelled(f"The InstructIR job was cancelled ({job.get('message')}).")
+                raise JobStopped(_stopped_message(job.get("message")))
             sleep(poll_s)
-            job = client.status(job_id)
+            job = _while_running(client.status, job_id, client.port)
     finally:
         client.delete(job_id)
+
+
+def _while_running(call: Callable[[str], Any], job_id: str, port: int) -> Any:
+    """``call(job_id)``, with the bridge going away or forgetting the job put as what it
+    means for the image: nothing was changed."""
+    try:
+        return call(job_id)
+    except BridgeNotRunning as exc:
+        raise JobStopped(
+            "The InstructIR bridge stopped answering while it was restoring the layer, so "
+            "nothing was changed. If it is no longer running, open InstructIR Desktop or run "
+            f"`instructir serve --port {port}` in a terminal, then run the filter again."
+        ) from exc
+    except BridgeError as exc:
+        if exc.status == 404:
+            raise JobStopped(
+                "The InstructIR bridge restarted and no longer knows this job, so nothing was "
+                "changed. Run the filter again."
+            ) from exc
+        raise
+
+
+def _stopped_message(reason: Any) -> str:
+    if reason == "abandoned by its client":
+        return (
+            f"The InstructIR bridge gave up on the job because it heard nothing from GIMP for "
+            f"{LEASE_S:.0f} s (GIMP or the computer was busy), so nothing was changed. Run the "
+            "filter again."
+        )
+    return (
+        "The InstructIR job was cancelled in the bridge (InstructIR Desktop closed or the "
+        "bridge stopped), so nothing was changed. Run the filter again."
+    )
 
 
 def _cancel_and_wait(client: BridgeClient, job_id: str, sleep: Callable[[float], None]) -> None:

@@ -215,7 +215,10 @@ class DialogWatch:
             return
         try:
             answer = self.bridge.intent(text, timeout=3.0)
-        except client.BridgeError:
+        except client.BridgeError as exc:
+            if exc.status == 400:  # the bridge refuses the text itself (no words, too long)
+                self._show(client.Reading(str(exc), True), text)
+                return
             self._show(client.Reading("", False), None)
             self.bridge = None
             self._schedule_poll()  # reconnect, then read again
