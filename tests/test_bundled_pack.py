@@ -75,6 +75,28 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         ("it's not too dark, just noisy", [("denoise", "just noisy")]),
         ("not blurry, only grainy", [("denoise", "only grainy")]),
         ("it is not overexposed, just blurry", [("deblur", "just blurry")]),
+        # "n", "+" and "/" join requests too
+        ("dark n noisy", [("lowlight", "dark"), ("denoise", "noisy")]),
+        ("sharpen + brighten", [("deblur", "sharpen"), ("lowlight", "brighten")]),
+        ("dehaze/upscale", [("dehaze", "dehaze"), ("superres", "upscale")]),
+        # a flaw the user likes or accepts is set aside
+        ("I love the colours, just remove the haze", [("dehaze", "just remove the haze")]),
+        ("we don't mind the grain, but it's too dark", [("lowlight", "it's too dark")]),
+        ("I'm ok with the noise, sharpen it please", [("deblur", "sharpen it please")]),
+        ("the blur doesn't bother me, it's just too dark", [("lowlight", "it's just too dark")]),
+        ("the lighting is great but it's grainy", [("denoise", "it's grainy")]),
+        ("the grain isn't an issue, the fog is", [("dehaze", "the fog is")]),
+        ("I don't want it sharper, only brighter", [("lowlight", "only brighter")]),
+        # so is what the user did to the photo
+        ("I cropped it a lot and it's all blocky now", [("superres", "it's all blocky now")]),
+        (
+            "I used flash and the colours look dull, also it's grainy",
+            [("enhance", "the colours look dull"), ("denoise", "it's grainy")],
+        ),
+        # "fix it" beside a flaw names no second fix
+        ("foggy pic, fix pls", [("dehaze", "foggy pic, fix pls")]),
+        # one part asks clearly; the whole reads as another task, less surely
+        ("the picture is dark and my phone is old", [("lowlight", "the picture is dark")]),
     ],
 )
 def test_a_message_asking_for_several_fixes_is_split_in_order(lite, message, steps):
@@ -103,8 +125,11 @@ def test_a_single_request_stays_one_step(lite, message):
 
 @pytest.mark.parametrize(
     ("message", "task"),
-    [("it was taken through a dirty window", "dehaze"), ("shot at night", "lowlight"),
-     ("the photo was taken in fog", "dehaze")],  # fmt: skip
+    [
+        ("it was taken through a dirty window", "dehaze"),
+        ("shot at night", "lowlight"),
+        ("the photo was taken in fog", "dehaze"),
+    ],  # fmt: skip
 )
 def test_how_the_photo_was_taken_alone_is_the_request(lite, message, task):
     """Beside a request it is set aside; alone it describes the flaw, as the model reads it."""
@@ -122,6 +147,12 @@ def test_how_the_photo_was_taken_alone_is_the_request(lite, message, task):
         "way too much exposure",
         "darken it a bit",
         "tone down the brightness",
+        "darker please",
+        "a touch darker",
+        "make the sky darker",
+        "turn the exposure down a little",
+        "the highlights are too hot",
+        "make it not so bright",
     ],
 )
 def test_asking_to_darken_is_flagged_not_brightened(lite, message):
@@ -136,8 +167,9 @@ def test_asking_to_darken_is_flagged_not_brightened(lite, message):
 
 @pytest.mark.parametrize(
     "message",
-    ["make it brighter", "not bright enough", "brighten it but not too bright", "it's too dark"],
-)
+    ["make it brighter", "not bright enough", "brighten it but not too bright", "it's too dark",
+     "it came out darker than I remember", "make it not so dark", "can you make it not this dark"],
+)  # fmt: skip
 def test_asking_to_brighten_carries_no_note(lite, message):
     intent = lite.intent(message)
     assert intent.task == "lowlight" and not intent.note
@@ -161,3 +193,55 @@ def test_a_request_no_fix_does_is_flagged_and_held_in_a_split(lite):
         ("make it black and white", True),
     ]
     assert not lite.intent("remove the background noise").note
+
+
+@pytest.mark.parametrize(
+    ("message", "task"),
+    [("make it not so grainy", "denoise"), ("I want it not blurry", "deblur"),
+     ("make the colours look good", "enhance")],
+)  # fmt: skip
+def test_a_negation_inside_the_request_is_still_a_request(lite, message, task):
+    """A request like "make it not blurry" asks for a fix; "it's not blurry" does not."""
+    intent = lite.intent(message)
+    assert intent.task == task and not intent.note
+    assert lite.plan(message) == [intent]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["fix it", "can u fix this pic please", "hi, could you help me with this photo? thanks",
+     "it needs some work", "do ur magic ✨", "what can you do with this?"],
+)  # fmt: skip
+def test_a_request_that_names_no_fix_is_unclear(lite, message):
+    """The head reads "fix it" as some fix, often surely (deblur at 97 % for "fix it pls")."""
+    from instructir_desktop.core.text import UNSAID_NOTE
+
+    intent = lite.intent(message)
+    assert intent.note == UNSAID_NOTE
+    assert lite.plan(message) == [intent]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["it's really foggy, please fix it", "noisy photo, do your magic", "fix the blur",
+     "help, it's too dark"],
+)  # fmt: skip
+def test_fix_it_beside_a_flaw_carries_no_note(lite, message):
+    assert not lite.intent(message).note
+
+
+@pytest.mark.parametrize(
+    "message", ["I like the grain", "I don't want it any darker", "the colours are perfect"]
+)
+def test_a_message_that_only_accepts_the_photo_asks_for_nothing(lite, message):
+    from instructir_desktop.core.text import NOTHING_ASKED_NOTE
+
+    assert lite.intent(message).note == NOTHING_ASKED_NOTE
+
+
+def test_an_edit_command_is_held_beside_a_fix(lite):
+    """The head reads "undo" as colour enhancement (about 90 %): it carries a note."""
+    assert lite.intent("undo").note
+    plan = lite.plan("undo that and brighten it instead")
+    assert [(s.task, bool(s.note)) for s in plan][-1] == ("lowlight", False)
+    assert any(s.note and s.text.startswith("undo") for s in plan)

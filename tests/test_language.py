@@ -111,6 +111,8 @@ ENGLISH = [
     "the photo is sombre, brighten it",
     "it's a bit grainy, la la land vibes",
     "ISO 3200 noise",
+    "photo plus sharp please",
+    "net result is too dark",
 ]
 
 
@@ -118,6 +120,16 @@ ENGLISH = [
     "text", [t for texts in FOREIGN.values() for t in texts], ids=lambda t: t[:30]
 )
 def test_sentences_in_other_languages_are_not_english(text):
+    assert not reads_as_english(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["fais la photo plus nette", "rends la photo plus lumineuse", "mejora la photo",
+     "migliora la photo", "bitte mehr Schärfe", "maak de photo scherper"],
+)  # fmt: skip
+def test_words_english_shares_do_not_outvote_foreign_ones(text):
+    """Words such as "photo" and "plus" are English too: the foreign verbs decide."""
     assert not reads_as_english(text)
 
 

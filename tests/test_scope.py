@@ -10,6 +10,7 @@ from instructir_desktop.core.scope import SEVEN_FIXES, scope_note
 BLUR, HAZE, NOISE, RAIN = "blur away", "haze and fog away", "noise and grain away", "rain away"
 FRAME, OBJECTS, FACES = "does not crop", "does not remove", "retouch"
 ADD, STYLE = "add things", "style"
+RECOLOUR, LENS, LAST_EDIT = "recolour", "lens faults", "the last edit"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,42 @@ ADD, STYLE = "add things", "style"
         ("desaturate it", STYLE),
         ("apply a sepia filter", STYLE),
         ("it's too dark, and add some grain", NOISE),
+        # sharpening already overdone: deblurring would sharpen further
+        ("it's way too sharp", BLUR),
+        ("looks oversharpened", BLUR),
+        ("make it a little softer", BLUR),
+        # a word before the thing added
+        ("add an instagram filter", STYLE),
+        ("add a birthday sticker", ADD),
+        ("put a cool effect on it", ADD),
+        ("remove the glare on his glasses", OBJECTS),
+        ("make the background transparent", OBJECTS),
+        ("the old print has dust and scratches", OBJECTS),
+        ("there's a scratch across the middle", OBJECTS),
+        ("swap our faces", FACES),
+        # an era or medium
+        ("make it look old", STYLE),
+        ("make it look like it was shot on film", STYLE),
+        ("make it look like it's from the 70s", STYLE),
+        ("give it a retro vibe", STYLE),
+        # a part's colour
+        ("change her dress colour to blue", RECOLOUR),
+        ("turn the car red", RECOLOUR),
+        ("change the colour of my jacket", RECOLOUR),
+        ("the vignetting is too strong", LENS),
+        ("there's purple fringing on the branches", LENS),
+        ("fix the barrel distortion", LENS),
+        ("moire on the shirt", LENS),
+        ("the corners are darker than the centre", LENS),
+        # the last edit, not the photo
+        ("undo", LAST_EDIT),
+        ("can you undo that please", LAST_EDIT),
+        ("revert to the original", LAST_EDIT),
+        ("do it again", LAST_EDIT),
+        ("a bit more", LAST_EDIT),
+        ("ok, less", LAST_EDIT),
+        ("that's way too strong", LAST_EDIT),
+        ("now it's worse", LAST_EDIT),
     ],
 )
 def test_a_request_no_fix_does_gets_a_note(text, what):
@@ -97,6 +134,18 @@ def test_a_request_no_fix_does_gets_a_note(text, what):
         "I want to eliminate the water from this image.",
         "Can you clean the dots from my image?",
         "I want the picture to be retouched for a professional portfolio.",
+        "make it look like it was taken with a better camera",
+        "apply a noise reduction filter",
+        "add a sharpening effect",
+        "it's not sharp enough",
+        "more light",
+        "less noise please",
+        "too much noise",
+        "undo the motion blur",
+        "make the whites white again",
+        "make the sky less blue",
+        "the rain makes it look scratched",
+        "it looks old and faded, bring the colours back",
     ],
 )
 def test_a_fix_or_a_description_gets_no_note(text):
@@ -106,7 +155,8 @@ def test_a_fix_or_a_description_gets_no_note(text):
 @pytest.mark.parametrize(
     "text",
     ["don't blur the background", "I don't want to crop it", "without adding grain",
-     "please do not make it black and white", "remove the noise, never add grain"],
+     "please do not make it black and white", "remove the noise, never add grain",
+     "don't over sharpen it", "it's not too sharp", "I don't want any more grain added"],
 )  # fmt: skip
 def test_a_negated_request_gets_no_note(text):
     assert scope_note(text) == ""

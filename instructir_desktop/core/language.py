@@ -57,6 +57,9 @@ _FOREIGN = frozenset(
     desfocada desfocado ruído tirar remova remover deixe deixar obrigado obrigada da dos na
     em desta deste essa esse melhore ficou
     imagem
+    nette nettes lumineuse lumineux corrige corriger supprime supprimer augmente agrandis
+    agrandir mehr weniger schärfen verbessern verbessere aufhellen mejora mejorar aclara
+    aclarar nitida nitido migliora migliorare schiarisci scherper verbeter helderder clareie
     """.split()
 )
 _FOREIGN_LETTERS = set("äöüßàâçéèêëîïôûùœãõñìòáíóúå")

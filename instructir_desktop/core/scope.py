@@ -49,6 +49,11 @@ _ADD_WORDS = (
     r"artificial|the|film|vintage|analog|analogue|cinematic|realistic|gaussian|motion|lens|"
     r"background|atmospheric|dreamy|strong|grainy)\s+)*"
 )
+# Words of a restoration, which stay one when a thing follows ("a noise filter").
+_RESTORED = (
+    r"(?:noise|denoise|denoising|grain|sharpen\w*|deblur\w*|blur|haze|dehaze|fog|rain|derain|"
+    r"reduction|clarity|detail|details|contrast|colou?r|correction|enhancement|quality)"
+)
 _MAKE_IT = (
     r"\bmake\s+(?:it|this|that|everything|them|the\s+(?:photo|picture|image|shot|background|"
     r"sky|scene|whole\s+thing))\s+(?:look\s+|seem\s+|appear\s+)?"
@@ -71,11 +76,14 @@ _RULES: list[tuple[re.Pattern, str]] = [
             rf"|{_MAKE_IT}{_DEGREE}(?:blurr?y|blurrier|blurred|out\s+of\s+focus|dreamy)\b"
             rf"|{_LEAD}(?:blur|blurring|defocus)\s+(?:out\s+)?(?:the|my|his|her|their|"
             r"this|that|it|everything|a\s+bit|slightly|some|faces?|backgrounds?)\b"
-            r"|\bsoften\s+(?:the\s+|my\s+)?(?:background|photo|picture|image|edges|focus)\b",
+            r"|\bsoften\s+(?:the\s+|my\s+)?(?:background|photo|picture|image|edges|focus)\b"
+            # Sharpening already overdone: deblurring would sharpen further.
+            r"|\b(?:too|overly|way\s+too)\s+sharp(?:ened)?\b|\bover[\s-]?sharpen\w*"
+            rf"|{_MAKE_IT}{_DEGREE}(?:softer|less\s+sharp)\b",
             re.IGNORECASE,
         ),
         "InstructIR takes blur away; it cannot add blur (a blurred background, a soft or "
-        "dreamy look).",
+        "dreamy look) or undo sharpening.",
     ),
     (
         _added(r"fog|haze|mist|smog|smoke", r"foggy|foggier|hazy|hazier|misty|mistier|smoky"),
@@ -120,12 +128,17 @@ _RULES: list[tuple[re.Pattern, str]] = [
             r"signature|caption|wires?|power\s*lines?|cables?|poles?|red[\s-]?eyes?|"
             r"blemish(?:es)?|pimples?|acne|zits?|wrinkles?|scratch(?:es)?|dust|dust\s+spots|"
             r"tears?|creases?|folds?|reflections?|background|sky|glasses|tattoos?|double\s+chin|"
-            r"braces|stains?|fingers?|thumb|lens\s+flare|flare|sun\s+flare|shadow\s+of\s+me)\b"
+            r"braces|stains?|fingers?|thumb|lens\s+flare|flare|sun\s+flare|glare|shadow\s+of\s+me)\b"
             r"(?!['’]s)(?!\s+(?:noise|grain|blur|haze|fog|rain|detail|details|colou?rs?|"
             r"contrast|sharpness|clarity|brightness|exposure|tones?|quality|graininess|"
             r"blurriness|haziness|darkness)\b)"
             r"|\bred[\s-]?eyes?\b"
-            r"|\b(?:replace|change|swap)\s+(?:the\s+)?(?:sky|background|face|person)\b",
+            r"|\b(?:replace|change|swap)\s+(?:the\s+)?(?:sky|background|face|person)\b"
+            r"|\btransparent\b"
+            # Damage described rather than asked about: "the scan has dust and scratches".
+            r"|\b(?:has|have|with|full\s+of|covered\s+(?:in|with)|there\s+(?:are|is)|there['’]s)\s+"
+            r"(?:\w+\s+){0,3}?(?:scratch(?:es)?|dust\s+spots|dust\s+and\s+scratches|creases|"
+            r"tears|stains|blemish(?:es)?)\b",
             re.IGNORECASE,
         ),
         "InstructIR does not remove or replace objects, people, text, red eye, blemishes or "
@@ -139,24 +152,11 @@ _RULES: list[tuple[re.Pattern, str]] = [
             r"|\bmake\s+(?:me|her|him|them|us|my\s+\w+|his\s+\w+|her\s+\w+)\s+(?:look\s+)?"
             r"(?:a\s+bit\s+|more\s+)?(?:thinner|slimmer|younger|older|prettier|taller|happier|"
             r"skinnier|fatter|bigger|smaller|thin|slim|young|pretty|tall|tan|tanned|smile)\b"
-            r"|\b(?:open\s+(?:my|his|her|their)\s+eyes|fix\s+(?:my|his|her|their)\s+hair)\b",
+            r"|\b(?:open\s+(?:my|his|her|their)\s+eyes|fix\s+(?:my|his|her|their)\s+hair)\b"
+            r"|\b(?:swap|switch)\s+(?:the\s+|our\s+)?faces\b|\bface[\s-]?swap",
             re.IGNORECASE,
         ),
         "InstructIR does not retouch faces or bodies.",
-    ),
-    (
-        re.compile(
-            r"\b(?:add|put|insert|draw|place|apply)\s+"
-            r"(?:(?:a|an|some|the|more|nice|subtle|little|bit|of|white|black|dark|thin|thick|"
-            r"small|big|pretty|my|our)\s+)*"
-            r"(?:vignett\w*|border|frame|text|caption|title|watermark|logo|signature|stickers?|"
-            r"filter|sunset|sunrise|sun|moon|stars|clouds|rainbow|lens\s+flares?|light\s+leaks?|"
-            r"person|people|birds?|snowflakes|sparkles|glow|emoji)\b"
-            r"(?!\s+(?:noise|grain|blur|haze|fog|rain|detail|details|colou?rs?|contrast|"
-            r"sharpness|clarity|brightness|exposure|tones?|quality)\b)",
-            re.IGNORECASE,
-        ),
-        "InstructIR does not add things to a photo (a vignette, a frame, text, a new sky).",
     ),
     (
         re.compile(
@@ -169,16 +169,85 @@ _RULES: list[tuple[re.Pattern, str]] = [
             r"negative|infrared|hdr\s+look|cinematic\s+look|film\s+look)\b"
             r"(?!\s+(?:photo|picture|image|shot|pic|print|scan)s?\b)"  # what the photo is
             rf"|{_LEAD}desaturate\b|\bin\s+the\s+style\s+of\b|\b(?:sepia|black\s+and\s+white)\s+"
-            r"(?:filter|effect|look|tone|conversion)\b",
+            r"(?:filter|effect|look|tone|conversion)\b"
+            r"|\b(?:give|add|apply|want|get|go\s+for)\s+(?:it\s+|this\s+|me\s+)?(?:\w+\s+){0,2}?"
+            r"(?:vintage|retro|film|polaroid|sepia|old[\s-]school|analog(?:ue)?|instagram)\s+"
+            r"(?:look|feel|vibe|effect|style|filter|aesthetic)\b"
+            # An era or medium: "make it look old", "like film", "like it was taken in the 80s".
+            rf"|{_MAKE_IT}(?:more\s+|a\s+bit\s+|like\s+(?:it\s+(?:was|is)\s+(?:taken|shot)\s+"
+            r"(?:in|on|from|with)\s+|it['’]?s\s+from\s+)?(?:(?:the|an?)\s+)?)?"
+            r"(?:old|older|aged|antique|retro|vintage|film|analog(?:ue)?|polaroid|'?\d0s|"
+            r"\d{4}s?|old\s+(?:photo|picture|film))\b"
+            r"(?!\s+(?:camera|lens)\b)",
             re.IGNORECASE,
         ),
         "InstructIR does not change a photo's style (black and white, sepia, a painting or a "
         "cartoon).",
     ),
+    (
+        re.compile(
+            r"\b(?:add|put|insert|draw|place|apply)\s+"
+            r"(?:(?:a|an|some|the|more|nice|subtle|little|bit|of|white|black|dark|thin|thick|"
+            r"small|big|pretty|my|our)\s+)*"
+            rf"(?:(?!{_RESTORED}\b)\w+\s+)?"  # "an instagram filter", "a birthday caption"
+            r"(?:vignett\w*|border|frame|text|caption|title|watermark|logo|signature|stickers?|"
+            r"filter|effects?|sunset|sunrise|sun|moon|stars|clouds|rainbow|lens\s+flares?|"
+            r"light\s+leaks?|"
+            r"person|people|birds?|snowflakes|sparkles|glow|emoji)\b"
+            r"(?!\s+(?:noise|grain|blur|haze|fog|rain|detail|details|colou?rs?|contrast|"
+            r"sharpness|clarity|brightness|exposure|tones?|quality)\b)",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not add things to a photo (a vignette, a frame, text, a new sky).",
+    ),
+]
+_RULES += [
+    (
+        re.compile(
+            r"\b(?:change|turn|paint|recolou?r|dye|make)\s+(?:the|my|his|her|their|its|our)\s+"
+            r"(?!whites?\b)(?:(?!less|more|too|look)\w+\s+){1,3}?(?:colou?r\s+)?(?:to\s+|into\s+)?"
+            r"(?:red|blue|green|yellow|pink|purple|orange|brown|blonde?|gold(?:en)?|silver|"
+            r"black|white|grey|gray)\b(?!\s*(?:and|&|n)\s*(?:white|black)\b)"
+            r"|\b(?:change|alter)\s+the\s+colou?rs?\s+of\s+(?:the|my|his|her|their|our)\s+"
+            r"(?!(?:whole\s+)?(?:photo|picture|image|shot|pic)\b)\w+",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not recolour parts of a photo (a shirt, a car, the sky); its colour "
+        "fix corrects the colour and tone of the whole photo.",
+    ),
+    (
+        re.compile(
+            r"\bchromatic\s+aberrations?\b|\b(?:purple|colou?r|green|magenta)\s+fring\w*"
+            r"|\b(?:lens|barrel|pincushion|fish[\s-]?eye)\s+distortion\b|\bfish[\s-]?eye\b"
+            r"|\bvignett\w*|\bmoir[eé]\b|\bdark\s+corners\b"
+            r"|\bcorners\s+(?:are|look)\s+(?:\w+\s+)?dark(?:er)?\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR does not correct lens faults (colour fringes, distortion, dark corners) or "
+        "moiré.",
+    ),
+    (
+        # The last edit, not the photo: "undo", "do it again", "stronger", "that's too much".
+        re.compile(
+            rf"{_LEAD}(?:undo|redo|revert|reset)\b(?!\s+(?:(?:the|this|that|all|some)\s+)?"
+            r"(?:\w+\s+)?(?:blur|noise|grain|haze|fog|rain|darkness|shake|distortion)\b)"
+            r"|\bgo\s+back\s+to\s+(?:the\s+)?(?:original|previous|last|before)\b"
+            r"|^(?:(?:ok|okay|now|please|pls|just|hmm|no|nope|ugh|wow|yes|nice)\W*\s+)*"
+            r"(?:go\s+back|(?:do\s+(?:it|that|this)\s+|same\s+|once\s+more\s+)?again|"
+            r"(?:(?:a\s+)?(?:bit|little|lot|much|way|even|slightly)\s+)*(?:more|less|stronger|"
+            r"weaker|harder|softer)|(?:(?:that|it|this)(?:['’]s|\s+is|\s+was)\s+)?(?:(?:way|far|"
+            r"a\s+bit|a\s+little|slightly)\s+)?(?:too\s+(?:much|strong|weak|little)|overdone|"
+            r"not\s+enough|worse|better\s+before))"
+            r"(?:\s+(?:again|but\s+stronger|but\s+weaker|please|pls|thanks))*\W*$",
+            re.IGNORECASE,
+        ),
+        "This is about the last edit, not about what is wrong with the photo: undo it, or set "
+        "its strength, in the layers.",
+    ),
 ]
 NEGATED_BEFORE = re.compile(
     r"(?:\bnot|n['’]t|\b(?:dont|doesnt|didnt|wont|cant|cannot|never|no|without|avoid|avoiding|"
-    r"stop|rather\s+than|instead\s+of))\s+(?:\w+\s+){0,2}$",
+    r"stop|rather\s+than|instead\s+of))\s+(?:\w+\s+){0,2}(?:any\s+|much\s+|even\s+)?$",
     re.IGNORECASE,
 )
 """A negation just before a match ("don't add grain", "I do not want to crop it")."""
