@@ -168,7 +168,7 @@ def cmd_restore(args) -> int:
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.masks import read_mask
     from .core.outputs import collect_inputs, plan_outputs
-    from .core.text import asks_to_darken, clean_instruction
+    from .core.phrasing import asks_to_darken, clean_instruction
 
     out = _Output(args.json)
     if args.recipe and args.mask:

@@ -158,7 +158,7 @@ def test_how_the_photo_was_taken_alone_is_the_request(lite, message, task):
 def test_asking_to_darken_is_flagged_not_brightened(lite, message):
     """The head reads "too bright" like "too dark" (about 100 % low light here): the
     request carries a note so that no front end brightens an overexposed photo further."""
-    from instructir_desktop.core.text import TOO_BRIGHT_NOTE
+    from instructir_desktop.core.phrasing import TOO_BRIGHT_NOTE
 
     intent = lite.intent(message)
     assert intent.note == TOO_BRIGHT_NOTE
@@ -214,7 +214,7 @@ def test_a_negation_inside_the_request_is_still_a_request(lite, message, task):
 )  # fmt: skip
 def test_a_request_that_names_no_fix_is_unclear(lite, message):
     """The head reads "fix it" as some fix, often surely (deblur at 97 % for "fix it pls")."""
-    from instructir_desktop.core.text import UNSAID_NOTE
+    from instructir_desktop.core.phrasing import UNSAID_NOTE
 
     intent = lite.intent(message)
     assert intent.note == UNSAID_NOTE
@@ -234,7 +234,7 @@ def test_fix_it_beside_a_flaw_carries_no_note(lite, message):
     "message", ["I like the grain", "I don't want it any darker", "the colours are perfect"]
 )
 def test_a_message_that_only_accepts_the_photo_asks_for_nothing(lite, message):
-    from instructir_desktop.core.text import NOTHING_ASKED_NOTE
+    from instructir_desktop.core.phrasing import NOTHING_ASKED_NOTE
 
     assert lite.intent(message).note == NOTHING_ASKED_NOTE
 

@@ -141,7 +141,7 @@ def test_loading_prints_no_progress_bar_and_leaves_the_setting_alone(minilm_fold
     ],
 )
 def test_split_clauses(text, clauses):
-    from instructir_desktop.core.text import split_clauses
+    from instructir_desktop.core.phrasing import split_clauses
 
     assert split_clauses(text) == clauses
 
@@ -170,7 +170,7 @@ def test_split_clauses(text, clauses):
     ],
 )
 def test_asks_to_darken(text, darken):
-    from instructir_desktop.core.text import asks_to_darken
+    from instructir_desktop.core.phrasing import asks_to_darken
 
     assert asks_to_darken(text) is darken
 

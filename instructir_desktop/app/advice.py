@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from instructir_desktop.core.adjust import describe_stops
 from instructir_desktop.core.packs import LITE_ID
+from instructir_desktop.core.phrasing import asks_to_darken
 
 from .document import Layer
 
@@ -38,9 +39,5 @@ def layer_advice(pack: str, layer: Layer) -> str:
 
 def darkens(intent) -> bool:
     """A request to make the photo darker ("it's too bright"): flagged by the text rules
-    (core.text.asks_to_darken), answered with an exposure adjustment."""
-    if not intent.note:
-        return False
-    from instructir_desktop.core.text import asks_to_darken  # torch: loaded by now
-
-    return asks_to_darken(intent.text)
+    (core.phrasing.asks_to_darken), answered with an exposure adjustment."""
+    return bool(intent.note) and asks_to_darken(intent.text)
