@@ -11,6 +11,7 @@ BLUR, HAZE, NOISE, RAIN = "blur away", "haze and fog away", "noise and grain awa
 FRAME, OBJECTS, FACES = "does not crop", "does not remove", "retouch"
 ADD, STYLE = "add things", "style"
 RECOLOUR, LENS, LAST_EDIT = "recolour", "lens faults", "the last edit"
+TONE_DOWN = "tone colours or contrast down"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,16 @@ RECOLOUR, LENS, LAST_EDIT = "recolour", "lens faults", "the last edit"
         ("ok, less", LAST_EDIT),
         ("that's way too strong", LAST_EDIT),
         ("now it's worse", LAST_EDIT),
+        # the colour fix raises saturation and contrast (benchmarks/colour_fix.py)
+        ("the colours are too saturated", TONE_DOWN),
+        ("it's oversaturated", TONE_DOWN),
+        ("too much contrast", TONE_DOWN),
+        ("reduce the contrast a little", TONE_DOWN),
+        ("tone the colours down", TONE_DOWN),
+        ("dial down the saturation", TONE_DOWN),
+        ("make it more muted", TONE_DOWN),
+        ("make the colours less vivid", TONE_DOWN),
+        ("the reds are way too intense", TONE_DOWN),
     ],
 )
 def test_a_request_no_fix_does_gets_a_note(text, what):
@@ -146,6 +157,13 @@ def test_a_request_no_fix_does_gets_a_note(text, what):
         "make the sky less blue",
         "the rain makes it look scratched",
         "it looks old and faded, bring the colours back",
+        "reduce the colour noise",
+        "reduce the colour cast",
+        "it looks desaturated",
+        "the colours are muted, fix them",
+        "it's less colourful than I remember",
+        "it's so colourful, but too dark",
+        "increase the saturation",
     ],
 )
 def test_a_fix_or_a_description_gets_no_note(text):
@@ -156,7 +174,8 @@ def test_a_fix_or_a_description_gets_no_note(text):
     "text",
     ["don't blur the background", "I don't want to crop it", "without adding grain",
      "please do not make it black and white", "remove the noise, never add grain",
-     "don't over sharpen it", "it's not too sharp", "I don't want any more grain added"],
+     "don't over sharpen it", "it's not too sharp", "I don't want any more grain added",
+     "boost the colours, but don't make them too saturated"],
 )  # fmt: skip
 def test_a_negated_request_gets_no_note(text):
     assert scope_note(text) == ""

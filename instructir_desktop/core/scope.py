@@ -245,6 +245,28 @@ _RULES += [
         "its strength, in the layers.",
     ),
 ]
+# Toning colour or contrast down: the colour fix raises saturation and contrast on every
+# photo measured (docs/benchmarks.md, "What the colour fix does"), so it would do the opposite.
+_STRONG = r"(?:saturated|saturation|vivid|colou?rful|contrasty|punchy|garish|intense|loud)"
+_TONED = r"(?:contrast|saturation|vibrance|vividness|colou?r\s+intensity|colou?rs?)"
+_RULES.append(
+    (
+        re.compile(
+            rf"\b(?:too|overly|way\s+too|far\s+too|much\s+too)\s+{_STRONG}\b"
+            r"|\bover[\s-]?saturat\w*|\btoo\s+much\s+(?:contrast|saturation|colou?r)\b"
+            r"|\b(?:reduce|lower|decrease|tone\s+down|dial\s+down|turn\s+down|bring\s+down|"
+            r"cut|drop|mute|soften|lessen)\s+(?:(?:the|its|some|a\s+bit\s+of|all\s+the)\s+)?"
+            rf"{_TONED}\b(?!\s+(?:noise|cast|fringing|fringes|banding|blotches)\b)"
+            rf"|\b(?:tone|dial|turn|bring)\s+(?:the\s+)?{_TONED}\s+down\b"
+            rf"|{_MAKE_IT}{_DEGREE}(?:(?:less|not\s+so)\s+{_STRONG}|muted|more\s+muted|"
+            r"subdued|desaturated|flatter|duller)\b(?!\s+than\b)"
+            r"|\bless\s+(?:saturat\w*|contrast\w*|vivid)\b(?!\s+than\b)",
+            re.IGNORECASE,
+        ),
+        "InstructIR cannot tone colours or contrast down: its colour fix makes both stronger, "
+        "so this would make them stronger still.",
+    )
+)
 NEGATED_BEFORE = re.compile(
     r"(?:\bnot|n['’]t|\b(?:dont|doesnt|didnt|wont|cant|cannot|never|no|without|avoid|avoiding|"
     r"stop|rather\s+than|instead\s+of))\s+(?:\w+\s+){0,2}(?:any\s+|much\s+|even\s+)?$",
