@@ -444,7 +444,7 @@ class ReadsInstructions:
 
     def intent(self, text):
         from instructir_desktop.core.packs import TASK_PROMPTS
-        from instructir_desktop.core.text import TOO_BRIGHT_NOTE, Intent, asks_to_darken
+        from instructir_desktop.core.phrasing import TOO_BRIGHT_NOTE, Intent, asks_to_darken
 
         text = " ".join(text.split())
         prompts = {p.lower(): t for t, p in TASK_PROMPTS.items()}

@@ -25,7 +25,7 @@ from instructir_desktop.bridge import server as bridge_mod
 from instructir_desktop.bridge.info import read_bridge_info
 from instructir_desktop.bridge.server import BridgeServer, plain_png
 from instructir_desktop.cli import serve_forever
-from instructir_desktop.core.errors import CancelledError, ModelNotInstalledError
+from instructir_desktop.core.errors import CancelledError
 from instructir_desktop.core.images import (
     Photo,
     encode_image,
@@ -412,13 +412,14 @@ def test_server_survives_garbage_and_internal_errors(server, monkeypatch):
     assert job["state"] == "done"
 
 
-def test_model_errors_fail_the_job_not_the_server(tiny_restorer):
-    calls = {"n": 0}
+def test_a_pack_that_is_not_installed_is_refused_and_a_broken_one_fails_its_job_only(
+    tiny_restorer, tiny_pack
+):
+    from instructir_desktop.core.paths import data_dir
+
+    shutil.copytree(tiny_pack, data_dir() / "packs" / "broken")  # installed, fails to load
 
     def get_restorer(pack):
-        calls["n"] += 1
-        if pack == "missing":
-            raise ModelNotInstalledError("The model pack 'missing' is not installed.")
         if pack == "broken":
             raise RuntimeError("boom")
         return tiny_restorer
@@ -426,12 +427,29 @@ def test_model_errors_fail_the_job_not_the_server(tiny_restorer):
     srv = BridgeServer(get_restorer)
     srv.start()
     try:
-        job = wait(srv, submit(srv, make_photo(), pack="missing"))
-        assert job["state"] == "failed" and "not installed" in job["error"]
-        assert job["error_type"] == "ModelNotInstalledError"
+        assert wait(srv, submit(srv, make_photo()))["state"] == "done"
+        image = base64.b64encode(png_bytes(make_photo())).decode()
+        job = {"image": image, "instruction": INSTRUCTION, "pack": "missing"}
+        status, _, data = call(srv, "POST", "/jobs", job)
+        answer = json.loads(data)
+        assert status == 400 and answer["pack"] == "missing"
+        assert "'missing' is not installed" in answer["error"]
+        assert "instructir-lite" in answer["error"] and "tiny-test" in answer["error"]
+        assert answer["installed"] == ["broken", "instructir-lite", "tiny-test"]
+        assert answer["error_type"] == "ModelNotInstalledError"
+        status, _, data = call(srv, "POST", "/intent", {"text": "foggy", "pack": "missing"})
+        assert status == 400 and "'missing' is not installed" in json.loads(data)["error"]
+        assert srv.list_jobs()["jobs"][-1]["state"] == "done"  # nothing was queued
+        health = json.loads(call(srv, "GET", "/health")[2])
+        assert health["model"] == "ready" and health["pack"] == "tiny-test"
+
         job = wait(srv, submit(srv, make_photo(), pack="broken"))
         assert job["state"] == "failed" and job["error_type"] == "InternalError"
+        health = json.loads(call(srv, "GET", "/health")[2])
+        assert health["model"] == "not loaded" and health["model_error"] is None
         assert wait(srv, submit(srv, make_photo()))["state"] == "done"
+        health = json.loads(call(srv, "GET", "/health")[2])
+        assert health["model"] == "ready" and health["pack"] == "tiny-test"
     finally:
         srv.stop()
 

@@ -282,3 +282,66 @@ def test_a_cancelled_jobs_result_says_it_was_cancelled(tiny_restorer):
         call(srv, "POST", f"/jobs/{running}/cancel", b"{}")
     finally:
         srv.stop()
+
+
+def _drip(port: int, answers: list) -> None:
+    """A client that sends a request's head one byte every 0.2 s (each read by the bridge
+    waits far less than its per-read timeout) and keeps the answer it gets."""
+    head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"x" * 200
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.settimeout(0.2)
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            sock.settimeout(5)
+            answers.append((time.monotonic() - t0, data + _read_all(sock)))
+            return
+    answers.append((time.monotonic() - t0, b""))
+
+
+def test_a_request_head_dripped_byte_by_byte_gets_408_and_frees_its_slot(server):
+    server.head_timeout_s = 1.0
+    server._httpd._slots = threading.BoundedSemaphore(2)
+    answers: list = []
+    drippers = [threading.Thread(target=_drip, args=(server.port, answers)) for _ in range(2)]
+    for t in drippers:
+        t.start()
+    time.sleep(0.4)
+    status, _, data = call(server, "GET", "/health", timeout=5)
+    assert status == 503 and "busy" in json.loads(data)["error"]  # both slots are held
+    for t in drippers:
+        t.join(10)
+    assert len(answers) == 2
+    for seconds, answer in answers:
+        assert answer.startswith(b"HTTP/1.0 408") and b"within 1 s" in answer, answer
+        assert 0.9 < seconds < 3
+    deadline = time.monotonic() + 5
+    while call(server, "GET", "/health")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert call(server, "GET", "/health")[0] == 200
+
+    # A connection that sends nothing is closed at the deadline without an answer.
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle:
+        assert idle.recv(4096) == b""
+    assert time.monotonic() - t0 < 3
+
+    # A prompt client is unaffected, and a body may take longer than the head's deadline.
+    body = json.dumps({"text": INSTRUCTION}).encode()
+    head = (
+        f"POST /intent HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"X-InstructIR-Token: {server.token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body[:5])
+        time.sleep(1.5)
+        sock.sendall(body[5:])
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200"), answer

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from fake_gi import (
 )
 from PIL import Image
 
-from instructir_desktop.bridge.info import write_bridge_info
+from instructir_desktop.bridge.info import read_bridge_info, write_bridge_info
 from instructir_desktop.bridge.server import BridgeServer
 from instructir_desktop.core.errors import CancelledError
 from instructir_desktop.core.images import encode_image, load_image_bytes, to_uint8, to_uint16
@@ -204,6 +205,81 @@ def test_connect_starts_the_bridge_and_waits(client, reader, tmp_path):
         assert bridge.health()["authorized"] and messages == ["Starting the InstructIR bridge…"]
     finally:
         started[0][1].stop()
+
+
+_SERVE = """
+import sys
+from instructir_desktop.bridge.server import BridgeServer
+port = int(sys.argv[1])
+srv = BridgeServer(lambda pack: None, port=port)
+srv.well_known_port = port
+srv.start()
+print("up", flush=True)
+sys.stdin.readline()
+srv.stop()
+print("stopped", flush=True)
+"""
+
+
+def test_a_bridge_on_another_port_leaves_a_live_bridges_record_alone(client, plugin, reader):
+    """``instructir serve`` (a child process) holds the well-known port; the app's bridge
+    falls back to any port. The plug-in keeps finding the live bridge, after the app quits
+    too, and uses the app's once ``serve`` stops, never starting one of its own."""
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def no_second_bridge(argv, log):
+        raise AssertionError(f"the plug-in started a bridge: {argv}")
+
+    def plugin_finds():
+        info = client.find_bridge_info(plugin.PLUGIN_DIR)
+        bridge = client.connect(info, popen=no_second_bridge, wait_s=1)
+        assert bridge.health()["authorized"]
+        return bridge.port
+
+    def app_bridge():
+        with pytest.raises(OSError):  # as app/bridge_host.py does: the well-known port first
+            BridgeServer(lambda pack: reader, port=port).start()
+        srv = BridgeServer(lambda pack: reader)
+        srv.well_known_port, srv.file_check_s = port, 0.05
+        srv.start()
+        return srv
+
+    app = None
+    try:
+        assert serve.stdout.readline().strip() == "up"
+        app = app_bridge()
+        assert app.port != port and not app.recorded
+        info = read_bridge_info()
+        assert (info["port"], info["pid"], info["running"]) == (port, serve.pid, True)
+        assert plugin_finds() == port
+        app.stop()  # the app quits: the file still names the live bridge
+        info = read_bridge_info()
+        assert (info["port"], info["pid"], info["running"]) == (port, serve.pid, True)
+        assert plugin_finds() == port
+
+        app = app_bridge()
+        serve.stdin.write("\n")
+        serve.stdin.flush()
+        assert serve.stdout.readline().strip() == "stopped"
+        deadline = time.monotonic() + 10
+        while not app.recorded:  # the app's bridge takes the file over
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert plugin_finds() == app.port
+    finally:
+        if app is not None:
+            app.stop()
+        serve.kill()
+        serve.wait(10)
+        serve.stdin.close()
+        serve.stdout.close()
+    assert read_bridge_info()["running"] is False
 
 
 def test_connect_reports_a_bridge_that_dies(client, tmp_path):

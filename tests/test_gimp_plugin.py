@@ -7,6 +7,7 @@ import importlib.util
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from fake_gi import (
 from instructir_desktop.bridge.info import read_bridge_info, write_bridge_info
 from instructir_desktop.bridge.server import BridgeServer
 from instructir_desktop.core.errors import InstructIRError
-from instructir_desktop.core.images import to_uint8, to_uint16
+from instructir_desktop.core.images import Photo, to_uint8, to_uint16
 from instructir_desktop.core.packs import TASK_PROMPTS
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "gimp" / "instructir"
@@ -323,6 +324,67 @@ def test_dialog_layout_and_bridge_state_retried_while_open(plugin, reader):
     assert not glib.timeouts  # nothing left polling after the dialog closed
 
 
+def test_another_clients_pack_does_not_turn_the_dialog_off(plugin, reader, tiny_pack):
+    import base64
+    import json
+    import shutil
+    import urllib.request
+
+    from instructir_desktop.core.images import encode_image
+    from instructir_desktop.core.paths import data_dir
+
+    shutil.copytree(tiny_pack, data_dir() / "packs" / "broken")  # installed, fails to load
+
+    def get_restorer(pack):
+        if pack == "broken":
+            raise RuntimeError("the broken pack's weights do not load")
+        return reader
+
+    srv = BridgeServer(get_restorer)
+    srv.start()
+
+    def post(path, body):
+        request = urllib.request.Request(
+            srv.url + path,
+            data=json.dumps(body).encode(),
+            headers={"X-InstructIR-Token": srv.token, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    glib = sys.modules["gi.repository.GLib"]
+    image = FakeImage()
+    source = make_layer(image)
+    seen = []
+
+    def user(dialog):
+        run_timeouts(glib)
+        seen.append(list(labels()))
+        return False
+
+    FakeDialog.on_run = user
+    photo = np.zeros((8, 8, 3), np.float32)
+    png = base64.b64encode(encode_image(Photo(photo, None, 8, None, None, "PNG"), "PNG"))
+    job = {"image": png.decode(), "instruction": "remove the noise", "as_written": True}
+    try:
+        status, answer = post("/jobs", {**job, "pack": "not-installed"})
+        assert status == 400 and "'not-installed' is not installed" in answer["error"]
+        status, answer = post("/jobs", {**job, "pack": "broken"})
+        assert status == 202
+        deadline = time.monotonic() + 30
+        while srv.job_status(answer["id"])["state"] != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert run(plugin, image, source, "", mode="interactive")[0] == "cancel"
+    finally:
+        srv.stop()
+    shown = [t for t in seen[-1] if "bridge" in t.lower()]
+    assert shown == ["InstructIR bridge ready."], shown  # not "off" with the broken pack's error
+
+
 def test_dialog_unclear_instruction_offers_the_fixes(plugin, server):
     glib = sys.modules["gi.repository.GLib"]
     image = FakeImage()
@@ -423,7 +485,7 @@ class ChecksWords(ReadsInstructions):
     """Refuses text without words, as the real model does (EmptyInstructionError → 400)."""
 
     def intent(self, text):
-        from instructir_desktop.core.text import clean_instruction
+        from instructir_desktop.core.phrasing import clean_instruction
 
         return super().intent(clean_instruction(text, words=True))
 

@@ -193,13 +193,40 @@ def test_failures_are_typed_and_the_model_thread_goes_on(tiny_restorer):
             bad.result(30)
         failed = rec.of(bad.job_id)[-1]
         assert isinstance(failed, Failed) and failed.error_type == "InternalError"
-        assert q.host.state == "error"
+        # The pack the job named is broken, not the default model.
+        assert q.host.describe()["model"] == "not loaded" and q.host.error is None
         empty = q.submit(JobKind.RESTORE, RestoreRequest(photo(), []))
         with pytest.raises(Exception, match="at least one"):
             empty.result(30)
         ok = q.submit(JobKind.RESTORE, RestoreRequest(photo(), [Step("x")]))
         assert ok.result(60).shape == (48, 64, 3)
         assert q.host.state == "ready"
+        again = q.submit(JobKind.RESTORE, RestoreRequest(photo(), [Step("x")], pack="broken"))
+        with pytest.raises(Exception, match="boom"):
+            again.result(30)
+        assert q.host.state == "not loaded"
+        assert q.submit(JobKind.RESTORE, RestoreRequest(photo(), [Step("x")])).result(60).size
+        assert q.host.describe()["model"] == "ready"
+    finally:
+        q.stop()
+
+
+def test_a_default_model_that_fails_to_load_is_reported_broken(tiny_restorer):
+    def loader(request):
+        if request.pack_id in (None, "broken"):
+            raise RuntimeError("boom")
+        return tiny_restorer
+
+    q = JobQueue(ModelHost(loader, default_pack="broken")).start()
+    try:
+        load = q.submit(JobKind.LOAD, LoadRequest(None, "broken"))
+        with pytest.raises(Exception, match="boom"):
+            load.result(30)
+        assert q.host.describe() == {"model": "error", "model_error": "boom"}
+        job = q.submit(JobKind.RESTORE, RestoreRequest(photo(), [Step("x")]))
+        with pytest.raises(Exception, match="boom"):
+            job.result(30)
+        assert q.host.state == "error"
     finally:
         q.stop()
 

@@ -1,9 +1,9 @@
 """HTTP side of the bridge: the request handler, routing and request parsing.
 
 Kept apart from ``server.py`` (jobs, worker, bridge file) so each reads in one sitting. The
-handler checks the Host header, the token and the Content-Length before reading a body, answers
-JSON for every error and never lets an exception escape to ``socketserver`` (the service keeps
-running).
+handler gives a request's line and headers one overall deadline (408 after it), checks the Host
+header, the token and the Content-Length before reading a body, answers JSON for every error
+and never lets an exception escape to ``socketserver`` (the service keeps running).
 
 The bridge proves it holds the token: a request that carries ``X-InstructIR-Nonce`` gets an
 ``X-InstructIR-Proof`` header, an HMAC-SHA256 keyed with the token over the nonce, the port, the
@@ -24,18 +24,21 @@ import email.policy
 import hashlib
 import hmac
 import http.server
+import io
 import json
 import logging
 import re
 import socket
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from instructir_desktop.bridge.info import API_VERSION
 from instructir_desktop.core.errors import ImageTooLargeError, InstructIRError
 from instructir_desktop.core.images import Photo, load_image_bytes
+from instructir_desktop.core.phrasing import clean_instruction
 
 if TYPE_CHECKING:
     from instructir_desktop.bridge.server import BridgeServer
@@ -49,6 +52,7 @@ __all__ = [
     "response_proof",
     "BridgeHTTPServer",
     "BridgeRequestHandler",
+    "HEAD_TIMEOUT_S",
     "suggestions",
 ]
 
@@ -61,6 +65,9 @@ MAX_JSON_BYTES = 1 << 20
 MAX_STEPS = 16
 # Handler threads at once; further connections get an immediate 503 instead of a thread.
 MAX_CONNECTIONS = 64
+# Seconds a client has for a request's line and headers, in all: one that drips them a byte
+# at a time stays under the per-read timeout, but not under this, so it cannot hold a slot.
+HEAD_TIMEOUT_S = 10.0
 # Connections the kernel holds before accept(): 50 parallel submissions must all be answered.
 LISTEN_BACKLOG = 128
 # Bodies above this size give their memory back to the OS once parsed (glibc keeps it).
@@ -148,6 +155,32 @@ class BridgeHTTPServer(http.server.ThreadingHTTPServer):
         self.shutdown_request(request)
 
 
+class _HeadReader(socket.SocketIO):
+    """The reading side of a connection: while a request's head is being read, no read waits
+    past the head's deadline, and the bytes that arrive are counted."""
+
+    def __init__(self, sock: socket.socket, handler: BridgeRequestHandler) -> None:
+        super().__init__(sock, "rb")
+        self._handler = handler
+
+    def readinto(self, buffer: Any) -> int | None:
+        handler = self._handler
+        deadline = handler.head_deadline
+        if deadline is None:
+            return super().readinto(buffer)
+        try:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request's head took too long")
+            self._sock.settimeout(min(handler.timeout or left, left))
+            n = super().readinto(buffer)
+        except TimeoutError:
+            handler.head_timed_out = True
+            raise
+        handler.head_bytes += n or 0
+        return n
+
+
 class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     server: BridgeHTTPServer
     server_version = f"InstructIRBridge/{API_VERSION}"
@@ -155,6 +188,53 @@ class BridgeRequestHandler(http.server.BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     # Seconds a silent client may hold a connection (a slow upload keeps sending, so it lives).
     timeout = 20
+    # While a request's line and headers are read: when they must have arrived (monotonic).
+    head_deadline: float | None = None
+    head_bytes = 0
+    head_timed_out = False
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the plain reader gives way to one that keeps the head's deadline
+        self.rfile = io.BufferedReader(_HeadReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        """One request, whose line and headers must all arrive within the bridge's
+        ``head_timeout_s``: a client that is still sending them then gets 408 and the
+        connection closes; an idle kept-alive connection just closes."""
+        self.head_deadline = time.monotonic() + self.server.bridge.head_timeout_s
+        self.head_bytes, self.head_timed_out = 0, False
+        self.command, self.request_version = None, self.default_request_version
+        self.requestline = ""
+        # Not the previous request's headers, on a kept-alive connection.
+        self.headers = None  # type: ignore[assignment]
+        try:
+            super().handle_one_request()
+        finally:
+            self._end_head()
+        if self.head_timed_out and self.head_bytes:
+            limit = self.server.bridge.head_timeout_s
+            self._answer_cut_off(
+                408,
+                f"The request's headers did not all arrive within {limit:g} s, so nothing was "
+                "done. Send the request again.",
+            )
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            self._end_head()
+
+    def _end_head(self) -> None:
+        """The head is read (or given up on): reads wait ``timeout`` each again."""
+        if self.head_deadline is None:
+            return
+        self.head_deadline = None
+        try:
+            self.connection.settimeout(self.timeout)
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -561,8 +641,6 @@ def _steps(fields: dict) -> list[tuple[str, float]]:
         raise HTTPError(400, 'Give at least one instruction, e.g. "remove the noise".')
     if len(raw) > MAX_STEPS:
         raise HTTPError(400, f"Give at most {MAX_STEPS} instructions per job.")
-    from instructir_desktop.core.text import clean_instruction  # imports torch: lazily
-
     default = _strength(fields.get("strength", 1.0), "'strength'")
     steps = []
     for item in raw:

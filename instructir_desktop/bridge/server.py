@@ -15,8 +15,9 @@ except a result, which is PNG):
   device and queue when the token is right.
 - ``POST /jobs``: JSON ``{"image": base64, "instructions": [...], "strength", "pack",
   "lease_s", "as_written"}`` or multipart (an ``image`` file part plus the same fields) → 202
-  ``{"id"}``. An unclear instruction fails the job (``UnclearInstructionError``) unless
-  ``as_written`` is true.
+  ``{"id"}``. A ``pack`` that is not installed is refused (400, naming the installed ones).
+  An unclear instruction fails the job (``UnclearInstructionError``) unless ``as_written`` is
+  true.
 - ``GET /jobs/<id>``: state (queued, running, done, failed, cancelled), progress, error.
 - ``GET /jobs/<id>/result``: the PNG (16-bit when the input was), 409 until it is done.
 - ``POST /jobs/<id>/cancel``, ``DELETE /jobs/<id>``.
@@ -47,6 +48,7 @@ import numpy as np
 
 from instructir_desktop import __version__
 from instructir_desktop.bridge.handler import (
+    HEAD_TIMEOUT_S,
     BridgeHTTPServer,
     BridgeRequestHandler,
     HTTPError,
@@ -109,6 +111,8 @@ _NO_RESULT = {
 }
 # How long POST /intent waits for the model (it runs between the tiles of a restore).
 INTENT_WAIT_S = 20.0
+# How often a bridge that bridge.json does not name checks whether it may take the file over.
+FILE_CHECK_S = 2.0
 
 
 @dataclass
@@ -160,7 +164,15 @@ class BridgeServer:
 
     Jobs go to ``jobs`` (the host app's model worker, or any ``core.jobs.JobSubmitter``).
     Without it the bridge runs its own ``JobQueue``, whose model comes from
-    ``get_restorer(pack_id or None)`` (default: the model store).
+    ``get_restorer(pack_id or None)`` (default: the model store). A job or reading that names
+    a pack must name one of ``installed_packs()`` (default: the model store's) or the loaded
+    one.
+
+    bridge.json names one bridge, the one the plug-in uses. A bridge on the well-known port
+    always writes itself into it; one on any other port (the app, when ``instructir serve``
+    holds the well-known one) leaves a live bridge's record alone and takes the file over
+    only once that bridge has stopped, so the plug-in never starts a second bridge beside a
+    live one.
     """
 
     def __init__(
@@ -171,6 +183,7 @@ class BridgeServer:
         port: int = 0,
         token_file: Path | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        installed_packs: Callable[[], list[str]] | None = None,
     ) -> None:
         self._own_queue: JobQueue | None = None
         if jobs is None:
@@ -183,6 +196,13 @@ class BridgeServer:
         self.requested_port = port
         self.token_file = Path(token_file) if token_file else bridge_file()
         self.max_body_bytes = max_body_bytes
+        self.installed_packs = installed_packs or _installed_packs
+        # Seconds a client has to send a request's line and headers (then 408).
+        self.head_timeout_s = HEAD_TIMEOUT_S
+        # The port the plug-in knows without bridge.json, and how often a bridge that the
+        # file does not name looks whether it may take it over.
+        self.well_known_port = DEFAULT_PORT
+        self.file_check_s = FILE_CHECK_S
         self.token = token_from(read_bridge_info(self.token_file)) or secrets.token_urlsafe(32)
         self._jobs: OrderedDict[str, _Job] = OrderedDict()
         self._core_ids: dict[str, str] = {}  # bridge job id → pipeline job id
@@ -200,9 +220,15 @@ class BridgeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def recorded(self) -> bool:
+        """True while bridge.json names this bridge as running (the plug-in uses it)."""
+        info = read_bridge_info(self.token_file)
+        return bool(info and info.get("running") and self._names_me(info, self.port))
+
     def start(self) -> None:
-        """Bind 127.0.0.1, write bridge.json and start serving; raises OSError if the port is
-        taken."""
+        """Bind 127.0.0.1, start serving and write bridge.json (see the class); raises
+        OSError if the port is taken."""
         if self._httpd is not None:
             return
         self._httpd = BridgeHTTPServer(
@@ -216,25 +242,16 @@ class BridgeServer:
         self._threads = [serve, lease]
         for t in self._threads:
             t.start()
-        info = read_bridge_info(self.token_file) or {}
-        info.update(
-            api=API_VERSION,
-            version=__version__,
-            url=self.url,
-            port=self.port,
-            token=self.token,
-            pid=os.getpid(),
-            running=True,
-        )
-        if not info.get("command"):
-            info["command"] = bridge_command()
-        write_bridge_info(info, self.token_file)
-        log.info("bridge listening on %s", self.url)
+        if self._record(force=self.port == self.well_known_port):
+            log.info("bridge listening on %s", self.url)
+        else:
+            log.info("bridge listening on %s; bridge.json names another live bridge", self.url)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel queued and running jobs, stop serving and mark bridge.json as not running."""
         if self._httpd is None:
             return
+        port = self.port
         self._stopping.set()
         with self._lock:
             pending = list(self._core_ids.values())
@@ -248,15 +265,62 @@ class BridgeServer:
             t.join(timeout)
         self._httpd = None
         info = read_bridge_info(self.token_file)
-        if info and info.get("pid") == os.getpid():
+        if info and self._names_me(info, port):
             info.update(running=False, pid=None)
             write_bridge_info(info, self.token_file)
+
+    @staticmethod
+    def _names_me(info: dict, port: int) -> bool:
+        return info.get("pid") == os.getpid() and info.get("port") == port
+
+    def _record(self, force: bool) -> bool:
+        """Write this bridge into bridge.json, unless (without ``force``) the file names
+        another live bridge, or a token this bridge does not hold (``gimp install
+        --new-token``: the next bridge to start takes it up). Returns whether the file names
+        this bridge."""
+        info = read_bridge_info(self.token_file) or {}
+        if info.get("running") and self._names_me(info, self.port):
+            return True
+        if not force and (info.get("running") or token_from(info) not in (None, self.token)):
+            return False
+        info.update(
+            api=API_VERSION,
+            version=__version__,
+            url=self.url,
+            port=self.port,
+            token=self.token,
+            pid=os.getpid(),
+            running=True,
+        )
+        if not info.get("command"):
+            info["command"] = bridge_command()
+        write_bridge_info(info, self.token_file)
+        return True
 
     def preload(self, pack: str | None = None) -> None:
         """Load the model now, so the first job does not wait for it."""
         d = self.jobs.host.defaults
         request = LoadRequest(None, pack or d.pack_id, d.device, d.backend, d.precision)
         self.jobs.submit(JobKind.LOAD, request, listener=_log_load_failure)
+
+    def check_pack(self, pack: str | None) -> None:
+        """Refuse (400) a pack that is neither loaded nor installed, naming the installed
+        ones: a job for it would only fail on the model thread."""
+        loaded = getattr(self.jobs.host.restorer, "pack_id", None)
+        if pack is None or pack == loaded:
+            return
+        installed = sorted(set(self.installed_packs()) | ({loaded} if loaded else set()))
+        if pack in installed:
+            return
+        names = ", ".join(installed) if installed else "none"
+        message = f"The model pack '{pack}' is not installed on this computer."
+        raise HTTPError(
+            400,
+            f"{message} Installed packs: {names}.",
+            error_type="ModelNotInstalledError",
+            pack=pack,
+            installed=installed,
+        )
 
     def check_token(self, given: str | None) -> bool:
         return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
@@ -292,10 +356,12 @@ class BridgeServer:
         *,
         as_written: bool = False,
     ) -> dict:
-        """Queue a job; 503 when the queue is full. Unless ``as_written``, the job fails with
-        ``UnclearInstructionError`` when an instruction is unclear (the app's threshold)."""
+        """Queue a job; 400 for a pack that is not installed, 503 when the queue is full.
+        Unless ``as_written``, the job fails with ``UnclearInstructionError`` when an
+        instruction is unclear (the app's threshold)."""
         from instructir_desktop.core.packs import DEFAULT_MIN_CONFIDENCE
 
+        self.check_pack(pack)
         depth = 16 if photo.bit_depth > 8 else 8
         job = _Job(
             uuid.uuid4().hex,
@@ -384,6 +450,7 @@ class BridgeServer:
     def intent(self, texts: list[str], pack: str | None) -> dict:
         """What the instruction head understands. Runs on the model thread between the tiles
         of a running restore, so it does not wait for the photo."""
+        self.check_pack(pack)
         submitted = [
             self.jobs.submit(JobKind.INTENT, IntentRequest(text, rows=True, pack=pack))
             for text in texts
@@ -425,8 +492,16 @@ class BridgeServer:
             setattr(job, key, value)
 
     def _watch_leases(self) -> None:
-        """Cancel jobs whose client stopped polling (GIMP killed the plug-in)."""
-        while not self._stopping.wait(0.25):
+        """Cancel jobs whose client stopped polling (GIMP killed the plug-in); now and then,
+        take bridge.json over when the bridge it names has stopped."""
+        next_check = time.monotonic() + self.file_check_s
+        while not self._stopping.wait(min(0.25, self.file_check_s)):
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.file_check_s
+                try:
+                    self._record(force=False)
+                except OSError as exc:
+                    log.warning("could not write %s: %s", self.token_file, exc)
             with self._lock:
                 gone = [
                     (job, self._core_ids.get(job.id))
@@ -464,6 +539,13 @@ class BridgeServer:
                 self._finish(
                     job, "failed", message="failed", error=ev.error, error_type=ev.error_type
                 )
+
+
+def _installed_packs() -> list[str]:
+    """The ids of the packs installed (or bundled) on this computer."""
+    from instructir_desktop.core.store import ModelStore
+
+    return [status.id for status in ModelStore().list() if status.installed]
 
 
 def _log_load_failure(ev: JobEvent) -> None:

@@ -128,12 +128,23 @@ class ModelHost:
         return restorer
 
     def get(self, pack: str | None = None) -> Any:
-        """The loaded restorer for ``pack`` (None: whatever is loaded), loading it if needed."""
+        """The loaded restorer for ``pack`` (None: whatever is loaded), loading it if needed.
+
+        A pack other than the default that fails to load fails the job that asked for it
+        only: the host is then "not loaded" (the default loads again with the next job), not
+        in "error", which says the default model itself is broken."""
         current = self.restorer
         if current is not None and pack in (None, getattr(current, "pack_id", None)):
             return current
         d = self.defaults
-        return self.load(LoadRequest(None, pack or d.pack_id, d.device, d.backend, d.precision))
+        request = LoadRequest(None, pack or d.pack_id, d.device, d.backend, d.precision)
+        if pack is None or pack == d.pack_id:
+            return self.load(request)
+        try:
+            return self.load(request)
+        except Exception:
+            self.state, self.error = "not loaded", None
+            raise
 
     def describe(self) -> dict:
         """State, and pack/device/backend of the loaded model, for status displays."""
