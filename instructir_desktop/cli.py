@@ -273,12 +273,15 @@ def _check_tile(args) -> None:
 
 def _check_confidence(plan: list, min_confidence: float) -> None:
     """Refuse a step flagged with a note (a request to darken) or below the gate."""
+    from .core.phrasing import UNSAID_NOTE
+
     flagged = next((i for i in plan if i.note), None)
     if flagged is not None and min_confidence > 0:
-        raise UnclearInstructionError(
-            f"cannot apply {flagged.text!r}: {flagged.note} Add --min-confidence 0 to "
-            f"apply it anyway (as {flagged.task})"
-        )
+        if flagged.note == UNSAID_NOTE:  # "fix it": the photo can say what it needs
+            hint = "Or use -i auto: it applies what the photo itself suggests (see assess)"
+        else:
+            hint = f"Add --min-confidence 0 to apply it anyway (as {flagged.task})"
+        raise UnclearInstructionError(f"cannot apply {flagged.text!r}: {flagged.note} {hint}")
     intent = plan[0]
     if intent.confidence < min_confidence:
         raise UnclearInstructionError(

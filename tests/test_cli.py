@@ -369,6 +369,15 @@ def test_a_message_that_only_says_what_not_to_do_is_refused(capsys, photos, tmp_
     assert code == 0 and "steps" not in json.loads(out) and "note" not in json.loads(out)
 
 
+def test_a_request_naming_no_fix_is_refused_and_points_to_auto(capsys, photos, tmp_path):
+    out_file = tmp_path / "out.png"
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", "fix it pls",
+                       "-o", str(out_file), "--model", "instructir-lite",
+                       "--min-confidence", "0.5")  # fmt: skip
+    assert code == 2 and "without saying what is wrong" in err and "-i auto" in err, err
+    assert "--min-confidence" not in err and not out_file.exists()
+
+
 def test_every_instruction_gets_a_plan_event_and_a_line_saying_what_it_applies(
     capsys, installed, photos, tmp_path
 ):
