@@ -71,6 +71,11 @@ def test_lite_pack_removes_noise_from_the_sample(lite):
         ("it was taken indoors and it's far too dark", [("lowlight", "it's far too dark")]),
         # ... unless it is all there is to fix
         ("shot at night, don't denoise", [("lowlight", "shot at night")]),
+        # a request put politely is not something the user did
+        (
+            "I was hoping you could brighten it and remove the noise",
+            [("lowlight", "I was hoping you could brighten it"), ("denoise", "remove the noise")],
+        ),
         # nor is a flaw the user says is not there
         ("it's not too dark, just noisy", [("denoise", "just noisy")]),
         ("not blurry, only grainy", [("denoise", "only grainy")]),

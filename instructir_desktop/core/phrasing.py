@@ -92,12 +92,13 @@ _HOW_TAKEN = re.compile(
     r"(?:taken|shot|captured|photographed|snapped)\b",
     re.IGNORECASE,
 )
-# What the user did, told beside a request: "I zoomed in too much", "I brightened it in post".
+# What the user did, told beside a request: "I zoomed in too much", "I brightened it in post";
+# not a request put politely ("I was hoping you could brighten it", "I was wondering if...").
 _WHAT_I_DID = re.compile(
     r"^(?:i|we)\s+(?:(?:\w+ly|just|had\s+to|then)\s+)?(?:took|shot|used|brightened|edited|"
     r"zoomed|cropped|scanned|photographed|snapped|captured|had|forgot|tried|was|were|moved|"
     r"filmed|screenshotted|downloaded|exported|compressed|lightened|darkened|sharpened|"
-    r"printed)\b",
+    r"printed)\b(?!.*\b(?:you|u|ya|hoping|wondering|wishing)\b)",
     re.IGNORECASE,
 )
 _FLAW = re.compile(rf"\b(?:{_FLAW_WORDS})\b", re.IGNORECASE)
