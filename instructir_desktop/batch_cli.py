@@ -140,6 +140,9 @@ def restore_with_recipe(args: argparse.Namespace, out: Any, open_queue: Callable
         return EXIT_USAGE
     inputs = collect_inputs(args.inputs)
     plans = plan_outputs(inputs, args.output, args.format)
+    for text in _held_steps(recipe):
+        out.event(event="warning", message=text)
+        _note(text)
     args.model = _recipe_pack(args, recipe)
     queue = open_queue(args)
     pack = queue.host.restorer.pack_id
@@ -162,6 +165,35 @@ def restore_with_recipe(args: argparse.Namespace, out: Any, open_queue: Callable
         )
 
     return run_photos(plans, out, process, quality=args.quality, pack=pack)
+
+
+def _held_steps(recipe) -> list[str]:
+    """A sentence for each enabled step that `restore -i` would hold ("blur the background",
+    "it's too bright"): a recipe's steps are applied as written (the app saves the ones the
+    user applied anyway), so they are applied, and said."""
+    from .core.phrasing import (
+        NOTHING_ASKED_NOTE,
+        TOO_BRIGHT_NOTE,
+        UNSAID_NOTE,
+        asks_for_nothing,
+        asks_to_darken,
+        says_nothing_wrong,
+    )
+    from .core.scope import scope_note
+
+    held = []
+    for i, step in enumerate(recipe.steps, 1):
+        if not step.enabled or step.adjust is not None:
+            continue
+        text = step.instruction
+        note = TOO_BRIGHT_NOTE if asks_to_darken(text) else scope_note(text)
+        if not note and asks_for_nothing(text):
+            note = NOTHING_ASKED_NOTE
+        if not note and says_nothing_wrong(text):
+            note = UNSAID_NOTE
+        if note:
+            held.append(f"step {i} “{text}”: {note} Applied as written, as the recipe says.")
+    return held
 
 
 def _scaled(ev, fraction: float):

@@ -1,4 +1,6 @@
-"""The `instructir` command line. Uses core/ only (and the bridge server for `serve`).
+"""The `instructir` command line: its parser and `restore`, `intent`, `models` and `demo`.
+`serve` and `gimp` are in bridge_cli.py, `assess` in assess_cli.py, the batches and `recipe`
+in batch_cli.py, and the output every command shares in cli_output.py. Uses core/ only.
 
 Exit codes: 0 success, 1 a job failed, 2 bad usage or bad input, 130 cancelled (Ctrl+C).
 Errors are one line on stderr; --json prints one JSON object per line on stdout.
@@ -15,14 +17,13 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .bridge_cli import cmd_gimp, cmd_serve, serve_forever
+from .cli_output import EXIT_CANCELLED, EXIT_FAILED, EXIT_USAGE, Output, discard_stdout, fail
 from .core.errors import EmptyInstructionError, InstructIRError, UnclearInstructionError
 from .core.packs import DEFAULT_MIN_CONFIDENCE
 
-__all__ = ["main"]
+__all__ = ["main", "serve_forever"]
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
 MIN_TILE = 64
 
 
@@ -52,59 +53,6 @@ def _int_in(low: int, high: int, what: str):
         return value
 
     return parse
-
-
-def _say(line: str) -> None:
-    """Print a line of output; once the reader has gone (`instructir … | head -1`), the rest
-    is discarded and the work goes on (its files are still written)."""
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        _discard_stdout()
-
-
-def _discard_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # Python would report the pipe again at exit
-    os.close(devnull)
-
-
-class _Output:
-    """Progress on a terminal (a one-line bar on stderr) or JSON lines on stdout."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
-
-    def event(self, **fields) -> None:
-        if self.as_json:
-            _say(json.dumps(fields))
-
-    def progress(self, label: str, fraction: float, **fields) -> None:
-        if self.as_json:
-            now = time.monotonic()
-            if fraction >= 1.0 or now - self._last > 0.2:
-                self._last = now
-                self.event(event="progress", progress=round(fraction, 4), **fields)
-            return
-        if self.tty:
-            width = 30
-            done = int(width * fraction)
-            bar = "#" * done + "-" * (width - done)
-            sys.stderr.write(f"\r{label[:40]:<40} [{bar}] {fraction * 100:5.1f}%")
-            if fraction >= 1.0:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    def info(self, text: str) -> None:
-        if not self.as_json:
-            _say(text)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"instructir: error: {message}", file=sys.stderr)
-    return code
 
 
 def _env_float(name: str, default: float) -> float:
@@ -164,29 +112,38 @@ def _say_preparing() -> None:
 def cmd_restore(args) -> int:
     from .assess_cli import auto_steps, is_auto
     from .batch_cli import restore_with_recipe, run_photos
+    from .core.edit_commands import CHATTER, edit_command
     from .core.images import check_fits
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
     from .core.masks import read_mask
     from .core.outputs import collect_inputs, plan_outputs
     from .core.phrasing import asks_to_darken, clean_instruction
 
-    out = _Output(args.json)
+    out = Output(args.json)
     if args.recipe and args.mask:
-        return _fail("--mask applies to -i; a recipe carries its own masks")
+        return fail("--mask applies to -i; a recipe carries its own masks")
     if args.recipe:
         return restore_with_recipe(args, out, _open_queue)
     if not args.instruction:
-        return _fail("give what to fix with -i TEXT, or a --recipe FILE")
+        return fail("give what to fix with -i TEXT, or a --recipe FILE")
     args.strength = 1.0 if args.strength is None else args.strength
     if args.min_confidence is None:
         args.min_confidence = _env_float("INSTRUCTIR_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)
     auto = is_auto(args.instruction)  # -i auto: each photo's own suggestions
     for text in [] if auto else args.instruction:
         clean_instruction(text, words=True)
+        command = edit_command(text)  # "undo", "a bit less": the app's chat does these
+        if command is not None and command.action not in CHATTER:
+            return fail(
+                f"'{text}' is about an earlier edit, and the command line keeps none: each run "
+                "reads INPUT as it is (never changing it) and writes a new file. Say what is "
+                "wrong with the photo, e.g. -i 'remove the noise'; for a weaker fix, add "
+                "--strength 0.5"
+            )
     if not 0.0 <= args.strength <= 1.0:
-        return _fail("--strength must be between 0 and 1")
+        return fail("--strength must be between 0 and 1")
     if not 0.0 <= args.min_confidence <= 1.0:
-        return _fail("--min-confidence must be between 0 and 1")
+        return fail("--min-confidence must be between 0 and 1")
     inputs = collect_inputs(args.inputs)
     plans = plan_outputs(inputs, args.output, args.format)
     for src in inputs:
@@ -333,7 +290,7 @@ def cmd_models(args) -> int:
     from .core.store import ModelStore
 
     store = ModelStore()
-    out = _Output(args.json)
+    out = Output(args.json)
     if args.action == "list":
         for s in store.list():
             row = {
@@ -353,7 +310,7 @@ def cmd_models(args) -> int:
         return 0
     if args.action == "download":
         if not args.id:
-            return _fail("models download needs a pack id")
+            return fail("models download needs a pack id")
 
         def progress(done, total, name):
             out.progress(name, done / total if total else 0.0, done=done, total=total, file=name)
@@ -364,7 +321,7 @@ def cmd_models(args) -> int:
         return 0
     if args.action == "import":
         if not args.id or not args.paths:
-            return _fail("models import needs a pack id and the files")
+            return fail("models import needs a pack id and the files")
         path = store.import_files(args.id, [Path(p) for p in args.paths])
         out.event(event="result", id=args.id, path=str(path), ok=True)
         out.info(f"Imported {args.id} into {path}")
@@ -383,13 +340,13 @@ def cmd_models(args) -> int:
                 for line in problems:
                     print(f"  {line}")
         return EXIT_FAILED if bad else 0
-    return _fail(f"unknown models action '{args.action}'")
+    return fail(f"unknown models action '{args.action}'")
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    out = _Output(args.json)
+    out = Output(args.json)
     summary = run_demo(
         Path(args.output), device=args.device, backend=args.backend, progress=out.progress
     )
@@ -397,85 +354,6 @@ def cmd_demo(args) -> int:
         out.event(event="result", **summary)
     else:
         print(summary["text"])
-    return 0
-
-
-def cmd_serve(args) -> int:
-    return serve_forever(args.model, args.device, args.port, backend=args.backend)
-
-
-def serve_forever(
-    pack_id: str | None, device: str = "auto", port: int = 47841, backend: str = "auto"
-) -> int:
-    """``instructir serve``: run the bridge until SIGINT/SIGTERM; returns the exit status."""
-    import signal
-    import threading
-
-    from .bridge.server import BridgeServer
-    from .core.jobs import JobQueue, ModelHost
-    from .core.store import ModelStore
-
-    pack = pack_id or _pack_id(argparse.Namespace(model=None))
-    try:
-        ModelStore().locate(pack)
-    except InstructIRError as exc:
-        print(f"instructir serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    queue = JobQueue(ModelHost(device=device, backend=backend, default_pack=pack)).start()
-    server = BridgeServer(jobs=queue, port=port)
-    try:
-        server.start()
-    except OSError as exc:
-        queue.stop(timeout=0)
-        reason = exc.strerror or exc
-        print(
-            f"instructir serve: cannot listen on 127.0.0.1:{port} ({reason}); is another "
-            "bridge or InstructIR Desktop already running? Choose another --port.",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    server.preload()
-    print(f"InstructIR bridge on {server.url} (model {pack}, device {device}); Ctrl+C stops it.")
-    sys.stdout.flush()
-    done = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-        queue.stop()
-    return 0
-
-
-def cmd_gimp(args) -> int:
-    from . import gimp_install
-
-    if args.action == "install":
-        paths = gimp_install.install(new_token=args.new_token)
-    else:
-        paths = gimp_install.uninstall()
-    if args.new_token and args.action == "install" and gimp_install.bridge_is_running():
-        print(
-            "The running bridge keeps the old token until it restarts: restart InstructIR "
-            "Desktop or `instructir serve`.",
-            file=sys.stderr,
-        )
-    if args.json:
-        print(json.dumps({"action": args.action, "paths": [str(p) for p in paths]}))
-    else:
-        verb = "Installed the plug-in into" if args.action == "install" else "Removed it from"
-        if not paths:
-            print("No GIMP 3 plug-ins folder found. Start GIMP 3 once, then run this again.")
-        for p in paths:
-            print(f"{verb} {p}")
     return 0
 
 
@@ -527,8 +405,9 @@ def _add_restore_parser(sub) -> None:
     p.add_argument(
         "--mask",
         metavar="MASK.png",
-        help="apply the fix through a mask: 8/16-bit grey or an RGBA file's alpha; white "
-        "applies, black keeps the original (scaled to each photo)",
+        help="apply the fix through a mask: a PNG painted in black and white, or a selection "
+        "exported with its transparency; white applies, black keeps the original (scaled to "
+        "each photo)",
     )
     p.add_argument("--strength", type=float, help="0..1, applies to every step (default 1)")
     p.add_argument(
@@ -616,24 +495,24 @@ def main(argv: list[str] | None = None) -> int:
         print("instructir: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except BrokenPipeError:  # the reader of our output has gone: nothing to say to anyone
-        _discard_stdout()
+        discard_stdout()
         return 0
     except UsageError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except InstructIRError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except MemoryError:
-        return _fail(
+        return fail(
             "not enough memory for this photo; close other programs or use a smaller --tile",
             EXIT_FAILED,
         )
     except OSError as exc:
-        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+        return fail(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, details in a log
         log = _log_traceback()
         detail = " ".join(str(exc).split())[:200]
         where = f"; details in {log}" if log else ""
-        return _fail(f"unexpected problem ({type(exc).__name__}: {detail}){where}", EXIT_FAILED)
+        return fail(f"unexpected problem ({type(exc).__name__}: {detail}){where}", EXIT_FAILED)
 
 
 def _log_traceback() -> Path | None:

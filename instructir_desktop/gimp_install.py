@@ -46,6 +46,7 @@ __all__ = [
 PLUGIN_NAME = "instructir"
 PLUGIN_FILES = (
     "instructir.py",
+    "instructir_bridge_info.py",
     "instructir_client.py",
     "instructir_dialog.py",
     "instructir_png.py",

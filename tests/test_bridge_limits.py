@@ -138,7 +138,7 @@ def test_connections_are_bounded_and_fifty_parallel_submissions_get_answers(serv
 def test_a_large_multipart_body_is_held_once(monkeypatch):
     import tracemalloc
 
-    from instructir_desktop.bridge import handler
+    from instructir_desktop.bridge import parsing
 
     png = png_bytes(make_photo(8, 8))
     pad = b"x" * (32 << 20)  # 32 MiB image part: PIL rejects it, after the split
@@ -147,7 +147,7 @@ def test_a_large_multipart_body_is_held_once(monkeypatch):
     del body
     tracemalloc.start()
     try:
-        fields, image, _ = handler._parse_submit_fields(ctype, buffer)
+        fields, image, _ = parsing.parse_submit_fields(ctype, buffer)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -145,6 +145,64 @@ def test_how_the_photo_was_taken_alone_is_the_request(lite, message, task):
 
 @pytest.mark.parametrize(
     "message",
+    ["I had the iso too high", "shot at iso 6400", "high iso", "the ISO noise is bad",
+     "cranked the iso", "the iso was cranked to 25600 and now it looks like sandpaper"],
+)  # fmt: skip
+def test_a_high_iso_reads_as_the_noise_it_causes(lite, message):
+    """The head reads "I had the iso too high" as low light (99 %) and "high iso" as
+    upscaling; read with the noise a high ISO causes, the step and its embedding denoise."""
+    intent = lite.intent(message)
+    assert intent.task == "denoise" and intent.confidence > 0.9 and not intent.note
+    assert lite.plan(message) == [intent]
+    from instructir_desktop.core.phrasing import reading
+
+    assert lite.encoder.embedding(message).equal(lite.encoder.embedding(reading(message)))
+
+
+@pytest.mark.parametrize(
+    ("message", "steps"),
+    [
+        ("it's dark, I had to push the iso",
+         [("lowlight", "it's dark"), ("denoise", "I had to push the iso")]),
+        ("shot at iso 6400, brighten it",
+         [("denoise", "shot at iso 6400"), ("lowlight", "brighten it")]),
+        # a low ISO causes no noise: how the photo was taken, set aside
+        ("shot at iso 100, it's too dark", [("lowlight", "it's too dark")]),
+        ("ISO was too low and it's dark, brighten it", [("lowlight", None)]),
+    ],
+)  # fmt: skip
+def test_a_high_iso_beside_another_flaw_is_a_step_of_its_own(lite, message, steps):
+    plan = lite.plan(message)
+    assert [(i.task, i.text if text else None) for i, (_, text) in zip(plan, steps)] == steps
+    assert len(plan) == len(steps)
+
+
+@pytest.mark.parametrize(
+    ("message", "note"),
+    [("make it cooler", "white balance"), ("too yellow", "white balance"),
+     ("the white balance is too warm", "white balance"), ("remove the snow", "not snow"),
+     ("snowflakes", "not snow")],
+)  # fmt: skip
+def test_white_balance_and_snow_are_held_with_a_note(lite, message, note):
+    """Measured, the colour fix warms a photo and the rain removal leaves snowflakes."""
+    assert note in lite.intent(message).note
+    plan = lite.plan(f"{message} and brighten it")
+    assert [(s.task, bool(s.note)) for s in plan][-1] == ("lowlight", False)
+    assert note in plan[0].note
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["make it warmer", "too blue", "there's a blue cast", "the white balance is too cool",
+     "fix the white balance", "remove the colour cast"],
+)  # fmt: skip
+def test_warming_a_blue_cast_and_white_balance_are_the_colour_fix(lite, message):
+    intent = lite.intent(message)
+    assert intent.task == "enhance" and not intent.note
+
+
+@pytest.mark.parametrize(
+    "message",
     [
         "the photo is too bright",
         "it's overexposed",
@@ -250,3 +308,29 @@ def test_an_edit_command_is_held_beside_a_fix(lite):
     plan = lite.plan("undo that and brighten it instead")
     assert [(s.task, bool(s.note)) for s in plan][-1] == ("lowlight", False)
     assert any(s.note and s.text.startswith("undo") for s in plan)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["perfect", "looks great now", "great job", "that's much better", "I love it", "okay cool",
+     "nice, thank you", "hello", "the colours are nice"],
+)  # fmt: skip
+def test_praise_and_greetings_are_not_read_as_a_fix(lite, message):
+    """The head reads "perfect" as upscaling (76 %) and "great job" as denoising (67 %)."""
+    from instructir_desktop.core.phrasing import CHATTER_NOTE
+
+    assert lite.intent(message).note == CHATTER_NOTE
+    assert [s.note for s in lite.plan(message)] == [CHATTER_NOTE]
+
+
+@pytest.mark.parametrize(
+    ("message", "steps"),
+    [
+        ("perfect, now remove the noise", [("denoise", "perfect, now remove the noise")]),
+        ("the colours are nice, brighten it", [("lowlight", "brighten it")]),
+        ("it is too dark, thanks!", [("lowlight", "it is too dark, thanks!")]),
+        ("hello, please denoise my image", [("denoise", "hello, please denoise my image")]),
+    ],
+)
+def test_praise_beside_a_request_is_never_a_step(lite, message, steps):
+    assert [(s.task, s.text) for s in lite.plan(message)] == steps

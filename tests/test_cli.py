@@ -378,6 +378,18 @@ def test_a_request_naming_no_fix_is_refused_and_points_to_auto(capsys, photos, t
     assert "--min-confidence" not in err and not out_file.exists()
 
 
+@pytest.mark.parametrize("text", ["undo", "a bit less", "do it again", "that's too much"])
+def test_a_command_about_an_earlier_edit_says_the_command_line_keeps_none(
+    capsys, photos, tmp_path, text
+):
+    out_file = tmp_path / "out.png"
+    code, _, err = run(capsys, "restore", str(photos / "a.png"), "-i", text,
+                       "-o", str(out_file), "--model", "no-such-pack")  # fmt: skip
+    assert code == 2 and f"'{text}' is about an earlier edit" in err, err
+    assert "--strength 0.5" in err and "no-such-pack" not in err  # before any model
+    assert not out_file.exists()
+
+
 def test_every_instruction_gets_a_plan_event_and_a_line_saying_what_it_applies(
     capsys, installed, photos, tmp_path
 ):

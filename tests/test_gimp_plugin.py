@@ -39,7 +39,8 @@ def plugin(monkeypatch):
     """The plug-in's entry module, imported with the fake gi in sys.modules."""
     for name, mod in fake_gi().items():
         monkeypatch.setitem(sys.modules, name, mod)
-    for name in ("instructir_client", "instructir_dialog", "instructir_png", "instructir_words"):
+    modules = ("instructir_bridge_info", "instructir_client", "instructir_dialog")
+    for name in (*modules, "instructir_png", "instructir_words"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     path = list(sys.path)
     spec = importlib.util.spec_from_file_location(

@@ -168,3 +168,28 @@ def test_tools_shapes_gradient_brightness_feather():
     assert painted.max() == 0.5
     erased = masks.combine(np.ones((10, 10), np.float32), rect, 1.0, erase=True)
     assert erased[3, 2] == 0 and erased[0, 0] == 1
+
+
+def test_what_a_mask_file_means():
+    """Brightness, whatever the channels (a mask painted black and white in an editor that
+    saves RGBA); the alpha where it varies (an exported selection); a colour photo refused."""
+    m = np.zeros((6, 8), np.uint8)
+    m[:, :4] = 255
+    opaque = np.dstack([m, m, m, np.full_like(m, 255)])
+    selection = np.dstack([np.zeros_like(m)] * 3 + [m])  # black pixels, the selection's alpha
+    for rgba in (opaque, selection):
+        plane = masks.mask_plane(Image.fromarray(rgba, "RGBA"))
+        np.testing.assert_array_equal(plane, m / 255.0)
+    grey_rgb = Image.fromarray(np.dstack([m] * 3), "RGB")
+    np.testing.assert_array_equal(masks.mask_plane(grey_rgb), m / 255.0)
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8), "RGB")
+    with pytest.raises(masks.RecipeMaskError, match="colour picture, not a mask"):
+        masks.mask_plane(photo, "holiday.png")
+
+
+def test_a_photo_given_as_the_mask_is_refused_before_the_model(capsys, photo, tmp_path):
+    code, err = restore(capsys, photo, tmp_path / "o.png", "no-such-pack", "--mask", str(photo))
+    assert code == 2 and "'p.png' is a colour picture, not a mask" in err
+    assert "no-such-pack" not in err  # refused before any model is looked for
+    assert not (tmp_path / "o.png").exists()

@@ -112,6 +112,16 @@ def test_bad_recipes_are_typed_errors(doc, message):
         parse_recipe(doc, name="r")
 
 
+def test_a_recipe_written_by_hand_needs_only_its_steps():
+    recipe = parse_recipe({"steps": [step("remove the noise", 0.7)]}, name="mine")
+    assert [(s.instruction, s.strength) for s in recipe.steps] == [("remove the noise", 0.7)]
+    # Without steps it is something else: the error shows what a recipe looks like.
+    with pytest.raises(RecipeError, match=r'not an InstructIR recipe\. .*\{"steps": \['):
+        parse_recipe({"layers": [step("remove the noise")]}, name="mine")
+    with pytest.raises(RecipeError, match="newer InstructIR"):
+        parse_recipe({"version": 9, "steps": []}, name="mine")
+
+
 def test_not_json_and_missing_file(tmp_path):
     bad = tmp_path / "r.json"
     bad.write_bytes(b"\x00\xff not json")
@@ -325,6 +335,27 @@ def test_cli_recipe_equals_the_same_steps_and_show_prints_them(
         by_recipe = np.asarray(Image.open(tmp_path / "r" / name))
         by_steps = np.asarray(Image.open(tmp_path / "i" / name))
         np.testing.assert_array_equal(by_recipe, by_steps)
+
+
+def test_cli_recipe_says_which_steps_the_command_line_would_hold(
+    capsys, installed, photos, tmp_path
+):
+    """A recipe's steps are applied as written (the app saves steps the user applied anyway),
+    and one that `restore -i` would hold is named in a warning first."""
+    recipe = tmp_path / "hand.json"
+    recipe.write_text(
+        json.dumps({"steps": [step("blur the background"), step("remove the noise")]})
+    )
+    code, out, err = cli(
+        capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(tmp_path / "r"),
+        "--device", "cpu", "--backend", "torch", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith("step 1 “blur the background”")
+    assert "cannot add blur" in warnings[0] and "step 1 “blur the background”" in err
+    assert [e["ok"] for e in events if e["event"] == "result"] == [True, True]
 
 
 def test_cli_recipe_and_instruction_together_is_a_usage_error(capsys, installed, photos, tmp_path):

@@ -12,6 +12,7 @@ FRAME, OBJECTS, FACES = "does not crop", "does not remove", "retouch"
 ADD, STYLE = "add things", "style"
 RECOLOUR, LENS, LAST_EDIT = "recolour", "lens faults", "the last edit"
 TONE_DOWN = "tone colours or contrast down"
+BALANCE, SNOW = "cannot correct white balance", "not snow"
 
 
 @pytest.mark.parametrize(
@@ -106,6 +107,30 @@ TONE_DOWN = "tone colours or contrast down"
         ("make it more muted", TONE_DOWN),
         ("make the colours less vivid", TONE_DOWN),
         ("the reds are way too intense", TONE_DOWN),
+        ("make it cooler", BALANCE),
+        ("make it look cooler", BALANCE),
+        ("make it cooler looking", BALANCE),
+        ("a bit cooler please", BALANCE),
+        ("cool it down a bit", BALANCE),
+        ("make the colours a little colder", BALANCE),
+        ("it's too warm", BALANCE),
+        ("the white balance is way too yellow", BALANCE),
+        ("too orange from the street lights", BALANCE),
+        ("there's a yellow cast", BALANCE),
+        ("remove the orange tint", BALANCE),
+        ("less yellow please", BALANCE),
+        ("reduce the warmth", BALANCE),
+        ("lower the colour temperature", BALANCE),
+        ("cooler white balance", BALANCE),
+        ("the white balance is too warm", BALANCE),
+        ("remove the snow", SNOW),
+        ("get rid of the falling snow", SNOW),
+        ("falling snow", SNOW),
+        ("snowflakes everywhere", SNOW),
+        ("remove snowflakes", SNOW),
+        ("the snow is blocking the view", SNOW),
+        ("there's snow falling in front of the camera", SNOW),
+        ("it was snowing", SNOW),
     ],
 )
 def test_a_request_no_fix_does_gets_a_note(text, what):
@@ -158,12 +183,39 @@ def test_a_request_no_fix_does_gets_a_note(text, what):
         "the rain makes it look scratched",
         "it looks old and faded, bring the colours back",
         "reduce the colour noise",
-        "reduce the colour cast",
         "it looks desaturated",
         "the colours are muted, fix them",
         "it's less colourful than I remember",
         "it's so colourful, but too dark",
         "increase the saturation",
+        # warming and a blue cast keep the colour fix
+        "make it warmer",
+        "warmer",
+        "warm it up",
+        "too blue",
+        "it's too cold and blue",
+        "the sky is too blue",
+        "there's a blue cast",
+        "the white balance is too cool",
+        # white balance or a colour cast without a direction: the paper's colour fix wording
+        "fix the white balance",
+        "the white balance is off",
+        "remove the colour cast",
+        "reduce the colour cast",
+        "correct the colour temperature",
+        "a warmer white balance please",
+        "the white balance is fine, just brighten it",
+        "the shadows cast by the trees are too dark",
+        "the old photo is faded and yellowed, fix the colors",
+        "I love the warm tones, brighten it",
+        "cool photo, just brighten it",
+        "the yellow flowers are blurry",
+        # snow as the subject, and what is added or removed from it
+        "a snowy mountain, it's too dark",
+        "the snow looks grey",
+        "remove the noise from the snow",
+        "it looks like a snowstorm of pixels",
+        "the snowboarder is blurry",
     ],
 )
 def test_a_fix_or_a_description_gets_no_note(text):
@@ -175,7 +227,9 @@ def test_a_fix_or_a_description_gets_no_note(text):
     ["don't blur the background", "I don't want to crop it", "without adding grain",
      "please do not make it black and white", "remove the noise, never add grain",
      "don't over sharpen it", "it's not too sharp", "I don't want any more grain added",
-     "boost the colours, but don't make them too saturated"],
+     "boost the colours, but don't make them too saturated", "warmer, but not too warm",
+     "it's not too yellow", "there's no yellow cast", "don't make it cooler",
+     "do not remove the snow", "don't change the white balance"],
 )  # fmt: skip
 def test_a_negated_request_gets_no_note(text):
     assert scope_note(text) == ""
@@ -183,11 +237,14 @@ def test_a_negated_request_gets_no_note(text):
 
 def test_no_fix_prompt_of_the_training_corpus_gets_a_note():
     """1795 phrasings of the seven fixes and of unrelated requests: none of the fixes'
-    is taken for a request no fix does; the unrelated ones that are such requests are."""
+    is taken for a request no fix does, but for white balance (core.scope's note on it); the
+    unrelated ones that are such requests are."""
     from instructir_desktop.training.prompts import UNRELATED, load_corpus
 
     corpus = load_corpus()
-    flagged = [p.text for p in corpus if p.task != UNRELATED and scope_note(p.text)]
-    assert flagged == []
+    flagged = [p for p in corpus if p.task != UNRELATED and scope_note(p.text)]
+    # The corpus teaches white balance as the colour fix's; measured, that fix warms a photo.
+    assert [p.text for p in flagged if BALANCE not in scope_note(p.text)] == []
+    assert {p.task for p in flagged} <= {"enhance"}
     unrelated = [p.text for p in corpus if p.task == UNRELATED]
     assert sum(bool(scope_note(t)) for t in unrelated) >= 30

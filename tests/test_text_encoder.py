@@ -175,6 +175,41 @@ def test_asks_to_darken(text, darken):
     assert asks_to_darken(text) is darken
 
 
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("I had the iso too high", "I had the iso too high, noisy"),
+        ("shot at iso 6400", "shot at iso 6400, noisy"),
+        ("high ISO", "high ISO, noisy"),
+        ("cranked the iso", "cranked the iso, noisy"),
+        ("ISO6400", "ISO6400, noisy"),
+        ("at 3200 iso", "at 3200 iso, noisy"),
+        ("iso was 800", "iso was 800, noisy"),
+        ("1/60s at f/2.8, iso 3200", "1/60s at f/2.8, iso 3200, noisy"),
+        ("it's dark, I had to push the iso", "it's dark, I had to push the iso, noisy"),
+        # the flaw already named; a low ISO; a negated one; "iso" inside another word
+        ("the ISO noise is bad", "the ISO noise is bad"),
+        ("high iso grain", "high iso grain"),
+        ("shot at iso 100", "shot at iso 100"),
+        ("200 iso", "200 iso"),
+        ("iso at 400", "iso at 400"),
+        ("I used a low iso", "I used a low iso"),
+        ("the iso was set to base", "the iso was set to base"),
+        ("the iso is really low", "the iso is really low"),
+        ("I didn't raise the iso", "I didn't raise the iso"),
+        ("isolate the subject", "isolate the subject"),
+        ("an isometric view, miso soup", "an isometric view, miso soup"),
+    ],
+)
+def test_a_high_iso_is_read_with_the_noise_it_causes(text, read):
+    from instructir_desktop.core.phrasing import how_taken, reading
+
+    assert reading(text) == read
+    if read != text:  # how the photo was taken names the flaw: not set aside beside a request
+        assert not how_taken(text)
+    assert how_taken("shot at iso 100") and how_taken("I used a low iso")
+
+
 # The official pack: encoding pinned to the release, whatever the encoder folder says.
 
 RELEASE_TEXTS = [

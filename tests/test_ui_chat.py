@@ -146,3 +146,30 @@ def test_titles_and_thumbnails_stay_what_each_message_did(qtbot, make_window, tm
     assert [m.title for m in other.session.chat.messages] == titles
     assert other.session.task_title("lowlight") == "Brighten"  # not "Lowlight"
     assert other.session.task_title("enhance") == "Enhance colour"
+
+
+def test_up_and_down_bring_back_what_was_sent(qtbot, make_window, tmp_path):
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    box = window.chat.input
+    for text in ("remove the noise", "undo", "remove the noise"):
+        type_instruction(qtbot, window, text)
+    assert box.toPlainText() == "" and box.history == ["undo", "remove the noise"]
+    qtbot.keyClicks(box, "it is too da")  # a draft, not sent
+
+    def key(k):
+        qtbot.keyClick(box, k)
+        return box.toPlainText()
+
+    assert key(Qt.Key.Key_Up) == "remove the noise"
+    assert key(Qt.Key.Key_Up) == "undo"
+    assert key(Qt.Key.Key_Up) == "undo"  # the oldest stays
+    assert key(Qt.Key.Key_Down) == "remove the noise"
+    assert key(Qt.Key.Key_Down) == "it is too da"  # the draft is back
+    assert key(Qt.Key.Key_Down) == "it is too da"
+    # Within a message of several lines, Up and Down move between its lines.
+    box.setPlainText("too dark\nand grainy")
+    box.moveCursor(box.textCursor().MoveOperation.End)
+    assert key(Qt.Key.Key_Up) == "too dark\nand grainy"
+    assert box.textCursor().blockNumber() == 0
+    idle(qtbot, window)

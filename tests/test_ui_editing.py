@@ -463,9 +463,9 @@ def test_gui_stays_responsive_while_a_job_runs(qtbot, make_window, tmp_path):
     assert len(beats) > watched / 0.02 / 2 and gaps.max() < 0.1, f"longest gap {gaps.max():.3f} s"
 
 
-def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeypatch, tmp_path):
-    """On the bundled pack: "it's too dark and grainy" → Brighten, then Denoise, each its own
-    message and layer; undo takes them back one at a time."""
+def bundled_window(qtbot, monkeypatch, tmp_path) -> MainWindow:
+    """A window on the bundled pack (torch backend) with a small photo open; skips without
+    the pack."""
     from instructir_desktop.core.packs import LITE_ID
     from instructir_desktop.core.resources import resource_path
 
@@ -480,6 +480,13 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     window.show()
     qtbot.waitUntil(lambda: window.session.model is not None, timeout=WAIT)
     open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    return window
+
+
+def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeypatch, tmp_path):
+    """On the bundled pack: "it's too dark and grainy" → Brighten, then Denoise, each its own
+    message and layer; undo takes them back one at a time."""
+    window = bundled_window(qtbot, monkeypatch, tmp_path)
     session, doc = window.session, window.session.document
 
     type_instruction(qtbot, window, "it's too dark and grainy")
@@ -532,7 +539,7 @@ def test_a_message_asking_for_several_fixes_adds_a_layer_for_each(qtbot, monkeyp
     assert len(doc.layers) == 1
 
     # Preferences: messages can be applied as written instead.
-    settings.set("split_messages", False)
+    window.session.settings.set("split_messages", False)
     type_instruction(qtbot, window, "it's too dark and grainy")
     qtbot.waitUntil(lambda: len(doc.layers) == 2, timeout=WAIT)
     assert doc.layers[-1].instruction == "it's too dark and grainy"

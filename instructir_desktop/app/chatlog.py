@@ -15,10 +15,11 @@ __all__ = ["ChatMessage", "ChatLog", "STATES"]
 
 # thinking: reading the intent; unclear: low confidence, suggestions offered; queued/rendering:
 # waiting for / running the model; applied: a layer exists; undone: its layer was removed;
-# split: it asked for several fixes, which follow as messages of their own.
+# split: it asked for several fixes, which follow as messages of their own; done: a command
+# about the last edit ("undo", "a bit less"), carried out at once (app.chat_commands).
 STATES = (
     "thinking", "unclear", "queued", "rendering", "applied", "undone", "cancelled", "failed",
-    "split",
+    "split", "done",
 )  # fmt: skip
 
 
@@ -38,6 +39,7 @@ class ChatMessage:
     advice: str = ""  # a hint that outlives the state, e.g. where the bundled model is weak
     picked: bool = False  # the user chose the task from the suggestions
     offer_models: bool = False  # the advice points at the Models dialog
+    part_of: int = 0  # the message this one was split from ("too dark and grainy"), or 0
 
     @property
     def unsure(self) -> bool:

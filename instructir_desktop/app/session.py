@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from instructir_desktop.core.adjust import EXPOSURE_TASK, darken_stops
+from instructir_desktop.core.edit_commands import edit_command
 from instructir_desktop.core.jobs import (
     Cancelled,
     Failed,
@@ -33,12 +34,12 @@ from .advice import darkens, layer_advice, weak_spot
 from .assess import PhotoAssessor
 from .autosave import Autosaver, find_recoverable
 from .bridge_host import BridgeHost
+from .chat_commands import carry_out
 from .chatlog import ChatLog
 from .document import Document, Layer, new_layer_id
-from .files import export_photo, project_data
 from .opening import OpeningMixin
-from .project import ProjectData, save_project
 from .render import RenderScheduler
+from .saving import SavingMixin
 from .settings import Settings
 from .stack import RenderCache
 from .threads import Background
@@ -51,7 +52,7 @@ PACK_DIR_ENV = "INSTRUCTIR_PACK_DIR"
 BACKEND_ENV = "INSTRUCTIR_BACKEND"  # forces the inference backend (auto, torch, openvino)
 
 
-class EditorSession(OpeningMixin, QObject):
+class EditorSession(OpeningMixin, SavingMixin, QObject):
     """Application state and actions, without widgets."""
 
     error = Signal(str)  # something failed; show it, the app stays usable
@@ -72,6 +73,7 @@ class EditorSession(OpeningMixin, QObject):
     editRefused = Signal(str, str, str)  # layer id, the new instruction, why it was not applied
     recoveryAvailable = Signal(object)  # list[Recoverable]
     suggestionsRequested = Signal()
+    compareRequested = Signal(bool)  # the chat asked to compare with the original ("compare")
 
     def __init__(
         self,
@@ -223,6 +225,11 @@ class EditorSession(OpeningMixin, QObject):
         if not self.has_photo:
             self.error.emit("Open a photo first (File → Open, drag and drop, or paste).")
             return None
+        command = edit_command(cleaned)
+        if command is not None:  # "undo", "a bit less": done here, at once, without the model
+            message = self.chat.add(cleaned, state="done")
+            self.chat.update(message.id, note=carry_out(self, command))
+            return message.id
         message = self.chat.add(cleaned)
         job = self.worker.intent(cleaned, split=self.settings.split_messages)
         self._intent_jobs[job] = (message.id, force)
@@ -246,6 +253,21 @@ class EditorSession(OpeningMixin, QObject):
         message = self.chat.get(message_id)
         if message.state == "unclear":
             self._enqueue(message.id, message.text, message.task, message.confidence)
+
+    def again(self, text: str, task: str, confidence: float, strength: float = 1.0) -> None:
+        """An instruction once more, as a new message and layer ("again" in the chat)."""
+        message = self.chat.add(text, task=task, title=self.task_title(task), confidence=confidence)
+        if task == EXPOSURE_TASK:
+            self._enqueue(message.id, text, task, 1.0, self._darken_stops(), strength)
+        else:
+            self._enqueue(message.id, text, task, confidence, strength=strength)
+
+    def waiting_instruction(self) -> str:
+        """The newest instruction not applied yet (read, queued or rendering), or ""."""
+        waiting = [m for m, _ in self._intent_jobs.values()] + [m for m, _ in self._queue]
+        if self.scheduler.pending is not None:
+            waiting.append(self._pending_message)
+        return self.chat.get(max(waiting)).text if waiting else ""
 
     def _on_intent(self, ev) -> None:
         edit = self._edit_jobs.pop(ev.job_id, None)
@@ -314,7 +336,11 @@ class EditorSession(OpeningMixin, QObject):
         self.chat.update(message_id, state="split", note=note)
         for step, title, dark in zip(plan, titles, dark_steps):
             message = self.chat.add(
-                step.text, task=step.task, title=title, confidence=float(step.confidence)
+                step.text,
+                task=step.task,
+                title=title,
+                confidence=float(step.confidence),
+                part_of=message_id,
             )
             if dark:
                 self._darken(message.id, step.text)
@@ -336,10 +362,16 @@ class EditorSession(OpeningMixin, QObject):
         return darken_stops(levels[0].base if levels else self.document.source.photo.pixels)
 
     def _enqueue(
-        self, message_id: int, text: str, task: str, confidence: float, adjust: float | None = None
+        self,
+        message_id: int,
+        text: str,
+        task: str,
+        confidence: float,
+        adjust: float | None = None,
+        strength: float = 1.0,
     ) -> None:
         mask = self.new_layer_mask() if self.new_layer_mask is not None else None
-        layer = Layer(new_layer_id(), text, 1.0, True, task, confidence, adjust, mask=mask)
+        layer = Layer(new_layer_id(), text, strength, True, task, confidence, adjust, mask=mask)
         self.chat.update(message_id, state="queued", layer_id=layer.id, note="")
         self._queue.append((message_id, layer))
         self._next_pending()
@@ -483,98 +515,8 @@ class EditorSession(OpeningMixin, QObject):
         if self.document.index_of(layer_id) != new_index:
             self.undo_stack.push(commands.MoveLayer(self.document, layer_id, new_index))
 
-    # Saving
-
-    def _snapshot(self, extra: dict | None = None) -> ProjectData | None:
-        source = self.document.source
-        if source is None:
-            return None
-        return project_data(source, self.document.layers, self.model_pack(), extra)
-
     def model_pack(self) -> str:
         return (self.model or {}).get("pack", "") or self.scheduler.pack or ""
-
-    def _autosave_snapshot(self) -> ProjectData | None:
-        if not self.dirty:
-            return None
-        path = self.document.path
-        return self._snapshot(
-            {"title": self.document.title, "project_path": str(path) if path else ""}
-        )
-
-    def save_project(self, path: str | Path) -> None:
-        """Save the project (atomic, on the I/O thread); emits projectSaved or error."""
-        data = self._snapshot()
-        if data is None:
-            return
-        index = self.undo_stack.index()
-
-        def saved(target: object) -> None:
-            self.document.set_path(Path(str(target)))
-            if self.undo_stack.index() == index:
-                self.undo_stack.setClean()
-                self._force_dirty = False
-                self.autosaver.mark_clean()
-            self.settings.add_recent(Path(str(target)))
-            self._emit_dirty()
-            self.projectSaved.emit(str(target))
-            self.info.emit(f"Saved {Path(str(target)).name}.")
-
-        def failed(exc: BaseException) -> None:
-            self.saveFailed.emit(str(exc))
-            self.error.emit(str(exc))
-
-        self.background.run(self.background.io, lambda: save_project(data, path), saved, failed)
-
-    @property
-    def exporting(self) -> bool:
-        """An export is waiting for its render or being written."""
-        return bool(self._exports_waiting or self._exports_writing)
-
-    def export(
-        self,
-        path: str | Path,
-        *,
-        format: str | None = None,
-        quality: int = 95,
-        bit_depth: int | None = None,
-    ) -> None:
-        """Export at full resolution; waits for the full-resolution render first."""
-        source = self.document.source
-        if source is None:
-            return
-        path = Path(path)
-        if self.scheduler.frame("full") is None:
-            self.info.emit("Rendering at full resolution before exporting…")
-
-        def write(frame) -> None:
-            self._exports_waiting -= 1
-            self._exports_writing += 1
-            self.background.run(
-                self.background.io,
-                lambda: export_photo(
-                    source, frame.image, path, format=format, quality=quality, bit_depth=bit_depth
-                ),
-                written,
-                failed,
-            )
-
-        def written(target: object) -> None:
-            self._exports_writing -= 1
-            self.exported.emit(str(target))
-            self.info.emit(f"Exported {Path(str(target)).name}.")
-
-        def failed(exc: BaseException) -> None:
-            self._exports_writing -= 1
-            self.exportFailed.emit(str(exc))
-            self.error.emit(str(exc))
-
-        self._exports_waiting += 1
-        self.scheduler.when_full(write)
-
-    def _on_exports_dropped(self, reason: str) -> None:
-        self._exports_waiting = 0
-        self.exportFailed.emit(f"The export was stopped: {reason}")
 
     # Worker events
 

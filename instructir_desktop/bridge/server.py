@@ -47,13 +47,8 @@ from typing import Any
 import numpy as np
 
 from instructir_desktop import __version__
-from instructir_desktop.bridge.handler import (
-    HEAD_TIMEOUT_S,
-    BridgeHTTPServer,
-    BridgeRequestHandler,
-    HTTPError,
-    suggestions,
-)
+from instructir_desktop.bridge.errors import HTTPError
+from instructir_desktop.bridge.handler import BridgeHTTPServer, BridgeRequestHandler, suggestions
 from instructir_desktop.bridge.info import (
     API_VERSION,
     DEFAULT_PORT,
@@ -63,6 +58,7 @@ from instructir_desktop.bridge.info import (
     token_from,
     write_bridge_info,
 )
+from instructir_desktop.bridge.reading import HEAD_TIMEOUT_S
 from instructir_desktop.core.images import Photo, encode_image, to_uint8, to_uint16
 from instructir_desktop.core.jobs import (
     PRIORITY,

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .recipe import RecipeMaskError, _mask_plane, read_small_file
+from .recipe import RecipeMaskError, read_small_file
 
 __all__ = [
     "read_mask",
     "fit_mask",
     "mask_from_png",
+    "mask_plane",
     "apply_mask",
     "paint_rect",
     "paint_ellipse",
@@ -27,11 +28,14 @@ __all__ = [
 
 MAX_MASK_PIXELS = 200_000_000
 MAX_MASK_FILE = 256 << 20
+# Mean spread between a pixel's channels (0..255) above which a "mask" is a colour photo:
+# a painted mask has none; the photos of the training set have 7 or more.
+COLOUR_PICTURE = 6.0
 
 
 def mask_from_png(data: bytes, name: str = "mask") -> np.ndarray:
-    """PNG bytes (8/16-bit grey, or the alpha of an RGBA/LA file) as float32 H x W in [0, 1].
-    Raises RecipeMaskError (one line for the user) when the data is not a readable PNG."""
+    """PNG bytes as float32 H x W in [0, 1] (``mask_plane``). Raises RecipeMaskError (one
+    line for the user) when the data is not a readable PNG or is a colour picture."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
@@ -39,16 +43,34 @@ def mask_from_png(data: bytes, name: str = "mask") -> np.ndarray:
             w, h = im.size
             if w * h > MAX_MASK_PIXELS:
                 raise RecipeMaskError(f"The mask '{name}' is too large.")
-            if im.mode in ("RGBA", "LA"):
-                # an RGBA/LA mask is its alpha: the usual export of a selection from an editor
-                plane = np.asarray(im.getchannel("A"), np.float32) / np.float32(255.0)
-            else:
-                plane = _mask_plane(im)
+            plane = mask_plane(im, name)
     except RecipeMaskError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError):
         raise RecipeMaskError(f"The mask '{name}' cannot be read (damaged PNG).") from None
     return np.clip(plane, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def mask_plane(im: Image.Image, name: str = "mask") -> np.ndarray:
+    """A mask image's values in [0, 1]: its brightness (8 or 16 bits grey, or black and white
+    painted in colour channels); for a file with transparency that varies (a selection
+    exported from an editor), its alpha. A colour picture is refused: it is a photo, not a
+    mask."""
+    if im.mode in ("I;16", "I;16B", "I", "I;16L"):
+        return np.asarray(im, np.float32) / np.float32(65535.0)
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+        if alpha.min() < 255:
+            return alpha.astype(np.float32) / np.float32(255.0)
+    if im.mode in ("RGB", "RGBA", "P", "PA"):
+        rgb = np.asarray(im.convert("RGB"), np.int16)
+        if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > COLOUR_PICTURE:
+            raise RecipeMaskError(
+                f"The mask '{name}' is a colour picture, not a mask: paint it in black and "
+                "white (white applies the fix, black keeps the original) or export the "
+                "selection's transparency."
+            )
+    return np.asarray(im.convert("L"), np.float32) / np.float32(255.0)
 
 
 def read_mask(path: str | Path) -> np.ndarray:

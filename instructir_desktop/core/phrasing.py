@@ -2,9 +2,10 @@
 
 A message is cut into the parts that could each be a request (``split_clauses``); rules on
 real phrasing say which parts ask for nothing ("don't denoise", "I like the grain", "shot at
-night" beside a request), which ask to darken (no fix does: ``asks_to_darken``) and which ask
-for a fix without naming one ("fix it"). ``core.text`` combines them with the model's reading
-into an ``Intent`` and a plan of steps. No torch here: the bridge and the command line check
+night" beside a request), which ask to darken (no fix does: ``asks_to_darken``), which ask
+for a fix without naming one ("fix it") and which name a flaw by its cause ("I had the iso
+too high": ``reading`` is what the model reads). ``core.text`` combines them with the model's
+reading into an ``Intent`` and a plan of steps. No torch here: the bridge and the command line check
 an instruction (``clean_instruction``) without loading a model.
 """
 
@@ -29,7 +30,14 @@ __all__ = [
     "asks_to_darken",
     "clean_instruction",
     "how_taken",
+    "names_cause",
+    "reading",
     "says_nothing_wrong",
+    "chatter",
+    "fine_part",
+    "only_chatter",
+    "praises",
+    "CHATTER_NOTE",
     "split_clauses",
     "unsaid",
 ]
@@ -106,9 +114,61 @@ _FLAW = re.compile(rf"\b(?:{_FLAW_WORDS})\b", re.IGNORECASE)
 
 def how_taken(clause: str, *, told: bool = True) -> bool:
     """The part says how the photo was taken (``told``: or what the user did to it) and names
-    no flaw ("shot at night"; not "taken in the fog")."""
+    no flaw ("shot at night"; not "taken in the fog", nor "shot at iso 6400", which names
+    the cause of one: ``names_cause``)."""
     said = _HOW_TAKEN.match(clause) or (told and _WHAT_I_DID.match(clause))
-    return bool(said) and not _FLAW.search(clause)
+    return bool(said) and not _FLAW.search(clause) and not names_cause(clause)
+
+
+# A flaw named by its cause. The sentence encoder reads a camera setting by its topic, not by
+# what it does to a photo: "I had the iso too high" reads as exposure (low light, 99 %), "high
+# iso" and "cranked the iso" as upscaling. A high ISO is what makes a photo noisy, so a part
+# that says the ISO was high (a word for high or raised, a value from 800 up, or the ISO
+# alone: a low ISO is said as low, "iso 100") is read with the flaw it causes named after it
+# (``reading``).
+_ISO_VALUE = r"(?:[89]\d{2}|[1-9]\d{3,5})"  # 800 and up; base ISOs are 50-400
+_HIGH_ISO = re.compile(
+    rf"\biso[\s:-]*{_ISO_VALUE}\b|\b{_ISO_VALUE}\s*iso\b"
+    r"|\biso(?![\s:-]*\d)\b(?!(?:\s+(?:was|is|at|set|to|of|on|been))*\s+(?:(?:very|really|so|too|"
+    rf"quite|pretty|fairly|rather)\s+)*(?:low|lower|down|minimum|min|base|native|(?!{_ISO_VALUE})"
+    r"\d+)\b)",
+    re.IGNORECASE,
+)
+_LOW_BEFORE = re.compile(
+    r"\b(?:low|lower|lowest|lowered|lowering|base|native|minimum|min|reduced|dropped|"
+    r"decreased)\s+(?:(?:the|my|an?)\s+)?$|(?<![\d./])\d{1,3}\s*$",  # "a low iso", "200 iso"
+    re.IGNORECASE,
+)
+_CAUSES: tuple[tuple[re.Pattern, re.Pattern, str, re.Pattern], ...] = (
+    # (the cause, what just before it says the cause is not there, the flaw it causes, the
+    # words that already name that flaw)
+    (_HIGH_ISO, _LOW_BEFORE, "noisy", re.compile(r"\b(?:nois|grain)\w*", re.IGNORECASE)),
+)
+
+
+def _causes(text: str) -> list[tuple[str, re.Pattern]]:
+    """The flaws (with the words that name them) whose cause the text names and does not
+    negate or call low."""
+    flaws = []
+    for cause, absent, flaw, said in _CAUSES:
+        for m in cause.finditer(text):
+            before = text[: m.start()]
+            if not absent.search(before) and not NEGATED_BEFORE.search(before):
+                flaws.append((flaw, said))
+                break
+    return flaws
+
+
+def names_cause(clause: str) -> bool:
+    """The part names the cause of a flaw ("I had the iso too high", "shot at iso 6400")."""
+    return bool(_causes(clause))
+
+
+def reading(text: str) -> str:
+    """The words the model reads for ``text``: the text, with the flaw whose cause it names
+    added ("I had the iso too high" → "I had the iso too high, noisy"). The step keeps the
+    user's words; its embedding and its task come from the reading."""
+    return ", ".join([text, *(flaw for flaw, said in _causes(text) if not said.search(text))])
 
 
 # A part that says a flaw is *not* there: "it's not too dark, just noisy", "not blurry, only
@@ -167,7 +227,7 @@ _UNSAID = re.compile(
     re.IGNORECASE,
 )
 _CHATTER = re.compile(
-    r"^(?:hey|hi|hello|hey\s+there|hi\s+there|good\s+(?:morning|afternoon|evening)|thanks|"
+    r"^(?:hey|hi|hello|(?:hey|hi|hello)\s+there|good\s+(?:morning|afternoon|evening)|thanks|"
     r"thank\s+you|thx|ty|please|pls|plz|ok|okay|cheers)(?:\s+(?:so\s+much|a\s+lot|again|"
     r"in\s+advance))*\W*$",
     re.IGNORECASE,
@@ -176,6 +236,61 @@ UNSAID_NOTE = (
     "This asks for a fix without saying what is wrong with the photo, so no fix is picked. "
     "Say what is wrong, e.g. 'too dark', 'it is blurry' or 'remove the noise'."
 )
+# What the user thinks of the result ("perfect", "looks great now", "I love it", "much
+# better"): no request, though the head reads it as some fix, often above the confidence gate
+# ("perfect": upscaling, 76 %; "great job": denoising, 67 %).
+_PRAISE = re.compile(
+    r"^(?:(?:wow|oh|omg|yes|yeah|yay|ok|okay|oh\s+wow)\s+)*"
+    r"(?:(?:(?:that|it|this)(?:['’]s|s|\s+is|\s+was|\s+looks|\s+seems)|looks|much|so)\s+)?"
+    r"(?:(?:so|really|very|much|way|a\s+lot|pretty|super|just|absolutely|totally)\s+)*"
+    r"(?:perfect|great|good|better|nice|awesome|amazing|beautiful|lovely|excellent|fantastic|"
+    r"wonderful|brilliant|cool|fine|gorgeous|stunning|superb|sweet|neat)"
+    r"(?:\s+(?:now|already|indeed|thanks|thank\s+you|thx|ty))*\W*$"
+    r"|^(?:i\s+)?(?:love|like|dig)\s+(?:it|that|this|the\s+result)(?:\s+now)?\W*$"
+    r"|^(?:good|great|nice|excellent)\s+(?:job|work)\W*$|^well\s+done\W*$",
+    re.IGNORECASE,
+)
+# A part of the photo said to be fine ("the colours are nice, brighten it"): set aside.
+_FINE_PART = re.compile(
+    r"^(?:the|my|its|his|her|their|our)\s+(?:\w+\s+){0,2}?(?:is|are|look|looks|seem|seems)\s+"
+    r"(?:(?:so|really|very|pretty|quite|already|just)\s+)*(?:nice|good|fine|great|perfect|"
+    r"lovely|beautiful|ok|okay|gorgeous|right)\W*$",
+    re.IGNORECASE,
+)
+CHATTER_NOTE = (
+    "This says nothing about what is wrong with the photo, so nothing is applied. Say what "
+    "is wrong, e.g. 'too dark' or 'remove the noise'."
+)
+
+
+def chatter(clause: str) -> bool:
+    """The part is a greeting, thanks or praise of the result: it asks for nothing."""
+    return bool(_CHATTER.match(clause) or _PRAISE.match(clause))
+
+
+def fine_part(clause: str) -> bool:
+    """The part says a part of the photo is fine ("the lighting is great")."""
+    return bool(_FINE_PART.match(clause))
+
+
+_THANKS = re.compile(r"\b(?:thanks|thank\s+you|thx|ty|cheers)\b", re.IGNORECASE)
+
+
+def praises(text: str) -> bool:
+    """Every part of the text is chatter, and one praises the result or thanks ("perfect")."""
+    clauses = split_clauses(text)
+    return (
+        bool(clauses)
+        and all(chatter(c) or fine_part(c) for c in clauses)
+        and any(_PRAISE.match(c) or _FINE_PART.match(c) or _THANKS.search(c) for c in clauses)
+    )
+
+
+def only_chatter(text: str) -> bool:
+    """Every part of the text is a greeting, thanks or praise ("hi", "perfect, thanks", "the
+    colours are nice")."""
+    clauses = split_clauses(text)
+    return bool(clauses) and all(chatter(c) or fine_part(c) for c in clauses)
 
 
 def unsaid(clause: str) -> bool:

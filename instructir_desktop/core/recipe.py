@@ -168,12 +168,20 @@ def _mask_path(folder: Path, mask: str, name: str) -> Path:
     return path
 
 
+_EXAMPLE = (
+    'A recipe is a JSON object with a list of steps, e.g. {"steps": [{"instruction": '
+    '"remove the noise", "strength": 0.7}]}; the app saves them with File → Save Recipe…'
+)
+
+
 def parse_recipe(data: object, *, name: str = "recipe", folder: Path | None = None) -> Recipe:
     """Check a decoded recipe document; raises RecipeError saying what is wrong."""
     bad = f"The recipe '{name}' is damaged"
-    if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
-        raise RecipeError(f"'{name}' is not an InstructIR recipe.")
-    version = data.get("version")
+    # A recipe written by hand may leave out "format" and "version": its steps say enough.
+    hand_written = isinstance(data, dict) and "format" not in data and "steps" in data
+    if not isinstance(data, dict) or (data.get("format") != RECIPE_FORMAT and not hand_written):
+        raise RecipeError(f"'{name}' is not an InstructIR recipe. {_EXAMPLE}")
+    version = data.get("version", 1 if hand_written else None)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise RecipeError(f"{bad} (its version is missing or malformed).")
     if version > RECIPE_VERSION:
@@ -250,7 +258,9 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RecipeError(f"'{path.name}' is not an InstructIR recipe (not JSON).") from None
+        raise RecipeError(
+            f"'{path.name}' is not an InstructIR recipe (not JSON). {_EXAMPLE}"
+        ) from None
     recipe = parse_recipe(data, name=path.stem, folder=path.parent)
     for step in recipe.steps:
         if step.mask is not None and not _mask_path(path.parent, step.mask, path.stem).is_file():
@@ -354,20 +364,11 @@ def recipe_from_project(path: str | Path) -> Recipe:
 def load_mask(recipe: Recipe, step: RecipeStep, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     """The step's mask as float32 H x W x 1 in [0, 1] scaled to ``size`` (w, h), and a
     warning ("" when none) when the mask had another shape than the photo."""
+    from .masks import fit_mask, mask_from_png  # masks.py imports this module
+
     assert step.mask is not None
-    data = recipe.mask_bytes(step.mask)
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format != "PNG":
-                raise RecipeMaskError(f"The mask '{step.mask}' is not a PNG file.")
-            w0, h0 = im.size
-            if w0 * h0 > 200_000_000:
-                raise RecipeMaskError(f"The mask '{step.mask}' is too large.")
-            plane = _mask_plane(im)
-    except RecipeMaskError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError):
-        raise RecipeMaskError(f"The mask '{step.mask}' cannot be read (damaged PNG).") from None
+    plane = mask_from_png(recipe.mask_bytes(step.mask), step.mask)
+    h0, w0 = plane.shape
     w, h = size
     warning = ""
     if abs((w0 / h0) / (w / h) - 1.0) > ASPECT_TOLERANCE:
@@ -375,22 +376,7 @@ def load_mask(recipe: Recipe, step: RecipeStep, size: tuple[int, int]) -> tuple[
             f"The mask '{step.mask}' ({w0} x {h0}) has another shape than the photo "
             f"({w} x {h}); it was stretched to fit."
         )
-    if (w0, h0) != (w, h):
-        plane = np.asarray(
-            Image.fromarray(plane, "F").resize((w, h), Image.Resampling.BILINEAR), np.float32
-        )
-    return np.clip(plane, 0.0, 1.0)[..., None], warning
-
-
-def _mask_plane(im: Image.Image) -> np.ndarray:
-    """Mask values in [0, 1]: luminance, 8 or 16 bits; transparency counts as black."""
-    if im.mode in ("I;16", "I;16B", "I", "I;16L"):
-        return np.asarray(im, np.float32) / np.float32(65535.0)
-    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-        im = im.convert("LA")
-        a = np.asarray(im, np.float32) / np.float32(255.0)
-        return a[..., 0] * a[..., 1]
-    return np.asarray(im.convert("L"), np.float32) / np.float32(255.0)
+    return fit_mask(plane, size)[0][..., None], warning
 
 
 def blend(x: np.ndarray, y: np.ndarray, weight: float | np.ndarray) -> np.ndarray:

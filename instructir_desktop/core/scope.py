@@ -256,7 +256,7 @@ _RULES.append(
             r"|\bover[\s-]?saturat\w*|\btoo\s+much\s+(?:contrast|saturation|colou?r)\b"
             r"|\b(?:reduce|lower|decrease|tone\s+down|dial\s+down|turn\s+down|bring\s+down|"
             r"cut|drop|mute|soften|lessen)\s+(?:(?:the|its|some|a\s+bit\s+of|all\s+the)\s+)?"
-            rf"{_TONED}\b(?!\s+(?:noise|cast|fringing|fringes|banding|blotches)\b)"
+            rf"{_TONED}\b(?!\s+(?:noise|cast|fringing|fringes|banding|blotches|temperature)\b)"
             rf"|\b(?:tone|dial|turn|bring)\s+(?:the\s+)?{_TONED}\s+down\b"
             rf"|{_MAKE_IT}{_DEGREE}(?:(?:less|not\s+so)\s+{_STRONG}|muted|more\s+muted|"
             r"subdued|desaturated|flatter|duller)\b(?!\s+than\b)"
@@ -265,6 +265,64 @@ _RULES.append(
         ),
         "InstructIR cannot tone colours or contrast down: its colour fix makes both stronger, "
         "so this would make them stronger still.",
+    )
+)
+# White balance: the colour fix makes photos warmer whatever the words ask (docs/benchmarks.md,
+# "What the colour fix does": mean b* +6 on the photos as they are, a yellow cast made about
+# twice as strong, half of a blue cast taken away, on the bundled pack). A request to cool a
+# photo or take a warm cast away would get the opposite. Warming, a blue or cold cast ("too
+# blue", "warmer white balance") and white balance or a colour cast named without a direction
+# ("fix the white balance": the paper's own wording for its colour fix, which helps a cool
+# cast) keep the colour fix.
+_WARM = r"(?:warm|yellow|yellowish|orange|orangey|orangy|amber)"
+_WHOLE = (
+    r"(?:it|this|that|everything|(?:the|my)\s+(?:photo|picture|pic|image|shot|colou?rs?|tones?|"
+    r"white\s+balance|whole\s+thing))"
+)
+_RULES.append(
+    (
+        re.compile(
+            rf"\b(?:too|overly|way\s+too|far\s+too|much\s+too|so)\s+{_WARM}\b"
+            rf"|\b{_WARM}\s+(?:colou?r\s+)?(?:cast|tint)s?\b|\btungsten\s+(?:cast|tint|light)\b"
+            rf"|\bless\s+{_WARM}\b|\b(?:reduce|remove|lower|decrease|cut|tone\s+down|take\s+out|"
+            rf"get\s+rid\s+of)\s+(?:the\s+|some\s+|all\s+the\s+)?(?:warmth|yellowness|"
+            rf"{_WARM}\s+(?:tones?|hues?|colou?rs?))\b"
+            rf"|\b(?:make|get)\s+{_WHOLE}\s+(?:(?:look|feel|seem|a\s+bit|bit|a\s+little|little|"
+            r"slightly|more|much|a\s+touch)\s+)*(?:cooler|colder|bluer|more\s+blue)\b"
+            rf"|\bcool\s+(?:{_WHOLE}\s+)?down\b(?:\s+{_WHOLE})?"
+            r"|\bcooler\s+(?:tones?|colou?rs?|white\s+balance|temperature|look|feel|tint)\b"
+            r"|^(?:(?:a\s+)?(?:bit|little|touch|tad|lot|much|slightly)\s+)*(?:cooler|colder)"
+            r"(?:\s+(?:please|pls|plz))?\W*$"
+            r"|\b(?:lower|reduce|decrease|drop)\s+(?:the\s+)?(?:colou?r\s+)?temperature\b"
+            r"|\b(?:too|overly|so)\s+warm\s+(?:white\s+balance|colou?r\s+temperature)\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR cannot correct white balance or make a photo cooler: its colour fix makes "
+        "photos warmer, which takes a blue cast partly away but makes a yellow or orange one "
+        "stronger.",
+    )
+)
+# Snow over the scene: the head reads "remove the snow" as the colour fix and "snowflakes" as
+# denoising. The rain removal, the nearest fix, leaves about three quarters of the brightness
+# that white flakes (round, or short falling streaks) add to a photo, against under half of
+# rain streaks', so the flakes stay plainly visible (docs/benchmarks.md, "What the rain removal
+# does to snow"). Snow as the subject ("a snowy mountain", "the snow looks grey") is no such
+# request.
+_SNOW = r"(?:snow\s*flakes?|snowfall|snow\s*storm|falling\s+snow|snow)"
+_RULES.append(
+    (
+        re.compile(
+            r"\b(?:remove|removing|erase|delete|get\s+rid\s+of|take\s+(?:out|away)|clear|"
+            r"clean\s+(?:up|out)|reduce|eliminate|wipe\s+(?:out|away)|filter\s+out|lose)\s+"
+            r"(?:(?:the|all|those|these|this|that|some|of|falling|white|little|tiny|annoying|"
+            rf"flying)\s+)*{_SNOW}\b(?!\s+(?:glare|noise|grain|blur|haze|fog|cast|reflections?|"
+            r"light)\b)"
+            r"|\bsnow\s*flakes?\b|\bfalling\s+snow\b|\bde-?snow\w*|\bsnow\s+removal\b"
+            r"|\bsnow(?:fall)?\s+(?:is\s+|was\s+)?(?:falling|blocking|in\s+the\s+way|everywhere|"
+            r"all\s+over|in\s+front)\b|\bit\s+(?:is|was|['’]s)\s+snowing\b",
+            re.IGNORECASE,
+        ),
+        "InstructIR takes rain away, not snow: its rain removal leaves most snowflakes in place.",
     )
 )
 NEGATED_BEFORE = re.compile(

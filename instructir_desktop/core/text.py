@@ -25,6 +25,7 @@ from .packs import (
     TextEncoding,
 )
 from .phrasing import (
+    CHATTER_NOTE,
     COMPOUND_CONFIDENCE,
     NOTHING_ASKED_NOTE,
     TOO_BRIGHT_NOTE,
@@ -33,8 +34,12 @@ from .phrasing import (
     asks_for_nothing,
     asks_nothing,
     asks_to_darken,
+    chatter,
     clean_instruction,
+    fine_part,
     how_taken,
+    only_chatter,
+    reading,
     says_nothing_wrong,
     split_clauses,
     unsaid,
@@ -326,6 +331,7 @@ class InstructionEncoder:
         return self.sentence_encoder.encode(texts)
 
     def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        text = reading(text)  # "I had the iso too high" is read with the noise it causes
         with self._lock:
             hit = self._cache.get(text)
             if hit is not None:
@@ -359,6 +365,8 @@ class InstructionEncoder:
             note = NOTHING_ASKED_NOTE
         if not note and says_nothing_wrong(cleaned):
             note = UNSAID_NOTE
+        if not note and only_chatter(cleaned):
+            note = CHATTER_NOTE
         return Intent(cleaned, task, values[task], values, note)
 
     def plan(self, text: str) -> list[Intent]:
@@ -384,7 +392,8 @@ class InstructionEncoder:
         clauses = split_clauses(whole.text)
         if len(clauses) < 2 or whole.note == NOT_ENGLISH_NOTE:
             return [whole]
-        wanted = [c for c in clauses if not asks_nothing(c)]
+        asked = [c for c in clauses if not chatter(c)]  # "thanks", "perfect" ask nothing
+        wanted = [c for c in asked if not asks_nothing(c) and not fine_part(c)]
         taken = ", ".join(c for c in clauses if how_taken(c))
         if not wanted and taken:  # "shot at night, don't denoise": how it was taken is asked
             return [self.intent(taken, language=False)]
@@ -398,7 +407,7 @@ class InstructionEncoder:
                 s.task != intent.task or s.note for s in steps
             ):
                 steps.append(intent)
-        if len(steps) >= 2 or (len(steps) == 1 and len(wanted) < len(clauses)):
+        if len(steps) >= 2 or (len(steps) == 1 and len(wanted) < len(asked)):
             return steps  # several fixes; or one, once "but do not sharpen" is set aside
         unsure = whole.confidence < COMPOUND_CONFIDENCE or any(unsaid(c) for c in wanted)
         if len(steps) == 1 and not whole.note and unsure and steps[0].task != whole.task:

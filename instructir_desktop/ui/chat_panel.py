@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPixmap, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -46,7 +46,8 @@ def pixmap_from_array(array: np.ndarray) -> QPixmap:
 
 
 class ChatInput(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line."""
+    """Enter sends, Shift+Enter starts a new line; Up and Down on the box's first and last
+    line bring back what was sent before (and the unsent draft), as in a shell."""
 
     submitted = Signal()
 
@@ -56,6 +57,18 @@ class ChatInput(QPlainTextEdit):
         self.setPlaceholderText("What is wrong with this photo? e.g. “it is too dark and grainy”")
         self.setTabChangesFocus(True)
         self.setFixedHeight(64)
+        self.history: list[str] = []
+        self._recalled = 0  # how far back Up has gone: 0 is the draft
+        self._draft = ""
+
+    def remember(self, text: str) -> None:
+        """``text`` was sent: the newest entry of the history (a repeat is kept once)."""
+        text = text.strip()
+        if text:
+            if text in self.history:
+                self.history.remove(text)
+            self.history.append(text)
+        self._recalled, self._draft = 0, ""
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
         enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -67,7 +80,28 @@ class ChatInput(QPlainTextEdit):
             self.insertPlainText("\n")
             event.accept()
             return
+        cursor = self.textCursor()
+        plain = not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if plain and event.key() == Qt.Key.Key_Up and cursor.blockNumber() == 0:
+            if self._recall(self._recalled + 1):
+                event.accept()
+                return
+        last = self.document().blockCount() - 1
+        if plain and event.key() == Qt.Key.Key_Down and cursor.blockNumber() == last:
+            if self._recall(self._recalled - 1):
+                event.accept()
+                return
         super().keyPressEvent(event)
+
+    def _recall(self, back: int) -> bool:
+        if not 0 <= back <= len(self.history) or back == self._recalled:
+            return False
+        if self._recalled == 0:
+            self._draft = self.toPlainText()
+        self._recalled = back
+        self.setPlainText(self.history[-back] if back else self._draft)
+        self.moveCursor(QTextCursor.MoveOperation.End)
+        return True
 
 
 class SuggestionBar(QWidget):
@@ -300,6 +334,7 @@ class ChatPanel(QWidget):
         """Send the box's text (the Enter key and the Send button come here)."""
         text = self.input.toPlainText()
         if self.session.submit(text) is not None:
+            self.input.remember(text)
             self.input.clear()
 
     def _pick(self, task: str) -> None:

@@ -4,7 +4,8 @@ talking to it (the bridge must prove it holds the token before it gets it), and 
 Runs inside GIMP's own Python (3.10+, stdlib only, no Pillow or numpy) and in the test suite,
 which drives it against a real bridge and a fake ``gi.repository.Gimp``. Pixels (the PNG codec
 and layer arithmetic) live in ``instructir_png.py``; the words put to the user (the fixes, the
-reading of an instruction, layer names) in ``instructir_words.py``.
+reading of an instruction, layer names) in ``instructir_words.py``; finding the bridge's
+address and token in ``instructir_bridge_info.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from typing import Any
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # GIMP runs the entry file only
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import instructir_png as _png  # noqa: E402
+from instructir_bridge_info import (  # noqa: E402
+    DEFAULT_PORT,
+    BridgeInfo,
+    default_config_dir,
+    find_bridge_info,
+    port_of,
+)
 from instructir_png import (  # noqa: E402
     babl_format,
     encode_png,
@@ -60,10 +68,12 @@ __all__ = [
     "UnclearInstruction",
     "JobCancelled",
     "JobStopped",
+    "DEFAULT_PORT",
     "BridgeInfo",
     "BridgeClient",
     "Reading",
     "find_bridge_info",
+    "default_config_dir",
     "connect",
     "run_job",
     "read_intent",
@@ -82,9 +92,6 @@ __all__ = [
 ]
 
 PROCEDURE = "python-fu-instructir"
-DEFAULT_PORT = 47841
-LOCATION_FILE = "bridge-location.json"
-APP_NAME = "InstructIR"
 LEASE_S = 20.0
 TOKEN_HEADER = "X-InstructIR-Token"
 NONCE_HEADER = "X-InstructIR-Nonce"
@@ -127,79 +134,6 @@ class JobStopped(BridgeError):
     job, or cancelled it. Nothing was changed in the image."""
 
 
-class BridgeInfo:
-    """Where the bridge listens, its token and the command that starts it."""
-
-    def __init__(self, url: str, token: str, command: list[str] | None, source: Path) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.command = command
-        self.source = source
-
-    @property
-    def port(self) -> int:
-        try:
-            return int(self.url.rsplit(":", 1)[1])
-        except (IndexError, ValueError):
-            return DEFAULT_PORT
-
-    def __repr__(self) -> str:
-        return f"BridgeInfo({self.url!r}, source={str(self.source)!r})"
-
-
-def default_config_dir(env: dict | None = None, platform: str | None = None) -> Path:
-    """The app's config folder as platformdirs computes it (the plug-in cannot import it)."""
-    env = os.environ if env is None else env
-    platform = platform or sys.platform
-    if env.get("INSTRUCTIR_CONFIG_DIR"):
-        return Path(env["INSTRUCTIR_CONFIG_DIR"]).expanduser()
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
-    if platform.startswith("win"):
-        local = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(local) / APP_NAME / APP_NAME
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / APP_NAME
-    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / APP_NAME
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def find_bridge_info(plugin_dir: Path, env: dict | None = None) -> BridgeInfo | None:
-    """Read the bridge file: $INSTRUCTIR_CONFIG_DIR, then the path recorded at install, then
-    the platform's config folder, then the copy kept beside the plug-in (Snap/Flatpak GIMP
-    may not see the user's config folder)."""
-    env = os.environ if env is None else env
-    location = _read_json(plugin_dir / LOCATION_FILE) or {}
-    candidates = []
-    if env.get("INSTRUCTIR_CONFIG_DIR"):
-        candidates.append(Path(env["INSTRUCTIR_CONFIG_DIR"]).expanduser() / "bridge.json")
-    if isinstance(location.get("config_file"), str):
-        candidates.append(Path(location["config_file"]))
-    candidates.append(default_config_dir(env) / "bridge.json")
-    for path in candidates:
-        info = _read_json(path)
-        if info and isinstance(info.get("token"), str):
-            return _info_from(info, path, fallback_command=location.get("command"))
-    if isinstance(location.get("token"), str):
-        return _info_from(location, plugin_dir / LOCATION_FILE, None)
-    return None
-
-
-def _info_from(data: dict, source: Path, fallback_command: Any) -> BridgeInfo:
-    port = data.get("port") if isinstance(data.get("port"), int) else DEFAULT_PORT
-    url = data.get("url") if isinstance(data.get("url"), str) else f"http://127.0.0.1:{port}"
-    command = data.get("command") or fallback_command
-    if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
-        command = None
-    return BridgeInfo(url, data["token"], command, source)
-
-
 class BridgeClient:
     """A tiny HTTP client for the bridge (urllib; loopback only) that trusts only a server
     proving it holds the token: the token is sent after ``verify()`` succeeds, and every
@@ -214,10 +148,7 @@ class BridgeClient:
 
     @property
     def port(self) -> int:
-        try:
-            return int(self.url.rsplit(":", 1)[1])
-        except (IndexError, ValueError):
-            return DEFAULT_PORT
+        return port_of(self.url)
 
     def _request(
         self,
