@@ -173,3 +173,41 @@ def test_up_and_down_bring_back_what_was_sent(qtbot, make_window, tmp_path):
     assert key(Qt.Key.Key_Up) == "too dark\nand grainy"
     assert box.textCursor().blockNumber() == 0
     idle(qtbot, window)
+
+
+def test_an_instruction_sent_while_a_photo_opens_goes_in_once_it_shows(
+    qtbot, make_window, tmp_path
+):
+    """Typed and sent before the new photo is decoded: it is meant for that photo, so it waits
+    in the box and goes in once the photo shows (not into the photo being replaced)."""
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "first.png"))
+    window.open_path(make_photo(tmp_path / "second.png", seed=1))  # decoded on the I/O thread
+    assert window.session.opening
+    window.chat.input.setPlainText("remove the noise")
+    window.chat.send()
+    assert window.chat.input.toPlainText() == "remove the noise"  # not sent yet, not lost
+    assert not window.session.document.layers
+    qtbot.waitUntil(lambda: not window.chat.input.toPlainText(), timeout=WAIT)
+    assert window.session.document.title == "second.png"
+    assert [m.text for m in window.session.chat.messages] == ["remove the noise"]
+    qtbot.waitUntil(lambda: len(window.session.document.layers) == 1, timeout=WAIT)
+    assert window.chat.input.history[-1] == "remove the noise"  # Up brings it back
+
+
+def test_an_instruction_held_for_a_photo_that_fails_to_open_stays_in_the_box(
+    qtbot, make_window, tmp_path
+):
+    window = make_window()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    with qtbot.waitSignal(window.session.openFailed, timeout=WAIT):
+        window.open_path(broken)
+        type_instruction(qtbot, window, "it is too dark")
+    assert window.chat.input.toPlainText() == "it is too dark"
+    assert not window.session.opening and not window.session.chat.messages
+    # the next photo opened does not receive it behind the user's back
+    open_and_wait(qtbot, window, make_photo(tmp_path / "next.png"))
+    idle(qtbot, window)
+    assert not window.session.chat.messages and not window.session.document.layers
+    assert window.chat.input.toPlainText() == "it is too dark"

@@ -17,6 +17,10 @@ from .files import Opened, open_bytes, open_file
 __all__ = ["OpeningMixin"]
 
 
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 class OpeningMixin:
     """``open_path``, ``open_bytes``, ``open_pixels`` and ``recover`` of the session."""
 
@@ -25,19 +29,12 @@ class OpeningMixin:
         path = Path(path)
         edge = self.settings.preview_edge
         self.info.emit(f"Opening {path.name}…")
-        self.background.run(
-            self.background.io, lambda: open_file(path, edge), self._opened, self._open_failed
-        )
+        self._decode(lambda: open_file(path, edge), self._opened)
 
     def open_bytes(self, data: bytes, name: str) -> None:
         """Open a photo held in memory (pasted from the clipboard)."""
         edge = self.settings.preview_edge
-        self.background.run(
-            self.background.io,
-            lambda: open_bytes(data, name, edge),
-            self._opened,
-            self._open_failed,
-        )
+        self._decode(lambda: open_bytes(data, name, edge), self._opened)
 
     def open_pixels(self, rgba: np.ndarray, name: str) -> None:
         """Open 8-bit RGBA pixels (a pasted image): stored as PNG so projects can hold it."""
@@ -57,7 +54,7 @@ class OpeningMixin:
             )
             return open_bytes(encode_image(photo, "PNG"), name, edge)
 
-        self.background.run(self.background.io, work, self._opened, self._open_failed)
+        self._decode(work, self._opened)
 
     def recover(self, item: Recoverable) -> None:
         """Reopen the autosave of a crashed session, as unsaved work."""
@@ -69,9 +66,38 @@ class OpeningMixin:
             item.discard()
 
         edge = self.settings.preview_edge
-        self.background.run(
-            self.background.io, lambda: open_file(item.path, edge), done, self._open_failed
-        )
+        self._decode(lambda: open_file(item.path, edge), done)
+
+    @property
+    def opening(self) -> bool:
+        """A photo or project is being decoded; it replaces what is shown once it opens."""
+        return self._opening > 0
+
+    def hold_until_open(self, text: str) -> None:
+        """Keep an instruction typed while a photo opens; it goes in once the photo shows
+        (``heldSent``), and is dropped, still in the chat box, if the photo fails to open."""
+        self._held_text = text
+        self.info.emit(f"Opening the photo… “{_short(text)}” goes in once it shows.")
+
+    def _decode(self, work, done) -> None:
+        self._opening += 1
+
+        def finished(opened: Opened) -> None:
+            self._opening -= 1
+            done(opened)
+            self._send_held()
+
+        def failed(exc: BaseException) -> None:
+            self._opening -= 1
+            self._held_text = ""
+            self._open_failed(exc)
+
+        self.background.run(self.background.io, work, finished, failed)
+
+    def _send_held(self) -> None:
+        text, self._held_text = self._held_text, ""
+        if text and not self.opening and self.submit(text) is not None:
+            self.heldSent.emit(text)
 
     def _opened(self, opened: Opened, recovered: bool = False) -> None:
         self.scheduler.cancel()

@@ -74,6 +74,7 @@ class EditorSession(OpeningMixin, SavingMixin, QObject):
     recoveryAvailable = Signal(object)  # list[Recoverable]
     suggestionsRequested = Signal()
     compareRequested = Signal(bool)  # the chat asked to compare with the original ("compare")
+    heldSent = Signal(str)  # an instruction typed while the photo opened went in once it showed
 
     def __init__(
         self,
@@ -116,6 +117,8 @@ class EditorSession(OpeningMixin, SavingMixin, QObject):
         self._pending_message = 0
         self._force_dirty = False
         self._started = False
+        self._opening = 0  # photos being decoded (``OpeningMixin``)
+        self._held_text = ""  # an instruction typed while one opened
         self.worker.event.connect(self._on_worker_event)
         self.scheduler.pendingReady.connect(self._on_pending_ready)
         self.scheduler.pendingFailed.connect(self._on_pending_failed)
@@ -216,16 +219,20 @@ class EditorSession(OpeningMixin, SavingMixin, QObject):
         """An instruction from the chat box. Returns the chat message id (None: nothing sent).
 
         The layer is only added once its preview is rendered, so a cancel (or a failure)
-        leaves the document unchanged.
+        leaves the document unchanged. While a photo opens, an instruction waits for it
+        (None here; ``heldSent`` once it goes in).
         """
         cleaned = " ".join(text.split())
         if not cleaned:
             self.suggestionsRequested.emit()
             return None
+        command = edit_command(cleaned)
+        if self.opening and command is None:  # meant for the photo being opened
+            self.hold_until_open(cleaned)
+            return None
         if not self.has_photo:
             self.error.emit("Open a photo first (File → Open, drag and drop, or paste).")
             return None
-        command = edit_command(cleaned)
         if command is not None:  # "undo", "a bit less": done here, at once, without the model
             message = self.chat.add(cleaned, state="done")
             self.chat.update(message.id, note=carry_out(self, command))

@@ -309,6 +309,7 @@ class ChatPanel(QWidget):
         row = QHBoxLayout()
         self.input = ChatInput(self)
         self.input.submitted.connect(self.send)
+        self.session.heldSent.connect(self._held_sent)
         self.input.textChanged.connect(self._refresh)
         self.send_button = QPushButton("Send", self)
         self.send_button.setObjectName("sendButton")
@@ -335,6 +336,13 @@ class ChatPanel(QWidget):
         text = self.input.toPlainText()
         if self.session.submit(text) is not None:
             self.input.remember(text)
+            self.input.clear()
+
+    def _held_sent(self, text: str) -> None:
+        """What was typed while the photo opened went in: the box lets go of it (unless the
+        user has typed something else since)."""
+        self.input.remember(text)
+        if " ".join(self.input.toPlainText().split()) == text:
             self.input.clear()
 
     def _pick(self, task: str) -> None:
