@@ -112,6 +112,7 @@ def _say_preparing() -> None:
 def cmd_restore(args) -> int:
     from .assess_cli import auto_steps, is_auto
     from .batch_cli import restore_with_recipe, run_photos
+    from .core.degree import GENTLE_STRENGTH, gentle
     from .core.edit_commands import CHATTER, edit_command
     from .core.images import check_fits
     from .core.jobs import IntentRequest, JobKind, RestoreRequest, Step
@@ -126,6 +127,7 @@ def cmd_restore(args) -> int:
         return restore_with_recipe(args, out, _open_queue)
     if not args.instruction:
         return fail("give what to fix with -i TEXT, or a --recipe FILE")
+    strength_given = args.strength is not None  # else each step's words decide (core.degree)
     args.strength = 1.0 if args.strength is None else args.strength
     if args.min_confidence is None:
         args.min_confidence = _env_float("INSTRUCTIR_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)
@@ -173,9 +175,15 @@ def cmd_restore(args) -> int:
         darken = [i for i in plan if asks_to_darken(i.text)]
         for intent in darken:
             out.info(f"{intent.text!r}: an exposure adjustment (no model), not {intent.task}")
-        steps.extend(
-            Step(i.text, args.strength, exposure="auto" if i in darken else None) for i in plan
-        )
+        for i in plan:
+            strength = args.strength
+            words = "" if strength_given else gentle(i.text)
+            if words:
+                strength = GENTLE_STRENGTH
+                out.info(
+                    f"{i.text!r}: at {strength:.0%} strength for {words!r} (--strength 1: all)"
+                )
+            steps.append(Step(i.text, strength, exposure="auto" if i in darken else None))
         if len(darken) < len(plan):
             _check_confidence([i for i in plan if i not in darken], args.min_confidence)
 
@@ -409,7 +417,12 @@ def _add_restore_parser(sub) -> None:
         "exported with its transparency; white applies, black keeps the original (scaled to "
         "each photo)",
     )
-    p.add_argument("--strength", type=float, help="0..1, applies to every step (default 1)")
+    p.add_argument(
+        "--strength",
+        type=float,
+        help="0..1, applies to every step (default 1; 0.5 for a step that asks for a little, "
+        "as in 'brighten it a little')",
+    )
     p.add_argument(
         "--tile",
         type=_int_in(MIN_TILE, 8192, "--tile"),

@@ -466,3 +466,27 @@ def test_an_instruction_too_long_to_read_whole_is_refused_not_cut(capsys):
     assert code == 2 and "characters long; say what is wrong" in err
     code, out, _ = run(capsys, "intent", "--model", "instructir-lite", story[:900] + "too dark")
     assert code == 0 and out
+
+
+def test_a_request_for_a_little_of_a_fix_is_applied_at_half_strength(
+    capsys, installed, photos, tmp_path
+):
+    """The model has no degree; 'a bit' is honoured by the strength, unless --strength says."""
+
+    def restore(name, text, *strength):
+        target = tmp_path / name
+        code, out, err = run(
+            capsys, "restore", str(photos / "a.png"), "-i", text, "-o", str(target),
+            "--model", installed, "--device", "cpu", *strength,
+        )  # fmt: skip
+        assert code == 0, err
+        return np.asarray(Image.open(target)).astype(int), out + err
+
+    gentle, said = restore("gentle.png", "reduce the noise a bit")
+    assert "at 50% strength for 'reduce the noise a bit'" in said
+    half, _ = restore("half.png", "reduce the noise", "--strength", "0.5")
+    full, said_full = restore("full.png", "reduce the noise")
+    asked_full, said_asked = restore("asked.png", "reduce the noise a bit", "--strength", "1")
+    assert np.abs(gentle - half).max() <= 1
+    assert np.abs(asked_full - full).max() <= 1 and np.abs(gentle - full).max() > 2
+    assert "strength for" not in said_full + said_asked

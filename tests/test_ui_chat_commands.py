@@ -268,3 +268,25 @@ def test_praise_is_answered_not_applied(qtbot, make_window, tmp_path):
     assert say(qtbot, window, "perfect, thanks!").startswith("Glad you like it. Export it")
     idle(qtbot, window)
     assert len(session.document.layers) == 1
+
+
+def test_a_request_for_a_little_of_a_fix_starts_at_half_strength(qtbot, make_window, tmp_path):
+    """The model has no degree: "a bit" is the layer's strength, said under the chip, and
+    "more" takes it further; "again" repeats it as worded."""
+    window = make_window()
+    open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
+    session = window.session
+    type_instruction(qtbot, window, "reduce the noise a bit")
+    qtbot.waitUntil(lambda: len(session.document.layers) == 1, timeout=WAIT)
+    assert layers(session) == [("reduce the noise a bit", 50)]
+    message = session.chat.messages[-1]
+    assert message.advice.startswith("At 50 % for “reduce the noise a bit”: say “more”")
+    say(qtbot, window, "more")
+    assert layers(session) == [("reduce the noise a bit", 75)]
+    say(qtbot, window, "again")
+    qtbot.waitUntil(lambda: len(session.document.layers) == 2, timeout=WAIT)
+    assert layers(session)[-1] == ("reduce the noise a bit", 50)
+    type_instruction(qtbot, window, "it's a bit noisy")  # the flaw is small: the whole fix
+    qtbot.waitUntil(lambda: len(session.document.layers) == 3, timeout=WAIT)
+    assert layers(session)[-1] == ("it's a bit noisy", 100)
+    idle(qtbot, window)

@@ -4,6 +4,7 @@ adjustment layer is, and which requests are answered with one."""
 from __future__ import annotations
 
 from instructir_desktop.core.adjust import describe_stops
+from instructir_desktop.core.degree import gentle
 from instructir_desktop.core.packs import LITE_ID
 from instructir_desktop.core.phrasing import asks_to_darken
 
@@ -28,13 +29,19 @@ def weak_spot(pack: str, task: str) -> str:
 
 def layer_advice(pack: str, layer: Layer) -> str:
     """What a newly applied layer's message says under its chip ("" for nothing)."""
+    words = gentle(layer.instruction) if layer.strength < 1.0 else ""
+    part = (
+        f"At {round(layer.strength * 100)} % for “{words}”: say “more” for the full fix. "
+        if words
+        else ""
+    )
     if layer.is_adjustment:
-        return (
+        return part + (
             f"An exposure adjustment ({describe_stops(layer.adjust)}), computed without the "
             "model: its seven fixes cannot darken a photo. Lower the layer's strength to "
             "darken less."
         )
-    return weak_spot(pack, layer.task)
+    return (part + weak_spot(pack, layer.task)).strip()
 
 
 def darkens(intent) -> bool:

@@ -209,8 +209,9 @@ def _again(session: EditorSession, command: EditCommand) -> str:
             "“remove the noise”."
         )
     text, steps = last
+    weaker_asked = command.strength if command.strength < 1 else None  # else as worded
     for step in steps:
-        session.again(step.text, step.task, step.confidence, strength=command.strength)
+        session.again(step.text, step.task, step.confidence, strength=weaker_asked)
     layers = "a new layer" if len(steps) == 1 else f"{len(steps)} new layers"
     weaker = f" at {round(command.strength * 100)} % strength" if command.strength < 1 else ""
     return f"Again: “{text}”, as {layers} on top{weaker}."

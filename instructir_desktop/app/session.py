@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from instructir_desktop.core.adjust import EXPOSURE_TASK, darken_stops
+from instructir_desktop.core.degree import GENTLE_STRENGTH, gentle
 from instructir_desktop.core.edit_commands import edit_command
 from instructir_desktop.core.jobs import (
     Cancelled,
@@ -261,8 +262,9 @@ class EditorSession(OpeningMixin, SavingMixin, QObject):
         if message.state == "unclear":
             self._enqueue(message.id, message.text, message.task, message.confidence)
 
-    def again(self, text: str, task: str, confidence: float, strength: float = 1.0) -> None:
-        """An instruction once more, as a new message and layer ("again" in the chat)."""
+    def again(self, text: str, task: str, confidence: float, strength: float | None = None) -> None:
+        """An instruction once more, as a new message and layer ("again" in the chat); its
+        strength, unless given, is what its words ask for."""
         message = self.chat.add(text, task=task, title=self.task_title(task), confidence=confidence)
         if task == EXPOSURE_TASK:
             self._enqueue(message.id, text, task, 1.0, self._darken_stops(), strength)
@@ -375,8 +377,12 @@ class EditorSession(OpeningMixin, SavingMixin, QObject):
         task: str,
         confidence: float,
         adjust: float | None = None,
-        strength: float = 1.0,
+        strength: float | None = None,
     ) -> None:
+        """Queue a new layer; its strength, unless given, is what the words ask for ("brighten
+        it a little": GENTLE_STRENGTH, core.degree)."""
+        if strength is None:
+            strength = GENTLE_STRENGTH if gentle(text) else 1.0
         mask = self.new_layer_mask() if self.new_layer_mask is not None else None
         layer = Layer(new_layer_id(), text, strength, True, task, confidence, adjust, mask=mask)
         self.chat.update(message_id, state="queued", layer_id=layer.id, note="")
