@@ -181,7 +181,8 @@ def cmd_restore(args) -> int:
             if words:
                 strength = GENTLE_STRENGTH
                 out.info(
-                    f"{i.text!r}: at {strength:.0%} strength for {words!r} (--strength 1: all)"
+                    f"{i.text!r}: at {strength:.0%} strength, as {words!r} asks for part of the "
+                    "fix (--strength 1 applies all of it)"
                 )
             steps.append(Step(i.text, strength, exposure="auto" if i in darken else None))
         if len(darken) < len(plan):
