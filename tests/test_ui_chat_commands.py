@@ -262,7 +262,8 @@ def test_praise_is_answered_not_applied(qtbot, make_window, tmp_path):
     window = make_window()
     open_and_wait(qtbot, window, make_photo(tmp_path / "p.png", size=(48, 32)))
     session = window.session
-    assert say(qtbot, window, "hi").startswith("Say what is wrong with the photo")
+    assert say(qtbot, window, "hi").startswith("Hello! Say what is wrong with the photo")
+    assert say(qtbot, window, "thanks").startswith("Say what is wrong with the photo")
     type_instruction(qtbot, window, "remove the noise")
     qtbot.waitUntil(lambda: len(session.document.layers) == 1, timeout=WAIT)
     assert say(qtbot, window, "perfect, thanks!").startswith("Glad you like it. Export it")

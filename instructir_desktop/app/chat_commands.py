@@ -173,7 +173,8 @@ def _compare(session: EditorSession, command: EditCommand) -> str:
 def _chatter(session: EditorSession, command: EditCommand) -> str:
     if command.action == "praise" and session.document.layers:
         return "Glad you like it. Export it with File → Export (Ctrl+E), or say what else is wrong."
-    return "Say what is wrong with the photo, e.g. “it is too dark” or “remove the noise”."
+    ask = "Say what is wrong with the photo, e.g. “it is too dark” or “remove the noise”."
+    return f"Hello! {ask}" if command.action == "greet" else ask
 
 
 def _visibility(session: EditorSession, command: EditCommand) -> str:
