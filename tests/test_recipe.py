@@ -316,12 +316,7 @@ def test_cli_recipe_equals_the_same_steps_and_show_prints_them(
     code, out, err = cli(capsys, "recipe", "show", str(recipe))
     assert code == 0, err
     assert "1. too dark" in out and "hidden, not applied" in out and "strength 50%" in out
-    code, out, err = cli(
-        capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(tmp_path / "r"),
-        "--device", "cpu", "--backend", "torch", "--json",
-    )  # fmt: skip
-    assert code == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    events, _ = restore_recipe_events(capsys, photos, recipe, tmp_path / "r")
     results = [e for e in events if e["event"] == "result"]
     assert [r["ok"] for r in results] == [True, True] and results[0]["pack"] == "tiny-test"
     assert any(e["event"] == "progress" for e in events)
@@ -337,6 +332,17 @@ def test_cli_recipe_equals_the_same_steps_and_show_prints_them(
         np.testing.assert_array_equal(by_recipe, by_steps)
 
 
+def restore_recipe_events(capsys, photos, recipe, out_dir) -> tuple[list[dict], str]:
+    """`instructir restore PHOTOS --recipe RECIPE --json` on the CPU: its events and stderr
+    (exit 0)."""
+    code, out, err = cli(
+        capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(out_dir),
+        "--device", "cpu", "--backend", "torch", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()], err
+
+
 def test_cli_recipe_says_which_steps_the_command_line_would_hold(
     capsys, installed, photos, tmp_path
 ):
@@ -346,12 +352,7 @@ def test_cli_recipe_says_which_steps_the_command_line_would_hold(
     recipe.write_text(
         json.dumps({"steps": [step("blur the background"), step("remove the noise")]})
     )
-    code, out, err = cli(
-        capsys, "restore", str(photos), "--recipe", str(recipe), "-o", str(tmp_path / "r"),
-        "--device", "cpu", "--backend", "torch", "--json",
-    )  # fmt: skip
-    assert code == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    events, err = restore_recipe_events(capsys, photos, recipe, tmp_path / "r")
     warnings = [e["message"] for e in events if e["event"] == "warning"]
     assert len(warnings) == 1 and warnings[0].startswith("step 1 “blur the background”")
     assert "cannot add blur" in warnings[0] and "step 1 “blur the background”" in err
