@@ -10,18 +10,25 @@ from instructir_desktop.core import backends
 from instructir_desktop.core.descriptor import PaddedNet
 from instructir_desktop.core.network import LITE, OFFICIAL_7D, LayerNorm2d, NAFBlock
 from instructir_desktop.core.network_graph import (
+    APART_CHANNELS,
     CONV_STATS_CHANNELS,
+    GRAPH_VERSION,
     OpenVINONorm,
     SplitGateBlock,
     graph_form,
+    openvino_form_version,
+    openvino_fuses_depthwise,
 )
 
+FORMS = {"torch": {}, "openvino": {"openvino": True}}
+FORMS["openvino-dw-apart"] = {"openvino": True, "depthwise_apart": True}
 
-@pytest.mark.parametrize("openvino", [False, True], ids=["torch", "openvino"])
+
+@pytest.mark.parametrize("form_args", FORMS.values(), ids=FORMS.keys())
 @pytest.mark.parametrize("config", [LITE, OFFICIAL_7D], ids=["lite", "official-7d"])
-def test_graph_form_is_the_same_network(config, openvino):
+def test_graph_form_is_the_same_network(config, form_args):
     net = seeded_network(config)
-    form = graph_form(net, openvino=openvino)
+    form = graph_form(net, **form_args)
     assert not any(isinstance(m, NAFBlock) for m in form.modules())
     blocks = sum(isinstance(m, NAFBlock) for m in net.modules())
     assert sum(isinstance(m, SplitGateBlock) for m in form.modules()) == blocks
@@ -129,3 +136,48 @@ def test_openvino_form_makes_fewer_full_resolution_passes(precision):
     assert full_resolution_norm_ops(openvino=True) == (0, 0)
     two_outputs, reductions = full_resolution_norm_ops(openvino=False)
     assert two_outputs > 0 and reductions > 0
+
+
+def test_the_depthwise_apart_form_marks_the_wide_blocks_only():
+    form = graph_form(seeded_network(LITE), openvino=True, depthwise_apart=True)
+    blocks = [m for m in form.modules() if isinstance(m, SplitGateBlock)]
+    assert {b.apart for b in blocks} == {True, False}  # lite: 8 to 64 channels per half
+    assert all(b.apart == (b.half >= APART_CHANNELS) for b in blocks)
+    plain = graph_form(seeded_network(LITE), openvino=True)
+    assert not any(b.apart for b in plain.modules() if isinstance(b, SplitGateBlock))
+
+
+def test_the_form_version_names_the_variant_this_cpu_compiles(monkeypatch):
+    for capability, version in (("AVX2", GRAPH_VERSION + "-dw"), ("AVX512", GRAPH_VERSION)):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert openvino_fuses_depthwise() == (capability == "AVX2")
+        assert openvino_form_version() == version
+
+
+@pytest.mark.skipif(not backends.openvino_available(), reason="OpenVINO is not installed")
+def test_depthwise_convolutions_stay_apart_in_what_openvino_compiles():
+    """The form for CPUs where OpenVINO fuses a depthwise convolution into the 1x1 before it
+    (its older fused kernel, plus two layout changes per block) compiles with none fused; on
+    such a CPU (AVX2 without AVX-512: this project's CI machine) the plain form has them fused,
+    at a feature map larger than half the L3 cache (32 channels x 1024² here: 128 MB)."""
+    import openvino as ov
+
+    config = OFFICIAL_7D.__class__(width=32, enc_blks=(1,), middle_blk_num=1, dec_blks=(1,))
+    net = seeded_network(config)
+    x = torch.rand(1, 3, 1024, 1024)
+    e = torch.nn.functional.normalize(torch.randn(1, config.textdim), dim=1)
+
+    def kernels(apart: bool) -> list[str]:
+        form = PaddedNet(graph_form(net, openvino=True, depthwise_apart=apart)).eval()
+        with torch.no_grad():
+            model = ov.convert_model(form, example_input=(x[..., :64, :64], e))
+        model.reshape({0: list(x.shape), 1: list(e.shape)})
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        ops = compiled.get_runtime_model().get_ordered_ops()
+        return [op.get_rt_info()["primitiveType"].astype(str) for op in ops]
+
+    apart = kernels(apart=True)
+    assert not [k for k in apart if "dw_1x1" in k]
+    if openvino_fuses_depthwise():
+        assert sum("_dw_" in k for k in apart) >= 2  # the depthwise convolutions, on their own
+        assert [k for k in kernels(apart=False) if "dw_1x1" in k]

@@ -16,7 +16,7 @@ from torch import nn
 
 from .atomic import atomic_write_text
 from .descriptor import ModelDescriptor
-from .network_graph import GRAPH_VERSION
+from .network_graph import openvino_form_version
 from .openvino_levels import LEVELS_VERSION
 
 
@@ -66,7 +66,7 @@ class Verdicts:
                 platform.processor() or "",
                 torch.__version__,
                 openvino_version(),
-                GRAPH_VERSION,
+                openvino_form_version(),
                 LEVELS_VERSION,
                 backend.label,
             ]
@@ -109,7 +109,7 @@ def fastest(
             str(torch.get_num_threads()),
             torch.__version__,
             openvino_version(),
-            GRAPH_VERSION,
+            openvino_form_version(),
             LEVELS_VERSION,
             *(b.label for b in usable),
             "torch-graph" if descriptor.frozen else "torch-eager",

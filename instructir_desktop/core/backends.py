@@ -22,7 +22,7 @@ import torch
 from .backend_cache import Verdicts, fastest, state_fingerprint
 from .descriptor import ModelDescriptor, PaddedNet, psnr
 from .errors import InstructIRError
-from .network_graph import GRAPH_VERSION, graph_form
+from .network_graph import graph_form, openvino_form_version, openvino_fuses_depthwise
 from .openvino_levels import LEVELS_VERSION, lower_level_names, write_lower_levels_fp32
 from .openvino_shapes import CompiledShape
 
@@ -198,7 +198,9 @@ class OpenVINOBackend:
         cache_folder = Path(cache_folder)
         cache_folder.mkdir(parents=True, exist_ok=True)
         self.fingerprint = state_fingerprint(descriptor.net)
-        xml = cache_folder / f"instructir-{self.fingerprint}-{GRAPH_VERSION}.xml"
+        # Where OpenVINO would fuse the depthwise convolutions, the form keeps them apart.
+        self.depthwise_apart = openvino_fuses_depthwise()
+        xml = cache_folder / f"instructir-{self.fingerprint}-{openvino_form_version()}.xml"
         if not xml.is_file():
             self._convert(xml)
         self._weights = xml.with_suffix(".bin")
@@ -229,7 +231,8 @@ class OpenVINOBackend:
         textdim = net.config.textdim
         m = net.size_multiple
         # NCHW example: the traced graph takes the norms' NCHW form (see network_graph).
-        wrapper = PaddedNet(graph_form(net, openvino=True)).eval()
+        form = graph_form(net, openvino=True, depthwise_apart=self.depthwise_apart)
+        wrapper = PaddedNet(form).eval()
         example = (
             torch.rand(1, 3, 4 * m, 4 * m),
             torch.nn.functional.normalize(torch.randn(1, textdim), dim=1),
