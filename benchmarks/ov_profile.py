@@ -10,7 +10,10 @@ converted three times: as written, traced channels-last (the layout torch runs i
 graph form torch's frozen graph is traced from; and in the graph form for OpenVINO, the one the
 OpenVINO backend compiles (``core/network_graph.py``); at bf16 or fp16 also a fourth time, the
 form for OpenVINO with its levels from a quarter of the resolution down at fp32
-(``core/openvino_levels.py``, which the backend times against it). Each is compiled for one
+(``core/openvino_levels.py``, which the backend times against it); on CPUs where OpenVINO
+fuses each depthwise convolution into the 1x1 convolution before it (AVX2 without AVX-512),
+the form for OpenVINO keeps them apart, as the backend compiles it there, and one more form
+lets OpenVINO fuse them. Each is compiled for one
 tile shape with OpenVINO's per-layer counters on; they run in turn, three times each.
 Prints the best wall time of each and, for each, the share of the counted time per kind of
 layer (with the kernel OpenVINO chose); then, for the form for OpenVINO (and its mixed
@@ -39,6 +42,9 @@ FORMS = {"as written": None, "graph form": False, "graph form for OpenVINO": Tru
 # At a reduced precision, a fourth: the form for OpenVINO with its levels from a quarter of
 # the resolution down at fp32, which the backend also times (core/openvino_levels.py).
 MIXED = "graph form for OpenVINO, lower levels fp32"
+# On CPUs where OpenVINO fuses each depthwise convolution into the 1x1 before it (AVX2
+# without AVX-512), the form for OpenVINO keeps them apart; this one lets it fuse them.
+FUSED = "graph form for OpenVINO, depthwise fused"
 
 
 def lower_levels_fp32(core, model, config, folder: Path):
@@ -55,16 +61,17 @@ def lower_levels_fp32(core, model, config, folder: Path):
     return core.read_model(str(marked), str(plain.with_suffix(".bin")))
 
 
-def convert(net, openvino: bool | None):
+def convert(net, openvino: bool | None, fused: bool = False):
     import openvino as ov
     import torch
 
     from instructir_desktop.core.descriptor import PaddedNet
-    from instructir_desktop.core.network_graph import graph_form
+    from instructir_desktop.core.network_graph import graph_form, openvino_fuses_depthwise
 
     x = torch.rand(1, 3, 64, 64)
     if openvino is not None:
-        module = PaddedNet(graph_form(net, openvino=openvino))
+        apart = bool(openvino) and not fused and openvino_fuses_depthwise()
+        module = PaddedNet(graph_form(net, openvino=openvino, depthwise_apart=apart))
     else:
         module = PaddedNet(net.to(memory_format=torch.channels_last))
         x = x.contiguous(memory_format=torch.channels_last)
@@ -116,6 +123,7 @@ def main() -> int:
 
     from instructir_desktop.core.backends import openvino_runs
     from instructir_desktop.core.network import network_from_config
+    from instructir_desktop.core.network_graph import openvino_fuses_depthwise
     from instructir_desktop.core.packs import MANIFEST_NAME, PackManifest
     from instructir_desktop.core.weights import load_state_dict
 
@@ -133,10 +141,12 @@ def main() -> int:
     forms = dict(FORMS)
     if precision != "fp32":
         forms[MIXED] = True
+    if openvino_fuses_depthwise():
+        forms[FUSED] = True
     for name, openvino in forms.items():
         net = network_from_config(manifest.network).eval()
         net.load_state_dict(load_state_dict(pack / "image.safetensors"))
-        model = convert(net, openvino)
+        model = convert(net, openvino, fused=name == FUSED)
         if name == MIXED:
             model = lower_levels_fp32(core, model, manifest.network, pack.parent)
         model.reshape({0: [1, 3, h, w], 1: [1, manifest.network.textdim]})
@@ -187,6 +197,9 @@ def main() -> int:
         f"graph form for OpenVINO vs as written: {result['speedup']}x, "
         f"vs the graph form: {result['speedup_vs_graph_form']}x"
     )
+    if FUSED in best:
+        result["depthwise_apart_speedup"] = round(best[FUSED] / best["graph form for OpenVINO"], 2)
+        print(f"depthwise convolutions apart: {result['depthwise_apart_speedup']}x fused")
     if MIXED in best:
         result["lower_fp32_speedup"] = round(best["graph form for OpenVINO"] / best[MIXED], 2)
         print(f"with the lower levels at fp32: {result['lower_fp32_speedup']}x its all-{precision}")
