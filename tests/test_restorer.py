@@ -276,6 +276,43 @@ def test_prepare_compiles_the_shapes_a_restore_then_uses(tiny_pack, tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "instructir-compile"]
 
 
+class _MeetingCore:
+    """An OpenVINO Core whose compiles wait for each other: ``parties`` of them must be in
+    ``compile_model`` at once, or the barrier breaks."""
+
+    def __init__(self, core, parties: int) -> None:
+        self._core = core
+        self.barrier = threading.Barrier(parties, timeout=60)
+
+    def compile_model(self, *args, **kwargs):
+        self.barrier.wait()
+        return self._core.compile_model(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
+
+
+@needs_openvino
+def test_prepare_compiles_a_photos_shapes_side_by_side(tiny_pack, tmp_path, monkeypatch):
+    """Compiling a shape is mostly one core's work: the first render's shape and the full
+    photo's compile at once where there is a core for each."""
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)
+    assert backends.compile_workers(2) == 2 and backends.compile_workers(5) == 2
+    assert backends.compile_workers(1) == 1
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    meeting = _MeetingCore(ov.backend.core, parties=2)
+    ov.backend.core = meeting
+    levels = [(45, 51), (90, 120)]  # one tile each: two shapes
+    ov.prepare(levels)
+    for helper in [t for t in threading.enumerate() if t.name == "instructir-compile"]:
+        helper.join(120)
+    assert not meeting.barrier.broken
+    assert len(ov.backend._photo_shapes) == 2
+    assert ov.backend._photo_shapes <= set(ov.backend._compiled)
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: 1)
+    assert backends.compile_workers(2) == 1  # one core: one at a time
+
+
 @needs_openvino
 def test_a_warm_up_steps_aside_for_a_restore(tiny_pack, tmp_path):
     ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
