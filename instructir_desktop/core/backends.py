@@ -8,6 +8,7 @@ Restorer runs with; ``resolve_precision`` holds the precision policy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -25,7 +26,7 @@ from .descriptor import ModelDescriptor, PaddedNet, psnr
 from .errors import InstructIRError
 from .network_graph import graph_form, openvino_form_version, openvino_fuses_depthwise
 from .openvino_levels import LEVELS_VERSION, lower_level_names, write_lower_levels_fp32
-from .openvino_shapes import CompiledShape
+from .openvino_shapes import CompiledShape, prune_compiled
 
 __all__ = [
     "TorchBackend",
@@ -158,6 +159,14 @@ class TorchBackend:
             yield self.run(tile, e)
 
 
+# OpenVINO's compiled models kept on disk, a folder per tile shape (``prune_compiled``): the
+# official network's take 66 MB each, so 2 GiB hold about thirty shapes (a photo needs one to
+# four: its first render and preview by aspect ratio, its full resolution's tiles by size).
+# The least recently used go; a folder changed in the last minute stays (another process may
+# be writing it).
+COMPILED_CACHE_BYTES = 2 * 1024**3
+COMPILED_SETTLE_S = 60.0
+
 # Compiled tile shapes an OpenVINO backend keeps: a photo's levels (the first one, the
 # preview, the full resolution's tiles) need up to about four. Each holds 0.3-0.5 GB for the
 # official network even with its working memory freed, so older shapes are dropped.
@@ -165,9 +174,11 @@ MAX_COMPILED_SHAPES = 4
 
 
 def compile_workers(shapes: int) -> int:
-    """How many tile shapes ``OpenVINOBackend.prepare`` compiles at once: one per core, up
-    to the number of shapes (OpenVINO compiles a shape on one thread for the most part)."""
-    return max(1, min(shapes, os.cpu_count() or 1))
+    """How many tile shapes ``OpenVINOBackend.prepare`` compiles at once: one per two cores,
+    up to the number of shapes. OpenVINO compiles a shape on a little more than one core;
+    two at once on 2 cores each take 1.7x as long as one alone, so the first render's shape
+    would be ready later (docs/benchmarks.md, "Interactive")."""
+    return max(1, min(shapes, (os.cpu_count() or 1) // 2))
 
 
 class OpenVINOBackend:
@@ -191,8 +202,9 @@ class OpenVINOBackend:
 
         self._ov = ov
         self.core = ov.Core()
-        # Compiled models are cached on disk: a later start skips compilation (seconds).
-        self.core.set_property({"CACHE_DIR": str(Path(cache_folder) / "compiled")})
+        # Compiled models are cached on disk, a folder per shape: a later start loads a shape
+        # in about a third of its compile time (see _compiled_for).
+        self._compiled_root = Path(cache_folder) / "compiled"
         if precision not in _OV_HINTS:
             raise InstructIRError(f"OpenVINO has no precision {precision!r}.")
         if precision != "fp32" and not openvino_runs(precision):
@@ -272,11 +284,18 @@ class OpenVINOBackend:
                     return shape
             model = self.core.read_model(str(self._xml), str(self._weights))
             model.reshape({0: [1, 3, h, w], 1: [1, self.descriptor.net.config.textdim]})
+            folder = self._shape_folder(key)
             config = {
                 "INFERENCE_PRECISION_HINT": _OV_HINTS[self.precision],
                 "PERFORMANCE_HINT": mode,
                 "CPU_DENORMALS_OPTIMIZATION": "YES",  # as torch.set_flush_denormal
             }
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(folder)
+            except OSError:
+                pass  # a cache folder that cannot be written: compile without (a full disk
+                # OpenVINO handles itself: the compiled model is not kept)
             shape = CompiledShape(self.core.compile_model(model, "CPU", config))
             with self._lock:
                 self._compiled[key] = shape
@@ -284,7 +303,16 @@ class OpenVINOBackend:
                     # A request still running keeps its compiled model alive until it ends.
                     old, _ = self._compiled.popitem(last=False)
                     self._shape_locks.pop(old, None)
+                keep = {self._shape_folder(k) for k in self._compiled}
+            with contextlib.suppress(OSError):
+                os.utime(folder)  # used now: the last to go
+            prune_compiled(self._compiled_root, COMPILED_CACHE_BYTES, keep, COMPILED_SETTLE_S)
             return shape
+
+    def _shape_folder(self, key: tuple[int, int, str]) -> Path:
+        """The folder of one tile shape's compiled models on disk (one per precision)."""
+        h, w, mode = key
+        return self._compiled_root / f"{self._xml.stem}-{h}x{w}-{mode.lower()}"
 
     def _release_others(self, used: set) -> None:
         """Free the working memory of the compiled shapes this restore did not use (it comes
@@ -330,9 +358,8 @@ class OpenVINOBackend:
                 time.sleep(0.05)
             return key, self._compiled_for(*key)
 
-        # Compiling a shape is one core's work for the most part: with a core to spare the
-        # shapes compile side by side (a 1 MP photo's first-render and full shapes on 2
-        # cores: both ready in 4.8 s, one after the other in 3.7 and 7.7 s).
+        # In the order given (the first render's shape first), side by side where cores
+        # are to spare.
         with ThreadPoolExecutor(compile_workers(len(keys)), "instructir-compile") as pool:
             shapes = list(pool.map(compile_one, keys))
         # Compiling everything first: a restore that comes while a shape warms up finds

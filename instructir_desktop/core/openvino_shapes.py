@@ -1,14 +1,18 @@
 """One compiled OpenVINO tile shape (``CompiledShape``): its idle infer requests, and the
 warm-up that runs it once while the user types so that a restore is not its slower first run.
-``OpenVINOBackend`` (``backends.py``) keeps them per shape."""
+``OpenVINOBackend`` (``backends.py``) keeps them per shape. On disk, OpenVINO's compiled models
+are kept a folder per shape, the least recently used removed beyond a size (``prune_compiled``)."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import shutil
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -92,3 +96,44 @@ class CompiledShape:
             self.model.release_memory()
         except (AttributeError, RuntimeError):
             pass  # an older OpenVINO, or a request running: the memory stays, nothing breaks
+
+
+def prune_compiled(root: Path, budget: int, keep: set[Path], settle_s: float = 60.0) -> list[Path]:
+    """Make OpenVINO's compiled-model cache under ``root`` (a folder per tile shape, its
+    modification time its last use) fit in ``budget`` bytes: the least recently used folders
+    go first. ``keep`` (the shapes in use) stays, and so does whatever changed in the last
+    ``settle_s`` seconds (another process may be writing it). Files directly under ``root``
+    are compiled models of no shape folder, which nothing reads: they go. Returns what went."""
+    entries = []
+    now = time.time()
+    try:
+        listing = list(root.iterdir())
+    except OSError:
+        return []
+    for entry in listing:
+        try:
+            stat = entry.stat()
+            if entry.is_dir():
+                size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            else:
+                size = stat.st_size
+        except OSError:
+            continue  # removed meanwhile (another process pruning)
+        entries.append((entry.is_dir(), stat.st_mtime, size, entry))
+    total = sum(size for _is_dir, _mtime, size, _entry in entries)
+    removed = []
+    # Loose files first, then folders, least recently used first.
+    for is_dir, mtime, size, entry in sorted(entries, key=lambda e: (e[0], e[1])):
+        if is_dir and total <= budget:
+            break
+        if entry in keep or now - mtime < settle_s:
+            continue
+        if is_dir:
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not entry.exists():
+            total -= size
+            removed.append(entry)
+    return removed
