@@ -4,6 +4,7 @@
     python benchmarks/interactive.py --sizes 1mp     # one size
     python benchmarks/interactive.py --quick         # small photos, for a smoke run
     python benchmarks/interactive.py --typing 5      # Enter 5 s after the photo shows
+    python benchmarks/interactive.py --earlier 1000x1500  # not the first photo of its size
 
 The official 7D network configuration with seeded random weights (speed does not depend on
 the weight values; see benchmarks/engine.py) runs in the app's own objects, offscreen: an
@@ -12,7 +13,10 @@ in through ``submit`` as if typed, ``--typing`` seconds after the photo is shown
 the app gets the model ready for the photo's sizes). The clock starts at Enter and stops
 when the render scheduler hands the canvas each level of the new document: ``first_s``
 (the first frame, which comes with the layer and its thumbnail), ``preview_s`` and
-``full_s``. Each size runs in its own process. Prints one JSON line.
+``full_s``. Each size runs in its own process. With ``--earlier HxW`` a photo of that size
+is opened and edited first, in an earlier process with the same caches (an earlier start of
+the app): the photo measured is then a new size, but not the first photo ever. Prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -131,9 +135,17 @@ def main() -> int:
         default=2.0,
         help="seconds between the photo shown and Enter (default 2: typing a short instruction)",
     )
+    ap.add_argument(
+        "--earlier",
+        metavar="HxW",
+        help="first open and edit a photo of this size in an earlier process (same caches)",
+    )
     ap.add_argument("--child", nargs=3, metavar=("PACK", "SIZE", "PHOTO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     table = QUICK if args.quick else SIZES
+    if args.earlier:
+        h, w = (int(n) for n in args.earlier.lower().split("x"))
+        table = {**table, "earlier": (h, w)}
     if args.child:
         pack, size, photo = args.child
         print(json.dumps(child(Path(pack), table[size], Path(photo), args.typing)), flush=True)
@@ -152,16 +164,22 @@ def main() -> int:
     }
     rows = {}
     for name in args.sizes.split(","):
-        h, w = table[name]
-        photo = work / f"{name}.png"
-        Image.fromarray((test_image(h, w) * 255).round().astype("uint8")).save(photo)
-        cmd = [sys.executable, __file__, "--child", str(pack), name, str(photo)]
-        cmd += ["--typing", str(args.typing)] + (["--quick"] if args.quick else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+        for part in (["earlier"] if args.earlier else []) + [name]:
+            h, w = table[part]
+            photo = work / f"{part}.png"
+            Image.fromarray((test_image(h, w) * 255).round().astype("uint8")).save(photo)
+            cmd = [sys.executable, __file__, "--child", str(pack), part, str(photo)]
+            cmd += ["--typing", str(args.typing)] + (["--quick"] if args.quick else [])
+            cmd += ["--earlier", args.earlier] if args.earlier else []
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            if proc.returncode != 0:
+                raise SystemExit(f"{part} failed:\n{proc.stderr[-3000:]}")
         rows[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(json.dumps({"cpu_threads": os.cpu_count(), "quick": args.quick, **rows}))
+    print(
+        json.dumps(
+            {"cpu_threads": os.cpu_count(), "quick": args.quick, "earlier": args.earlier, **rows}
+        )
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ from instructir_desktop.core.errors import (
 )
 from instructir_desktop.core.openvino_shapes import CompiledShape
 from instructir_desktop.core.restorer import Restorer, resolve_device
-from instructir_desktop.core.tiling import blend_weights, plan_tiles
+from instructir_desktop.core.tiling import QUICK_BOXES, blend_weights, plan_tiles
 
 
 def photo(h=150, w=230, seed=0):
@@ -274,6 +274,87 @@ def test_prepare_compiles_the_shapes_a_restore_then_uses(tiny_pack, tmp_path):
     assert set(compiled) - before == prepared  # nothing left to compile at Enter
     ov.prepare(sizes, tile=96)  # all there and run: no helper
     assert not [t for t in threading.enumerate() if t.name == "instructir-compile"]
+
+
+def own_shape(r: Restorer, h: int, w: int, tile: int) -> tuple[int, int]:
+    """The tile shape an h x w photo of one tile runs in, padded to the size multiple."""
+    m = r.descriptor.size_multiple
+    th, tw = r._plan(h, w, tile)[2][0].shape
+    return th + (-th) % m, tw + (-tw) % m
+
+
+@needs_openvino
+def test_a_quick_render_runs_in_a_standard_shape_and_stays_close_to_its_own(
+    tiny_pack, tmp_path, restorer_at
+):
+    """The app's first render of a photo of any common aspect ratio runs in one of two
+    standard tile shapes (compiled once), mirrored pixels around the photo."""
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    compiled = ov.backend._compiled
+    tile = ov.tile_size()
+    standard = {ov._quick_shape(h, w, tile, ov.backend) for h, w in QUICK_BOXES}
+    assert len(standard) == 2 and None not in standard
+    landscape, portrait = (ov._quick_shape(h, w, tile, ov.backend) for h, w in QUICK_BOXES)
+    for h, w, expected in [(331, 496, landscape), (279, 496, landscape), (496, 331, portrait)]:
+        img = photo(h, w, seed=h)
+        quick = ov.restore(img, "denoise", quick=True)
+        assert quick.shape == img.shape
+        assert (*expected, "LATENCY") in compiled
+        assert not any(key[:2] == own_shape(ov, h, w, tile) for key in compiled)
+        assert np.array_equal(ov.restore(img, "denoise", quick=True), quick)  # deterministic
+        assert psnr(quick, ov.restore(img, "denoise")) >= 30
+    # A panorama would compute mostly padding: its own shape; several tiles: as ever.
+    assert ov._quick_shape(150, 496, tile, ov.backend) is None
+    assert ov._quick_shape(331, 496, 128, ov.backend) is None
+    # torch runs any shape as it comes: a quick render is the render.
+    torch_restorer = restorer_at("fp32")
+    img = photo(331, 496)
+    assert np.array_equal(
+        torch_restorer.restore(img, "denoise", quick=True), torch_restorer.restore(img, "denoise")
+    )
+
+
+class _GatedCore:
+    """An OpenVINO Core whose compiles wait until ``gate`` is set."""
+
+    def __init__(self, core) -> None:
+        self._core = core
+        self.gate = threading.Event()
+        self.compiling = threading.Event()
+
+    def compile_model(self, *args, **kwargs):
+        self.compiling.set()
+        assert self.gate.wait(60)
+        return self._core.compile_model(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
+
+
+@needs_openvino
+def test_prepare_gets_the_standard_shapes_ready_and_drops_what_a_later_photo_does_not_need(
+    tiny_pack, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(backends.os, "cpu_count", lambda: 2)  # one compile at a time
+    ov = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    gated = _GatedCore(ov.backend.core)
+    ov.backend.core = gated
+    tile = ov.tile_size()
+    landscape, portrait = (ov._quick_shape(h, w, tile, ov.backend) for h, w in QUICK_BOXES)
+    # No photo open yet: both standard shapes, landscape first.
+    ov.prepare([], quick=list(QUICK_BOXES))
+    assert gated.compiling.wait(60)  # the landscape shape is compiling
+    # A landscape photo opens: its first render needs that shape, not the portrait one.
+    ov.prepare([(60, 70)], quick=[(331, 496)])
+    gated.gate.set()
+    for helper in [t for t in threading.enumerate() if t.name == "instructir-compile"]:
+        helper.join(120)
+    compiled = ov.backend._compiled
+    own = own_shape(ov, 60, 70, tile)
+    assert (*landscape, "LATENCY") in compiled and (*own, "LATENCY") in compiled
+    assert (*portrait, "LATENCY") not in compiled
+    assert ov.backend._photo_shapes == {(*landscape, "LATENCY"), (*own, "LATENCY")}
+    assert all(compiled[key].warm for key in ov.backend._photo_shapes)
 
 
 class _MeetingCore:

@@ -76,10 +76,22 @@ def test_instruction_renders_first_then_preview_then_full(qtbot, three_levels, m
         )
     )
 
+    worker = scheduler.worker
+    asked: list[tuple[tuple, bool]] = []  # (image size, quick) of each restore asked for
+    restore = worker.restore
+
+    def recording_restore(image, instruction, **kwargs):
+        asked.append((image.shape[:2], kwargs.get("quick", False)))
+        return restore(image, instruction, **kwargs)
+
+    monkeypatch.setattr(worker, "restore", recording_restore)
     type_instruction(qtbot, window, "remove the noise please")
     qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=WAIT)
     idle(qtbot, window)
 
+    # Only the first level may run in a standard tile shape (a glimpse, not the release's
+    # exact computation); the preview and the full resolution never do.
+    assert asked == [((24, 32), True), ((48, 64), False), ((96, 128), False)]
     # The layer and its thumbnail come with the first level; then each larger level follows.
     assert frames == [
         ("first", (24, 32), 1, True),
@@ -172,3 +184,23 @@ def test_an_undo_cancels_the_full_render_it_no_longer_needs(qtbot, three_levels)
     )
     assert scheduler.best_frame().level == "full"
     assert window.canvas._after is scheduler.frame("full").pyramid
+
+
+def test_the_model_gets_ready_for_first_renders_before_and_after_a_photo_opens(
+    qtbot, make_window, monkeypatch, tmp_path
+):
+    """With no photo open, the loaded model gets the first render of any 4:3 photo ready (the
+    standard shapes); a photo's first level is then asked for as a quick render."""
+    from instructir_desktop.core.tiling import QUICK_BOXES
+
+    window = make_window(preview_edge=64)
+    scheduler = window.session.scheduler
+    calls: list[tuple[list, list]] = []
+    monkeypatch.setattr(
+        scheduler.worker, "prepare", lambda sizes, tile, quick: calls.append((sizes, quick))
+    )
+    scheduler.configure(pack=scheduler.pack or "tiny", tile=None)
+    assert calls[-1] == ([], list(QUICK_BOXES))
+    monkeypatch.setattr(files, "FIRST_EDGE", 32)
+    open_and_wait(qtbot, window, make_photo(tmp_path / "photo.png", size=(128, 96)))
+    assert calls[-1] == ([(48, 64), (96, 128)], [(24, 32)])

@@ -12,6 +12,7 @@ from instructir_desktop.core.images import (
     load_image_bytes,
     save_image,
 )
+from instructir_desktop.core.tiling import QUICK_EDGE
 
 from .display import screen_transform
 from .document import Layer, Source
@@ -22,8 +23,9 @@ from .stack import Pyramid, build_pyramid, level_fingerprint, preview_size, resi
 __all__ = ["Opened", "open_file", "open_bytes", "prepare", "export_photo", "export_target"]
 
 # Longest edge of the first, smallest render of an instruction: a result within a fraction of
-# a second. 496 px plus the engine's 8 px of mirrored border on each side is one 512-px tile.
-FIRST_EDGE = 496
+# a second. 496 px plus the engine's 8 px of mirrored border on each side is one 512-px tile;
+# the engine runs it in a standard tile shape where that saves a compile (core/tiling.py).
+FIRST_EDGE = QUICK_EDGE
 # A first level is only worth its render when the next level is this much larger.
 FIRST_GAIN = 1.5
 

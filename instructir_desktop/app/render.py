@@ -29,6 +29,7 @@ from instructir_desktop.core.jobs import (
     JobKind,
     Progress,
 )
+from instructir_desktop.core.tiling import QUICK_BOXES
 
 from .document import Document, Layer
 from .stack import (
@@ -140,9 +141,15 @@ class RenderScheduler(QObject):
         self.invalidate()
 
     def _prepare(self) -> None:
-        """Have the model get ready for this photo's levels while the user types."""
-        if self.pack is not None and self._levels:
-            self.worker.prepare([lv.size for lv in self._levels], self.tile)
+        """Have the model get ready for this photo's levels while the user types; with no
+        photo open, for the first render of any photo (``QUICK_BOXES``)."""
+        if self.pack is None:
+            return
+        quick = [lv.size for lv in self._levels if lv.name == "first"]
+        if not self._levels:
+            quick = list(QUICK_BOXES)
+        sizes = [lv.size for lv in self._levels if lv.name != "first"]
+        self.worker.prepare(sizes, self.tile, quick)
 
     def set_levels(self, levels: list[Level], source_pyramid: Pyramid) -> None:
         """A new source photo: ``levels`` ordered preview first, full last."""
@@ -398,7 +405,11 @@ class RenderScheduler(QObject):
             self.worker.cancel(self._job.job_id)  # something more urgent comes first
         priority = "full" if level == "full" and len(self._levels) > 1 else "preview"
         job_id = self.worker.restore(
-            missing.image, missing.instruction, level=priority, tile=self.tile
+            missing.image,
+            missing.instruction,
+            level=priority,
+            tile=self.tile,
+            quick=level == "first",
         )
         self._submitted[job_id] = missing.key
         self._job = _Job(job_id, level, missing.key, target, missing.layer_id)

@@ -93,20 +93,31 @@ class ModelWorker(QThread):
         return self.submit(JobKind.INTENT, IntentRequest(text, split)).job_id
 
     def restore(
-        self, image: np.ndarray, instruction: str, *, level: str, tile: int | None, tag: Any = None
+        self,
+        image: np.ndarray,
+        instruction: str,
+        *,
+        level: str,
+        tile: int | None,
+        tag: Any = None,
+        quick: bool = False,
     ) -> str:
-        """Restore ``image``; ``level`` (preview/full) sets the priority, ``tag`` comes back."""
+        """Restore ``image``; ``level`` (preview/full) sets the priority, ``tag`` comes back;
+        ``quick``: a first render, which may run in a standard tile shape."""
         from instructir_desktop.core.jobs import PRIORITY, JobKind, RestoreRequest, Step
 
-        request = RestoreRequest(image, [Step(instruction)], tile=tile or None)
+        request = RestoreRequest(image, [Step(instruction)], tile=tile or None, quick=quick)
         return self.submit(JobKind.RESTORE, request, priority=PRIORITY[level], tag=tag).job_id
 
-    def prepare(self, sizes: list[tuple[int, int]], tile: int | None) -> None:
-        """Let the loaded model get ready for photos of these (height, width) sizes (it
-        compiles their shapes in the background); nothing when no model is loaded."""
+    def prepare(
+        self, sizes: list[tuple[int, int]], tile: int | None, quick: list[tuple[int, int]]
+    ) -> None:
+        """Let the loaded model get ready for photos of these (height, width) sizes and for
+        quick renders of the ``quick`` sizes (it compiles their shapes in the background);
+        nothing when no model is loaded."""
         restorer = self._queue.host.restorer if self._queue is not None else None
         if restorer is not None and hasattr(restorer, "prepare"):
-            restorer.prepare(sizes, tile)
+            restorer.prepare(sizes, tile, quick)
 
     def stop(self, timeout_ms: int = 60000) -> None:
         """Cancel everything and end the thread (waits for the current tile)."""

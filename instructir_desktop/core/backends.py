@@ -190,6 +190,7 @@ class OpenVINOBackend:
     """
 
     name = "openvino"
+    compiles_shapes = True  # a new tile shape costs a compile (see ``prepare``)
 
     def __init__(
         self,
@@ -239,6 +240,8 @@ class OpenVINOBackend:
         self._shape_locks: dict[tuple[int, int, str], threading.Lock] = {}
         self._running = 0  # restores in progress (one model thread; read by prepare's helper)
         self._photo_shapes: set[tuple[int, int, str]] = set()  # the latest prepare's shapes
+        # Compiles by prepare's helpers, across calls: one per two cores (``compile_workers``).
+        self._compile_slots = threading.Semaphore(compile_workers(os.cpu_count() or 1))
 
     @property
     def label(self) -> str:
@@ -354,9 +357,12 @@ class OpenVINOBackend:
 
     def _compile_all(self, keys: list[tuple[int, int, str]]) -> None:
         def compile_one(key: tuple[int, int, str]) -> tuple[tuple[int, int, str], CompiledShape]:
-            while self._running:
-                time.sleep(0.05)
-            return key, self._compiled_for(*key)
+            with self._compile_slots:
+                while self._running:
+                    time.sleep(0.05)
+                if key not in self._photo_shapes:
+                    return key, None  # a later prepare (another photo) no longer needs it
+                return key, self._compiled_for(*key)
 
         # In the order given (the first render's shape first), side by side where cores
         # are to spare.
@@ -365,7 +371,9 @@ class OpenVINOBackend:
         # Compiling everything first: a restore that comes while a shape warms up finds
         # every shape compiled.
         for (h, w, mode), shape in shapes:
-            if mode != "LATENCY" or shape.warm:
+            if shape is None or mode != "LATENCY" or shape.warm:
+                continue
+            if (h, w, mode) not in self._photo_shapes:
                 continue
             while self._running:
                 time.sleep(0.05)

@@ -407,8 +407,11 @@ class JobQueue:
                     ),
                 )
 
-            # A fixed tile only when asked: restorers without tiling take no such argument.
+            # A fixed tile or a quick render only when asked: restorers without tiling take
+            # no such arguments.
             tile = {"tile": request.tile} if request.tile else {}
+            if request.quick:
+                tile["quick"] = True
             if step.exposure is not None:
                 image = _adjust_exposure(image, step)
             else:

@@ -104,7 +104,8 @@ class RestoreRequest:
     ``plan``: each instruction may ask for several fixes ("too dark and grainy") and becomes
     one step per fix. ``min_confidence``: refuse (``UnclearInstructionError``) an instruction
     the model is less sure of, or one flagged with a note (a request to darken); None applies
-    everything as written.
+    everything as written. ``quick``: a preview render, which may run in a standard tile
+    shape (``Restorer.restore``).
     """
 
     image: np.ndarray
@@ -113,6 +114,7 @@ class RestoreRequest:
     tile: int | None = None
     plan: bool = False
     min_confidence: float | None = None
+    quick: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,8 @@ from .text import InstructionEncoder, Intent, clean_instruction
 from .tiling import (
     ACTIVATION_FACTOR,
     DEFAULT_OVERLAP,
+    QUICK_BOXES,
+    QUICK_MAX_WASTE,
     blend_weights,
     plan_tiles,
     tile_size_for_budget,
@@ -179,8 +181,13 @@ class Restorer:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         tile: int | None = None,
+        quick: bool = False,
     ) -> np.ndarray:
-        """Apply one instruction. ``image``: float32 H x W x 3|4 in [0, 1]. Returns a new array."""
+        """Apply one instruction. ``image``: float32 H x W x 3|4 in [0, 1]. Returns a new array.
+
+        ``quick``: a preview that may run in a standard tile shape (see QUICK_BOXES) rather
+        than its own; the same for the same photo every time, but not the release's exact
+        computation: exports and full renders never ask for it."""
         instruction = clean_instruction(instruction)
         if not 0.0 <= strength <= 1.0:
             raise ValueError("strength must be between 0 and 1")
@@ -191,7 +198,7 @@ class Restorer:
         e = self.encoder.embedding(instruction).numpy()[None].astype(np.float32)
         # Out of GPU memory: smaller tiles, then the CPU; self.notices says what was done.
         restored, self.notices = restore_with_fallback(
-            lambda edge, backend: self._tiled(rgb, e, edge, progress, cancel, backend),
+            lambda edge, backend: self._tiled(rgb, e, edge, progress, cancel, backend, quick),
             tile or self.tile_size(),
             device=self.device,
             multiple=self.descriptor.size_multiple,
@@ -216,29 +223,66 @@ class Restorer:
         tiles = plan_tiles(h + 2 * margin, w + 2 * margin, tile, overlap, multiple=m)
         return margin, overlap, tiles
 
-    def prepare(self, sizes: list[tuple[int, int]], tile: int | None = None) -> None:
-        """Get ready to restore photos of these (height, width) sizes: the backend compiles
-        the shapes their tiles will have, in the background (see ``OpenVINOBackend``)."""
+    def prepare(
+        self,
+        sizes: list[tuple[int, int]],
+        tile: int | None = None,
+        quick: list[tuple[int, int]] | tuple = (),
+    ) -> None:
+        """Get ready to restore photos of these (height, width) sizes, and quick renders of
+        the ``quick`` sizes (first): the backend compiles the shapes their tiles will have,
+        in the background (see ``OpenVINOBackend``)."""
         m = self.descriptor.size_multiple
+        tile = tile or self.tile_size()
         shapes = []
+        for h, w in quick:
+            standard = self._quick_shape(h, w, tile, self.backend)
+            if standard is not None:
+                shapes.append((*standard, True))
+            else:
+                sizes = [(h, w), *sizes]
         for h, w in sizes:
-            tiles = self._plan(h, w, tile or self.tile_size())[2]
+            tiles = self._plan(h, w, tile)[2]
             for t in tiles:
                 th, tw = t.shape
                 shapes.append((th + (-th) % m, tw + (-tw) % m, len(tiles) == 1))
         self.backend.prepare(shapes)
 
-    def _tiled(self, rgb, e, tile, progress, cancel, backend=None) -> np.ndarray:
+    def _quick_shape(self, h: int, w: int, tile: int, backend) -> tuple[int, int] | None:
+        """The standard shape a quick render of an h x w photo runs in on ``backend`` (the
+        smallest of QUICK_BOXES' tile shapes its own tile fits in), or None: one tile that
+        fits none, several tiles, or a backend that runs any shape as it comes (torch)."""
+        if not getattr(backend, "compiles_shapes", False):
+            return None
+        m = self.descriptor.size_multiple
+        tiles = self._plan(h, w, tile)[2]
+        if len(tiles) != 1:
+            return None
+        th, tw = tiles[0].shape
+        th, tw = th + (-th) % m, tw + (-tw) % m
+        fits = []
+        for bh, bw in QUICK_BOXES:
+            box = self._plan(bh, bw, tile)[2]
+            if len(box) == 1:
+                sh, sw = box[0].shape
+                sh, sw = sh + (-sh) % m, sw + (-sw) % m
+                if sh >= th and sw >= tw and sh * sw <= QUICK_MAX_WASTE * th * tw:
+                    fits.append((sh * sw, (sh, sw)))
+        return min(fits)[1] if fits else None
+
+    def _tiled(self, rgb, e, tile, progress, cancel, backend=None, quick=False) -> np.ndarray:
         """Run the network over ``rgb`` in blended tiles. The photo is seen with
         BORDER_MARGIN pixels of mirrored context on every side, and tiles are padded to the
         size multiple with mirrored pixels too: the network's zero padding would otherwise
-        make the first and last rows and columns differ from their neighbours."""
+        make the first and last rows and columns differ from their neighbours. A ``quick``
+        render may run in a larger standard shape, mirrored pixels around the photo."""
         backend = backend or self.backend
         h, w, _ = rgb.shape
         m = self.descriptor.size_multiple
         margin, overlap, tiles = self._plan(h, w, tile)
         hp, wp = h + 2 * margin, w + 2 * margin
         single = len(tiles) == 1
+        standard = self._quick_shape(h, w, tile, backend) if quick else None
         out = np.zeros((hp, wp, 3), np.float32)
         weight = None if single else np.zeros((hp, wp, 1), np.float32)
 
@@ -247,6 +291,12 @@ class Restorer:
                 if cancel is not None and cancel():
                     raise CancelledError("Cancelled.")
                 th, tw = t.shape
+                if standard is not None:  # one tile, in the standard shape
+                    rows = _mirror(np.arange(standard[0]) - margin, h)
+                    cols = _mirror(np.arange(standard[1]) - margin, w)
+                    patch = rgb[rows[:, None], cols[None, :]].transpose(2, 0, 1)
+                    yield np.ascontiguousarray(patch[None], dtype=np.float32)
+                    continue
                 if not margin:  # the release's computation: zeros right and bottom
                     patch = np.zeros((1, 3, th + (-th) % m, tw + (-tw) % m), np.float32)
                     patch[0, :, :th, :tw] = rgb[t.y0 : t.y1, t.x0 : t.x1].transpose(2, 0, 1)

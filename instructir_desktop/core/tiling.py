@@ -26,6 +26,17 @@ DEFAULT_OVERLAP = 64
 # at full tile resolution (measured on the official config under inference_mode).
 ACTIVATION_FACTOR = 12
 
+# A quick render (the app's first, smallest render of an instruction: QUICK_EDGE px long
+# edge) runs on backends that compile per tile shape (OpenVINO) in one of two standard
+# shapes, those of a 4:3 photo in either orientation, with mirrored pixels around the photo:
+# compiled once, at load or from the disk cache, they let a photo of a new size show its
+# first result without waiting for a compile (3 s for the official network on 2 AVX2 cores).
+# A photo whose tile would fill less than 1 / QUICK_MAX_WASTE of a standard shape (a
+# panorama) runs in its own shape.
+QUICK_EDGE = 496
+QUICK_BOXES = ((QUICK_EDGE * 3 // 4, QUICK_EDGE), (QUICK_EDGE, QUICK_EDGE * 3 // 4))
+QUICK_MAX_WASTE = 1.5
+
 
 @dataclass(frozen=True)
 class Tile:
