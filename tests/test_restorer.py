@@ -355,6 +355,15 @@ def test_prepare_gets_the_standard_shapes_ready_and_drops_what_a_later_photo_doe
     assert (*portrait, "LATENCY") not in compiled
     assert ov.backend._photo_shapes == {(*landscape, "LATENCY"), (*own, "LATENCY")}
     assert all(compiled[key].warm for key in ov.backend._photo_shapes)
+    # With no photo open the standard shapes are compiled but not run: their working memory
+    # (0.37 GB for the official network's two) waits for a photo.
+    fresh = Restorer(tiny_pack, device="cpu", backend="openvino", cache_folder=tmp_path / "ov")
+    fresh.prepare([], quick=list(QUICK_BOXES))
+    for helper in [t for t in threading.enumerate() if t.name == "instructir-compile"]:
+        helper.join(120)
+    standard = {(*landscape, "LATENCY"), (*portrait, "LATENCY")}
+    assert standard <= set(fresh.backend._compiled)
+    assert not any(fresh.backend._compiled[key].warm for key in standard)
 
 
 class _MeetingCore:

@@ -150,7 +150,7 @@ class TorchBackend:
         out = self.descriptor(x, torch.from_numpy(e), dtype=self.dtype)
         return out.cpu().numpy()
 
-    def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
+    def prepare(self, shapes: Iterable[tuple[int, int, bool]], warm: bool = True) -> None:
         """Nothing to do ahead of a restore: torch runs any shape as it comes."""
 
     def run_many(self, tiles: Iterable[np.ndarray], e: np.ndarray) -> Iterator[np.ndarray]:
@@ -334,28 +334,32 @@ class OpenVINOBackend:
         for shape in others:
             shape.release()
 
-    def prepare(self, shapes: Iterable[tuple[int, int, bool]]) -> None:
+    def prepare(self, shapes: Iterable[tuple[int, int, bool]], warm: bool = True) -> None:
         """Compile, on a helper thread, the (height, width, single tile) shapes a coming
         restore will run: a photo is open and the user is still typing. A new shape costs
-        1-2 s to compile for the official network on 2 cores. Single-tile shapes (the first
-        render, the preview, a small photo's full render: what the user waits for) then run
-        once, so that the restore after Enter is not a shape's slower first run. The helper
-        steps aside while a restore runs (a restore compiles what it needs itself, and
+        3-4 s to compile for the official network on 2 AVX2 cores. With ``warm``, single-tile
+        shapes (the first render, the preview, a small photo's full render: what the user
+        waits for) then run once, so that the restore after Enter is not a shape's slower
+        first run; without (no photo open yet), they do not take their working memory. The
+        helper steps aside while a restore runs (a restore compiles what it needs itself, and
         cancels a warm-up)."""
         wanted = [(h, w, "LATENCY" if single else "THROUGHPUT") for h, w, single in shapes]
         self._photo_shapes = set(wanted)
-        wanted = [key for key in dict.fromkeys(wanted) if not self._is_ready(key)]
+        wanted = [key for key in dict.fromkeys(wanted) if not self._is_ready(key, warm)]
         if wanted:
             threading.Thread(
-                target=self._compile_all, args=(wanted,), name="instructir-compile", daemon=True
+                target=self._compile_all,
+                args=(wanted, warm),
+                name="instructir-compile",
+                daemon=True,
             ).start()
 
-    def _is_ready(self, key: tuple[int, int, str]) -> bool:
+    def _is_ready(self, key: tuple[int, int, str], warm: bool = True) -> bool:
         with self._lock:
             shape = self._compiled.get(key)
-        return shape is not None and (shape.warm or key[2] != "LATENCY")
+        return shape is not None and (shape.warm or key[2] != "LATENCY" or not warm)
 
-    def _compile_all(self, keys: list[tuple[int, int, str]]) -> None:
+    def _compile_all(self, keys: list[tuple[int, int, str]], warm: bool = True) -> None:
         def compile_one(key: tuple[int, int, str]) -> tuple[tuple[int, int, str], CompiledShape]:
             with self._compile_slots:
                 while self._running:
@@ -371,7 +375,7 @@ class OpenVINOBackend:
         # Compiling everything first: a restore that comes while a shape warms up finds
         # every shape compiled.
         for (h, w, mode), shape in shapes:
-            if shape is None or mode != "LATENCY" or shape.warm:
+            if not warm or shape is None or mode != "LATENCY" or shape.warm:
                 continue
             if (h, w, mode) not in self._photo_shapes:
                 continue

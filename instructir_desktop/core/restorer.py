@@ -231,9 +231,11 @@ class Restorer:
     ) -> None:
         """Get ready to restore photos of these (height, width) sizes, and quick renders of
         the ``quick`` sizes (first): the backend compiles the shapes their tiles will have,
-        in the background (see ``OpenVINOBackend``)."""
+        in the background (see ``OpenVINOBackend``). With no ``sizes`` (no photo open yet)
+        the shapes are compiled but not run: their working memory waits for a photo."""
         m = self.descriptor.size_multiple
         tile = tile or self.tile_size()
+        photo_open = bool(sizes)
         shapes = []
         for h, w in quick:
             standard = self._quick_shape(h, w, tile, self.backend)
@@ -246,7 +248,7 @@ class Restorer:
             for t in tiles:
                 th, tw = t.shape
                 shapes.append((th + (-th) % m, tw + (-tw) % m, len(tiles) == 1))
-        self.backend.prepare(shapes)
+        self.backend.prepare(shapes, warm=photo_open)
 
     def _quick_shape(self, h: int, w: int, tile: int, backend) -> tuple[int, int] | None:
         """The standard shape a quick render of an h x w photo runs in on ``backend`` (the
