@@ -5,9 +5,14 @@
     python benchmarks/engine.py --avx2     # as an AVX2-only CPU runs it (fp32, AVX2 kernels)
     python benchmarks/engine.py --tile 512 # ours with a fixed tile size
     python benchmarks/engine.py --rounds 3 # 1 MP: naive and ours take turns, three times each
+    python benchmarks/engine.py --mirrored-border  # ours as packs other than the official run
 
 Official 7D network configuration with random (but non-trivial) weights; speed does not
-depend on the weight values. Every measurement runs in its own process so peak RSS is that
+depend on the weight values. Ours computes as the official pack does: the photo as it is,
+zeros right and bottom up to a multiple of 16 (none at 1 MP), as the naive run sees it;
+``--mirrored-border`` gives it the 8 px of mirrored context every other pack gets (3 % more
+pixels at 1 MP). Every measurement runs in its own process so peak RSS is that
+
 measurement's alone. With ``--rounds N`` the 1 MP naive and ours runs take turns N times (a
 burst of load from another program hits both alike) and the speed-up is best over best; every
 round's seconds are printed too. Ours runs with its tile shapes compiled (and its single-tile
@@ -109,12 +114,11 @@ def macs_per_pixel(config) -> float:
     return total[0] / (64 * 64)
 
 
-def tiled_pixels(size: tuple[int, int], tile: int, multiple: int) -> int:
+def tiled_pixels(size: tuple[int, int], tile: int, multiple: int, margin: int) -> int:
     """Pixels the Restorer's tiles cover for a photo of ``size`` (overlaps counted twice)."""
-    from instructir_desktop.core.restorer import BORDER_MARGIN
     from instructir_desktop.core.tiling import DEFAULT_OVERLAP, plan_tiles
 
-    h, w = (n + 2 * BORDER_MARGIN for n in size)
+    h, w = (n + 2 * margin for n in size)
     tile = max(multiple * 2, tile - tile % multiple)
     tiles = plan_tiles(h, w, tile, min(DEFAULT_OVERLAP, tile // 4), multiple=multiple)
     return sum(
@@ -149,12 +153,16 @@ def part_naive(pack: Path, size: tuple[int, int], out: Path) -> dict:
     return {"seconds": seconds}
 
 
-def part_ours(pack: Path, size: tuple[int, int], out: Path | None, tile: int | None) -> dict:
+def part_ours(
+    pack: Path, size: tuple[int, int], out: Path | None, tile: int | None, border: bool
+) -> dict:
     import threading
 
     from instructir_desktop.core.restorer import Restorer
 
     r = Restorer(pack, device="cpu", cache_folder=pack / "cache", tile=tile)
+    if not border:  # as the official pack computes (restorer.py: border_margin)
+        r.border_margin = 0
     img = test_image(*size)
     # As the app does while the user types: compile the photo's tile shapes in the background
     # and run the single-tile ones once (OpenVINO; torch has nothing to compile), then restore.
@@ -168,11 +176,12 @@ def part_ours(pack: Path, size: tuple[int, int], out: Path | None, tile: int | N
     seconds = time.perf_counter() - t0
     if out is not None:
         np.save(out, y)
-    computed = tiled_pixels(size, r.tile_size(), r.descriptor.size_multiple)
+    computed = tiled_pixels(size, r.tile_size(), r.descriptor.size_multiple, r.border_margin)
     return {
         "seconds": seconds,
         "prepare_s": round(prepare, 2),
         "tiled_pixels": computed,
+        "border": r.border_margin,
         **r.describe(),
     }
 
@@ -210,7 +219,7 @@ def child(args) -> None:
     if args.part == "naive":
         result = part_naive(Path(args.pack), size, out)
     else:
-        result = part_ours(Path(args.pack), size, out, args.tile)
+        result = part_ours(Path(args.pack), size, out, args.tile, args.mirrored_border)
     mp = size[0] * size[1] / 1e6
     from instructir_desktop.core.network import OFFICIAL_7D
 
@@ -248,6 +257,7 @@ def run_child(
     out: Path | None,
     env: dict | None = None,
     tile: int | None = None,
+    border: bool = False,
 ) -> dict:
     cmd = [sys.executable, __file__, "--child", "--part", part, "--size", size, "--pack", str(pack)]
     if quick:
@@ -258,6 +268,8 @@ def run_child(
         cmd += ["--precision", (env or {}).get("INSTRUCTIR_PRECISION") or "bf16"]
     if tile:
         cmd += ["--tile", str(tile)]
+    if border:
+        cmd.append("--mirrored-border")
     proc = subprocess.run(
         cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
@@ -283,6 +295,11 @@ def main() -> int:
     ap.add_argument("--skip-24mp", action="store_true")
     ap.add_argument("--tile", type=int, help="ours with this tile size instead of its own choice")
     ap.add_argument(
+        "--mirrored-border",
+        action="store_true",
+        help="ours with the 8 px mirrored border of packs other than the official one",
+    )
+    ap.add_argument(
         "--rounds", type=int, default=1, help="1 MP naive and ours take turns this many times"
     )
     args = ap.parse_args()
@@ -303,7 +320,16 @@ def main() -> int:
         for part in rounds:
             tile = args.tile if part == "ours" else None
             rounds[part].append(
-                run_child(pack, part, "1mp", args.quick, work / f"{part}.npy", env, tile)
+                run_child(
+                    pack,
+                    part,
+                    "1mp",
+                    args.quick,
+                    work / f"{part}.npy",
+                    env,
+                    tile,
+                    args.mirrored_border,
+                )
             )
     naive, ours = (min(runs, key=lambda r: r["seconds"]) for runs in rounds.values())
     for part, best in (("naive", naive), ("ours", ours)):
@@ -311,7 +337,9 @@ def main() -> int:
     rows = [naive, ours]
     quality = psnr(np.load(work / "ours.npy"), np.load(work / "naive.npy"))
     for size in ("4mp",) + (() if args.skip_24mp else ("24mp",)):
-        rows.append(run_child(pack, "ours", size, args.quick, None, env, args.tile))
+        rows.append(
+            run_child(pack, "ours", size, args.quick, None, env, args.tile, args.mirrored_border)
+        )
     peak = run_child(
         pack,
         "peak",
@@ -324,6 +352,7 @@ def main() -> int:
         extra = (
             f" backend={r.get('backend')}/{r.get('precision')}"
             f"{' (lower levels fp32)' if r.get('lower_levels_fp32') else ''} tile={r.get('tile')} "
+            f"border={r.get('border')} px "
             f"(shapes compiled and warmed up beforehand in {r.get('prepare_s')} s)"
             if r["part"] == "ours"
             else ""
@@ -343,6 +372,8 @@ def main() -> int:
     )
     if len(naive["rounds_s"]) > 1:
         print(f"1 MP rounds: naive {naive['rounds_s']} s, ours {ours['rounds_s']} s (best of each)")
+        by_round = [round(a / b, 2) for a, b in zip(naive["rounds_s"], ours["rounds_s"])]
+        print(f"speed-up round by round: {by_round}")
     print(f"speed-up at 1 MP (naive / ours): {speedup:.2f}x")
     print(f"PSNR ours vs naive at 1 MP: {quality:.2f} dB")
     print(
@@ -351,8 +382,12 @@ def main() -> int:
                 "rows": rows,
                 "peak": peak,
                 "speedup_1mp": round(speedup, 2),
+                "speedup_by_round": [
+                    round(a / b, 2) for a, b in zip(naive["rounds_s"], ours["rounds_s"])
+                ],
                 "psnr_vs_naive_1mp": round(quality, 2),
                 "avx2": args.avx2,
+                "mirrored_border": args.mirrored_border,
                 "quick": args.quick,
             }
         )
