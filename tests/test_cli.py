@@ -487,6 +487,13 @@ def test_a_request_for_a_little_of_a_fix_is_applied_at_half_strength(
     half, _ = restore("half.png", "reduce the noise", "--strength", "0.5")
     full, said_full = restore("full.png", "reduce the noise")
     asked_full, said_asked = restore("asked.png", "reduce the noise a bit", "--strength", "1")
-    assert np.abs(gentle - half).max() <= 1
-    assert np.abs(asked_full - full).max() <= 1 and np.abs(gentle - full).max() > 2
+
+    def same_fix(a, b):
+        # The degree words stay in the instruction the network reads: its embedding moves a
+        # little, and the output by a level or two here and there (bf16 rounding included).
+        d = np.abs(a - b)
+        return d.max() <= 3 and d.mean() < 1
+
+    assert same_fix(gentle, half) and same_fix(asked_full, full)
+    assert np.abs(gentle - full).mean() > 10  # half of the fix, not all of it
     assert "part of the fix" not in said_full + said_asked
