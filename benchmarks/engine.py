@@ -12,18 +12,15 @@ depend on the weight values. Ours computes as the official pack does: the photo 
 zeros right and bottom up to a multiple of 16 (none at 1 MP), as the naive run sees it;
 ``--mirrored-border`` gives it the 8 px of mirrored context every other pack gets (3 % more
 pixels at 1 MP). Every measurement runs in its own process so peak RSS is that
-
 measurement's alone. With ``--rounds N`` the 1 MP naive and ours runs take turns N times (a
 burst of load from another program hits both alike) and the speed-up is best over best; every
 round's seconds are printed too. Ours runs with its tile shapes compiled (and its single-tile
 shapes run once) beforehand, as the app does while the user types (that time is printed
-beside it). Prints seconds
-per megapixel, peak RSS, the speed-up and the PSNR of ours vs naive at 1 MP, the arithmetic rate
-(GFLOP/s: 2 x the network's multiply-adds per pixel x the photo's pixels / seconds;
-``net_gflops`` counts the pixels the tiles compute, overlaps and mirrored border included)
-against a practical peak (a large matrix product at the precision ours runs and at fp32, the
-higher of the two), then one JSON line
-with everything.
+beside it). Prints seconds per megapixel, peak RSS, the speed-up and the PSNR of ours vs naive
+at 1 MP, the arithmetic rate (GFLOP/s: 2 x the network's multiply-adds per pixel x the photo's
+pixels / seconds; ``net_gflops`` counts the pixels the tiles compute, overlaps and mirrored
+border included) against a practical peak (a large matrix product at the precision ours runs
+and at fp32, the higher of the two), then one JSON line with everything.
 """
 
 from __future__ import annotations
@@ -370,9 +367,9 @@ def main() -> int:
         + ", ".join(f"{p} {g:.1f}" for p, g in peak["by_precision"].items())
         + f" GFLOP/s; the {peak['precision']} figure is the peak above"
     )
+    by_round = [round(a / b, 2) for a, b in zip(naive["rounds_s"], ours["rounds_s"])]
     if len(naive["rounds_s"]) > 1:
         print(f"1 MP rounds: naive {naive['rounds_s']} s, ours {ours['rounds_s']} s (best of each)")
-        by_round = [round(a / b, 2) for a, b in zip(naive["rounds_s"], ours["rounds_s"])]
         print(f"speed-up round by round: {by_round}")
     print(f"speed-up at 1 MP (naive / ours): {speedup:.2f}x")
     print(f"PSNR ours vs naive at 1 MP: {quality:.2f} dB")
@@ -382,9 +379,7 @@ def main() -> int:
                 "rows": rows,
                 "peak": peak,
                 "speedup_1mp": round(speedup, 2),
-                "speedup_by_round": [
-                    round(a / b, 2) for a, b in zip(naive["rounds_s"], ours["rounds_s"])
-                ],
+                "speedup_by_round": by_round,
                 "psnr_vs_naive_1mp": round(quality, 2),
                 "avx2": args.avx2,
                 "mirrored_border": args.mirrored_border,
